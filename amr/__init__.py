@@ -1,0 +1,1 @@
+"""amr: adaptive memory replay for continual pre-training (JAX/Flax)."""
