@@ -1,0 +1,180 @@
+"""Replay policies behind one interface: which past samples fill the replay slots.
+
+Every policy is a `ReplayPolicy` record of pure functions over a `ReplayState`
+(memory index + bandit + per-arm reference losses), optax-style:
+
+        policy = make_replay("amr", max_arms=64, capacity=100_000, reward="loss_increase")
+        state = policy.init()
+        state = policy.add_task(state, sample_ids, cluster_labels, task_id, ref_losses)  # host side
+        ids_SxB = policy.presample(state, key, num_steps, batch)                         # on device
+        state = policy.observe(state, ids, arm_ids, losses)                               # on device
+
+Policies:
+    none           naive fine-tuning: no replay slots.
+    uniform        uniform over all past samples (the strong baseline, Prabhu et al. 2023).
+    task_balanced  a past task uniformly, then a sample uniformly inside it.
+    amr            a non-stationary bandit over arms (clusters of past data), Boltzmann
+                                  sampling by default; reward = current loss, loss increase over the
+                                  arm's reference loss, or marginal benefit (loss drop after replay).
+    mir            maximally interfered retrieval (Aljundi et al. 2019): presample
+                                  `candidates` uniform ids per slot; the train step keeps the ones
+                                  whose loss rises most under a virtual SGD step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from amr import bandit as bandit_lib
+from amr import memory as memory_lib
+
+POLICIES = ("none", "uniform", "task_balanced", "amr", "mir")
+REWARDS = ("loss", "loss_increase", "marginal")
+
+
+@flax.struct.dataclass
+class ReplayState:
+    memory: memory_lib.MemoryIndex
+    bandit: bandit_lib.BanditState
+    ref_loss: jax.Array  # f32[K] held-in loss of each arm when its task ended (NaN: unknown)
+
+
+class ReplayPolicy(NamedTuple):
+    name: str
+    init: Callable[[], ReplayState]
+    add_task: Callable[..., ReplayState]
+    presample: Callable[..., jax.Array]
+    observe: Callable[..., ReplayState]
+    arm_probs: Callable[[ReplayState], jax.Array]
+    rewards: Callable[..., jax.Array]
+    candidates: int  # ids presampled per replay slot (mir > 1)
+    uses_bandit: bool
+    needs_loss_after: bool  # the 'marginal' reward needs the replayed rows' loss after the update
+
+
+def _arm_probs_by_task(memory: memory_lib.MemoryIndex) -> jax.Array:
+    """Task-balanced arm distribution: each present task equally, arms by size inside it."""
+    max_arms = memory.sizes.shape[0]
+    sizes = memory.sizes.astype(jnp.float32)
+    task = jnp.where(memory.sizes > 0, memory.arm_task, -1)
+    # Size of each arm's task, by a K x K comparison (K is small: arms, not samples).
+    same_task = (task[:, None] == task[None, :]) & (task[:, None] >= 0)
+    task_size = jnp.sum(jnp.where(same_task, sizes[None, :], 0.0), axis=1)
+    first_of_task = jnp.argmax(same_task, axis=1) == jnp.arange(max_arms)
+    num_tasks = jnp.sum(first_of_task & (task >= 0))
+    p = jnp.where(task >= 0, sizes / jnp.maximum(task_size, 1.0), 0.0)
+    return p / jnp.maximum(num_tasks, 1).astype(jnp.float32)
+
+
+def _draw_arms(key, probs_K, shape):
+    logits = jnp.where(probs_K > 0, jnp.log(jnp.maximum(probs_K, 1e-30)), -jnp.inf)
+    return jax.random.categorical(key, logits, shape=shape).astype(jnp.int32)
+
+
+def make_replay(
+        name: str,
+        *,
+        max_arms: int,
+        capacity: int,
+        reward: str = "loss_increase",
+        candidates: int = 1,
+        bandit: dict[str, Any] | None = None,
+) -> ReplayPolicy:
+    """Builds the replay policy `name`; `bandit` holds `amr.bandit.make_bandit` kwargs."""
+    if name not in POLICIES:
+        raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {POLICIES}")
+    if reward not in REWARDS:
+        raise ValueError(f"reward: unknown reward {reward!r}; expected one of {REWARDS}")
+    if name == "mir" and candidates < 2:
+        raise ValueError(f"candidates: mir needs at least 2 candidates per slot, got {candidates}")
+    if candidates < 1:
+        raise ValueError(f"candidates must be >= 1, got {candidates}")
+    bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
+    # Probes the empty-memory/int32 limits now, not inside a trace.
+    template = memory_lib.empty_index(max_arms, capacity)
+
+    def init() -> ReplayState:
+        return ReplayState(
+                memory=template,
+                bandit=bandit_fns.init(np.zeros((max_arms,), bool)),
+                ref_loss=jnp.full((max_arms,), jnp.nan, jnp.float32),
+        )
+
+    def add_task(state, sample_ids, cluster_labels, task_id, ref_losses=None, num_clusters=None):
+        """Host side: a finished task's samples become arms. Same shapes out as in."""
+        memory, arm_ids = memory_lib.add_task(
+                state.memory, sample_ids, cluster_labels, task_id, num_clusters=num_clusters)
+        ref = np.asarray(state.ref_loss).copy()
+        if ref_losses is not None:
+            ref_losses = np.asarray(ref_losses, np.float32)
+            if ref_losses.shape != (len(arm_ids),):
+                raise ValueError(
+                        f"ref_losses: expected one reference loss per cluster ({len(arm_ids)}), got shape {ref_losses.shape}")
+            ref[np.asarray(arm_ids)] = ref_losses
+        active = np.asarray(memory.sizes) > 0
+        return state.replace(
+                memory=memory,
+                bandit=bandit_fns.set_active(state.bandit, jnp.asarray(active)),
+                ref_loss=jnp.asarray(ref))
+
+    def arm_probs(state):
+        if name == "amr":
+            return bandit_fns.probs(state.bandit)
+        if name == "task_balanced":
+            return _arm_probs_by_task(state.memory)
+        if name == "none":
+            return jnp.zeros(state.memory.sizes.shape, jnp.float32)
+        sizes = state.memory.sizes.astype(jnp.float32)  # uniform / mir: arms by size
+        return sizes / jnp.maximum(jnp.sum(sizes), 1.0)
+
+    def presample(state, key, num_steps: int, batch: int):
+        """int32[num_steps, batch * candidates] replay ids; never the current task's."""
+        if batch < 0 or num_steps < 0:
+            raise ValueError(f"batch and num_steps must be >= 0, got batch={batch}, num_steps={num_steps}")
+        width = 0 if name == "none" else batch * candidates
+        if width == 0:
+            return jnp.zeros((num_steps, width), jnp.int32)
+        if name in ("uniform", "mir"):
+            return memory_lib.draw_uniform(state.memory, key, (num_steps, width))
+
+        def one_step(_, step_key):
+            arm_key, id_key = jax.random.split(step_key)
+            if name == "amr":
+                arms = bandit_fns.sample(state.bandit, arm_key, width)
+            else:
+                arms = _draw_arms(arm_key, _arm_probs_by_task(state.memory), (width,))
+            return None, memory_lib.draw(state.memory, id_key, arms)
+
+        _, ids = jax.lax.scan(one_step, None, jax.random.split(key, num_steps))
+        return ids
+
+    def rewards(state, arm_ids, losses, losses_after=None):
+        """Bandit rewards for observed per-example losses (NaN where masked)."""
+        losses = losses.astype(jnp.float32)
+        if reward == "loss":
+            return losses
+        if reward == "loss_increase":
+            return losses - state.ref_loss[arm_ids]
+        if losses_after is None:
+            raise ValueError("losses_after: the 'marginal' reward needs the replayed rows' loss after the update")
+        return losses - losses_after.astype(jnp.float32)
+
+    def observe(state, sample_ids, arm_ids, losses, losses_after=None):
+        """Feeds per-example losses of replayed (or probed) rows back into the bandit."""
+        del sample_ids  # arms already resolved; kept in the signature for custom policies
+        if name != "amr":
+            return state
+        r = rewards(state, arm_ids.reshape(-1), losses.reshape(-1),
+                                None if losses_after is None else losses_after.reshape(-1))
+        return state.replace(bandit=bandit_fns.observe(state.bandit, arm_ids.reshape(-1), r))
+
+    return ReplayPolicy(
+            name=name, init=init, add_task=add_task, presample=presample, observe=observe,
+            arm_probs=arm_probs, rewards=rewards, candidates=candidates if name == "mir" else 1,
+            uses_bandit=name == "amr", needs_loss_after=(name == "amr" and reward == "marginal"))
