@@ -1,0 +1,88 @@
+"""Static per-strategy plan: batch split, selection work, and the zero-cost trimming.
+
+Every strategy trains `steps_per_task` steps of `batch_size` rows. `none` fills the
+batch with new-task rows; replay strategies give `round(replay.fraction * batch)`
+rows to replay. Strategies that spend FLOPs choosing (AMR's probes, k-means arms and
+reference losses; MIR's virtual step; the marginal reward's post-update pass) pay
+for it, when `replay.zero_cost` is on, by trimming new-task rows from every step, so
+each task costs at most what naive fine-tuning costs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from amr import budget
+from amr.costs import CostModel, kmeans_flops
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyPlan:
+    strategy: str
+    new_batch: int  # global new-task rows per step (after trimming)
+    replay_batch: int  # global replay rows per step
+    probe_samples: int  # global probe rows per chunk
+    candidates: int  # MIR candidates per replay slot
+    clusters_per_task: int
+    trimmed_rows: int  # new-task rows per step given up to pay for selection
+    step_flops: float  # one train step (forward + backward + update)
+    chunk_selection_flops: float  # selection work inside one chunk
+    boundary_selection_flops: float  # selection work when a task's data becomes arms
+    naive_task_flops: float  # naive fine-tuning's cost of one task: the budget
+
+
+def _batches(rows: int, batch: int) -> int:
+    return -(-rows // batch) if rows > 0 else 0
+
+
+def plan_strategy(cfg, strategy: str, costs: CostModel, num_devices: int, max_task_rows: int) -> StrategyPlan:
+    t, r = cfg.train, cfg.replay
+    steps, chunk, batch = t.steps_per_task, t.chunk_size, t.batch_size
+    chunks = steps // chunk
+    is_amr, is_mir = strategy == "amr", strategy == "mir"
+    replay_batch = 0 if strategy == "none" else int(round(r.fraction * batch))
+    replay_batch = min(replay_batch, batch - num_devices)
+    probe = r.probe_samples if is_amr else 0
+    candidates = r.mir_candidates if is_mir else 1
+    clusters = r.clusters_per_task if is_amr else 1
+    eval_batch = -(-t.eval_batch // num_devices) * num_devices
+    naive_task = steps * costs.train(batch)
+
+    def selection(new_rows: int) -> tuple[float, float]:
+        per_step = 0.0
+        if is_mir:
+            per_step += costs.grad(new_rows) + 2 * costs.forward(replay_batch * candidates)
+        if is_amr and cfg.replay.reward == "marginal":
+            per_step += costs.forward(replay_batch)
+        per_chunk = chunk * per_step + costs.forward(probe)
+        boundary = 0.0
+        if is_amr and clusters > 1:
+            boundary += _batches(max_task_rows, eval_batch) * costs.embed(eval_batch)
+            boundary += kmeans_flops(max_task_rows, r.embed_dim_hint, clusters, r.kmeans_iters)
+        if is_amr and cfg.replay.reward == "loss_increase":
+            boundary += _batches(clusters * r.ref_samples, eval_batch) * costs.forward(eval_batch)
+        return per_chunk, boundary
+
+    new_rows = batch - replay_batch
+    per_chunk, boundary = selection(new_rows)
+    if r.zero_cost:
+        for _ in range(64):  # MIR's selection shrinks with the trimmed batch: settle, then verify
+            spent = steps * costs.train(new_rows + replay_batch) + chunks * per_chunk + boundary
+            if budget.check_zero_cost(spent, naive_task, tolerance=0.0) or new_rows <= num_devices:
+                break
+            per_row = costs.train(batch) / batch
+            trim = max(num_devices, math.ceil((spent - naive_task) / (steps * per_row)))
+            new_rows = max(num_devices, (new_rows - trim) // num_devices * num_devices)
+            per_chunk, boundary = selection(new_rows)
+        spent = steps * costs.train(new_rows + replay_batch) + chunks * per_chunk + boundary
+        if not budget.check_zero_cost(spent, naive_task):
+            raise ValueError(
+                f"replay.zero_cost: {strategy}'s selection ({chunks * per_chunk + boundary:.3g} FLOPs per task) "
+                f"cannot be paid by trimming new-task rows; lower replay.probe_samples, "
+                f"replay.clusters_per_task or replay.mir_candidates, or set replay.zero_cost=False")
+    return StrategyPlan(
+        strategy=strategy, new_batch=new_rows, replay_batch=replay_batch, probe_samples=probe,
+        candidates=candidates, clusters_per_task=clusters, trimmed_rows=batch - replay_batch - new_rows,
+        step_flops=costs.train(new_rows + replay_batch), chunk_selection_flops=per_chunk,
+        boundary_selection_flops=boundary, naive_task_flops=naive_task)

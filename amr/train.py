@@ -1,0 +1,238 @@
+"""One continual pre-training run: a strategy and a seed through the whole task stream.
+
+Per task: chunks of S steps (one jit each, see `amr.step`), held-out evaluation on
+every task after the task (a row of the loss matrix) and every `eval_every` steps
+(curves); then the task's data becomes arms (k-means over the current model's
+embeddings when `replay.clusters_per_task > 1`) with their reference losses.
+Metrics are fetched one chunk late so the host never stalls the device. The run
+checkpoints every `train.checkpoint_every` chunks and at task ends, and resumes from
+its checkpoint directory automatically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import tqdm
+
+from amr import budget, clustering, evaluate, heldout
+from amr import replay as replay_lib
+from amr import step as step_lib
+from amr.checkpoint import RunCheckpoints
+from amr.costs import CostModel
+from amr.metrics_log import MetricsLog
+from amr.plan import StrategyPlan, plan_strategy
+from amr.train_state import TrainState, make_optimizer
+
+
+@dataclasses.dataclass
+class Context:
+    """What every run of one experiment shares: data, model, mesh, device-resident memory."""
+
+    config: Any
+    tasks: list  # amr.data Task objects
+    model: Any  # amr.models.ModelSpec
+    mesh: jax.sharding.Mesh
+    memory: jax.Array  # [sum N_t, ...] all tasks' train rows, replicated on device
+    offsets: np.ndarray  # first memory id of each task
+
+    @property
+    def num_devices(self) -> int:
+        return self.mesh.shape[step_lib.AXIS]
+
+
+def make_context(config, tasks, model, mesh) -> Context:
+    offsets = np.cumsum([0] + [len(t.train) for t in tasks])[:-1]
+    memory = step_lib.replicate(mesh, np.concatenate([t.train for t in tasks]))
+    return Context(config, tasks, model, mesh, memory, offsets)
+
+
+def _task_stream(task, new_batch: int, seed: int, task_index: int):
+    """grain pipeline of one task's new rows: shuffle, repeat, batch (iterator state is checkpointable)."""
+    ds = (grain.MapDataset.source(task.train).shuffle(seed=seed * 100_003 + task_index).repeat(None).batch(new_batch, drop_remainder=True))
+    return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=8)))
+
+
+class Run:
+    def __init__(self, ctx: Context, strategy: str, seed: int, ckpt_dir: str, log: MetricsLog | None = None):
+        cfg = ctx.config
+        self.ctx, self.cfg, self.strategy, self.seed, self.log = ctx, cfg, strategy, seed, log
+        self.steps = cfg.train.steps_per_task
+        self.num_tasks = len(ctx.tasks)
+        self.tx = make_optimizer(cfg.optim, self.steps)
+        capacity = int(sum(len(t.train) for t in ctx.tasks))
+        clusters = cfg.replay.clusters_per_task if strategy == "amr" else 1
+        self.policy = replay_lib.make_replay(
+            "none" if strategy == "none" else strategy,
+            max_arms=cfg.replay.max_arms or self.num_tasks * clusters, capacity=capacity,
+            reward=cfg.replay.reward, candidates=cfg.replay.mir_candidates if strategy == "mir" else 1,
+            bandit=dict(cfg.bandit))
+        params = ctx.model.init(jax.random.key(seed))
+        self.template = TrainState(
+            params=params, opt_state=self.tx.init(params), replay=self.policy.init(),
+            rng=jax.random.fold_in(jax.random.key(seed), 1), step=jnp.zeros((), jnp.int32),
+            task=jnp.zeros((), jnp.int32), skipped=jnp.zeros((), jnp.int32))
+        self.costs = CostModel(ctx.model, self.tx, params, self.template.opt_state)
+        max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if self.num_tasks > 1 else 0
+        self.plan: StrategyPlan = plan_strategy(cfg, strategy, self.costs, ctx.num_devices, max_rows)
+        self.naive_plan: StrategyPlan = plan_strategy(cfg, "none", self.costs, ctx.num_devices, max_rows)
+        S = cfg.train.chunk_size
+        self.first_chunk = step_lib.make_chunk_fn(
+            ctx.model, self.tx, self.policy, ctx.mesh, step_lib.ChunkSpec(S, cfg.train.batch_size, 0))
+        self.replay_chunk = step_lib.make_chunk_fn(ctx.model, self.tx, self.policy, ctx.mesh, step_lib.ChunkSpec(
+            S, self.plan.new_batch, self.plan.replay_batch, self.plan.probe_samples, cfg.replay.mir_lr))
+        self.eval_pass = heldout.loss_pass(ctx.model, ctx.mesh, cfg.train.eval_batch)
+        self.embed_pass = heldout.embed_pass(ctx.model, ctx.mesh, cfg.train.eval_batch)
+        self.ckpt = RunCheckpoints(ckpt_dir)
+
+    # ---------------------------------------------------------------- evaluation
+    def _evaluate(self, params, ledger: budget.Ledger) -> list[float]:
+        losses = []
+        for task in self.ctx.tasks:
+            per_row, batches = self.eval_pass(params, task.test)
+            ledger.charge("eval", self.costs.forward(self.eval_pass.batch), samples=self.eval_pass.batch,
+                          calls=batches)
+            losses.append(float(np.mean(per_row)))
+        return losses
+
+    # ---------------------------------------------------------------- task end -> arms
+    def _add_arms(self, state: TrainState, t: int, ledger: budget.Ledger) -> TrainState:
+        """Task t's train rows become arms (charged to the next task's selection)."""
+        cfg, task = self.cfg, self.ctx.tasks[t]
+        ids = self.ctx.offsets[t] + np.arange(len(task.train))
+        k = self.plan.clusters_per_task
+        key = jax.random.fold_in(jax.random.key(self.seed), 1000 + t)
+        if k > 1:
+            emb, batches = self.embed_pass(state.params, task.train)
+            ledger.charge("selection", self.costs.embed(self.embed_pass.batch), samples=self.embed_pass.batch,
+                          calls=batches)
+            result = clustering.kmeans(key, jnp.asarray(emb), k, num_iters=cfg.replay.kmeans_iters)
+            labels = np.asarray(result.labels)
+            ledger.charge("selection", 3.0 * emb.shape[0] * emb.shape[1] * k * (cfg.replay.kmeans_iters + 1))
+        else:
+            labels = clustering.per_task_labels(len(ids))
+        ref = None
+        if self.policy.uses_bandit and cfg.replay.reward == "loss_increase":
+            rng = np.random.default_rng(self.seed * 7919 + t)
+            picks = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:cfg.replay.ref_samples]
+                                    for c in range(k)])
+            per_row, batches = self.eval_pass(state.params, task.train[picks])
+            ledger.charge("selection", self.costs.forward(self.eval_pass.batch), samples=self.eval_pass.batch,
+                          calls=batches)
+            ref = np.array([per_row[labels[picks] == c].mean() if np.any(labels[picks] == c) else np.nan
+                            for c in range(k)], np.float32)
+        replay = self.policy.add_task(state.replay, ids, labels, t, ref, num_clusters=k)
+        return state.replace(replay=step_lib.replicate(self.ctx.mesh, replay))
+
+    # ---------------------------------------------------------------- the loop
+    def run(self, progress: bool = True) -> dict[str, Any]:
+        cfg, ctx = self.cfg, self.ctx
+        S = cfg.train.chunk_size
+        chunks_per_task = self.steps // S
+        restored = self.ckpt.restore_latest(self.template)
+        if restored is None:
+            state = step_lib.replicate(ctx.mesh, self.template)
+            ledger = budget.Ledger()
+            host = {"task": 0, "chunk": 0, "iter_state": None, "loss_rows": [], "curves": [],
+                    "arm_history": [], "init_losses": self._evaluate(state.params, ledger)}
+        else:
+            state, host = restored
+            state = step_lib.replicate(ctx.mesh, state)
+            ledger = budget.Ledger.from_json(host["ledger"])
+            logging.info("%s seed %d: resuming at task %d chunk %d", self.strategy, self.seed, host["task"],
+                         host["chunk"])
+
+        for t in range(host["task"], self.num_tasks):
+            ledger.start_task(t)
+            replaying = t > 0 and self.strategy != "none"
+            plan = self.plan if replaying else self.naive_plan
+            chunk_fn = self.replay_chunk if replaying else self.first_chunk
+            stream = _task_stream(ctx.tasks[t], plan.new_batch, self.seed, t)
+            if host["chunk"] > 0 and host["iter_state"] is not None:
+                stream.set_state(host["iter_state"])
+            bar = tqdm.tqdm(total=self.steps, initial=host["chunk"] * S, disable=not progress, leave=False,
+                            desc=f"{self.strategy} seed {self.seed} task {t + 1}/{self.num_tasks} "
+                                 f"({ctx.tasks[t].name})")
+            pending = None
+            for c in range(host["chunk"], chunks_per_task):
+                new = np.stack([next(stream) for _ in range(S)])
+                state, metrics = chunk_fn(state, step_lib.shard_new_batches(ctx.mesh, new), ctx.memory)
+                ledger.charge("train_new", plan.step_flops * plan.new_batch / (plan.new_batch + plan.replay_batch),
+                              samples=plan.new_batch, calls=S)
+                ledger.charge("train_replay",
+                              plan.step_flops * plan.replay_batch / (plan.new_batch + plan.replay_batch),
+                              samples=plan.replay_batch, calls=S)
+                ledger.charge("selection", plan.chunk_selection_flops, samples=plan.probe_samples)
+                if pending is not None:
+                    self._record(host, *pending)
+                pending = (t, (c + 1) * S, metrics)
+                bar.update(S)
+                step_in_task = (c + 1) * S
+                if cfg.train.eval_every and step_in_task % cfg.train.eval_every == 0 and c + 1 < chunks_per_task:
+                    host["curves"].append({"task": t, "step": t * self.steps + step_in_task,
+                                           "losses": self._evaluate(state.params, ledger)})
+                if cfg.train.checkpoint_every and (c + 1) % cfg.train.checkpoint_every == 0 \
+                        and c + 1 < chunks_per_task:
+                    self._record(host, *pending)
+                    pending = None
+                    host.update(task=t, chunk=c + 1, iter_state=stream.get_state())
+                    self._save(state, host, ledger)
+            if pending is not None:
+                self._record(host, *pending)
+            bar.close()
+            row = self._evaluate(state.params, ledger)
+            host["loss_rows"].append(row)
+            host["curves"].append({"task": t, "step": (t + 1) * self.steps, "losses": row})
+            if self.log:
+                self.log.write({"kind": "task_end", "strategy": self.strategy, "seed": self.seed, "task": t,
+                                "heldout": row})
+            if t + 1 < self.num_tasks and self.strategy != "none":
+                ledger.start_task(t + 1)
+                state = self._add_arms(state, t, ledger)
+            host.update(task=t + 1, chunk=0, iter_state=None)
+            self._save(state, host, ledger)
+        self.ckpt.close()
+        return self._result(host, ledger, state)
+
+    def _record(self, host, task, step_in_task, metrics) -> None:
+        """Host side of a chunk's metrics (called one chunk late, so the device keeps running)."""
+        m = jax.device_get(metrics)
+        skipped = int(np.sum(~np.isfinite(m["loss"])))
+        if skipped and self.cfg.train.nonfinite == "halt":
+            raise FloatingPointError(
+                f"non-finite loss at task {task} step {step_in_task} ({self.strategy}, seed {self.seed}); "
+                "set train.nonfinite='skip' to skip such steps instead")
+        step = task * self.steps + step_in_task
+        probs = np.asarray(m["arm_probs"], np.float64)
+        if self.policy.uses_bandit and task > 0:
+            host["arm_history"].append({"step": step, "probs": probs.tolist()})
+        if self.log:
+            self.log.write({"kind": "train", "strategy": self.strategy, "seed": self.seed, "task": task,
+                            "step": step, "loss": float(np.nanmean(m["loss"])), "nonfinite_steps": skipped},
+                           scalars=("loss",))
+
+    def _save(self, state, host, ledger) -> None:
+        host["ledger"] = ledger.to_json()
+        self.ckpt.save(int(host["task"]) * 1_000_000 + int(host["chunk"]), state, host)
+
+    def _result(self, host, ledger: budget.Ledger, state) -> dict[str, Any]:
+        L = np.asarray(host["loss_rows"])
+        metrics = evaluate.forgetting_metrics(L, init_losses=np.asarray(host["init_losses"]))
+        naive_task = self.naive_plan.naive_task_flops
+        return {
+            "strategy": self.strategy, "seed": self.seed, "loss_matrix": L.tolist(), **metrics,
+            "flops": ledger.summary(),
+            "flops_per_task": ledger.per_task,
+            "naive_task_flops": naive_task,
+            "within_budget": all(budget.check_zero_cost(ledger.budget_flops(t), naive_task)
+                                 for t in range(len(ledger.per_task))),
+            "plan": dataclasses.asdict(self.plan),
+            "skipped_steps": int(jax.device_get(state.skipped)),
+            "curves": host["curves"], "arm_history": host["arm_history"], "init_losses": host["init_losses"],
+        }

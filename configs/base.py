@@ -1,0 +1,65 @@
+"""The fields every experiment config has, each with its meaning. Experiments override a few."""
+
+import ml_collections
+
+from amr.data.tasks import default_data_config
+from amr.models import default_model_config
+
+
+def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.strategies = ("none", "uniform", "amr")  # replay strategies, run at equal compute: none|uniform|task_balanced|amr|mir
+    c.baseline = "uniform"  # forgetting reduction in results.json is reported relative to this strategy
+    c.seeds = (0,)  # one full run per seed and strategy; results average over seeds
+
+    c.model = default_model_config(model, "tiny")  # amr.models: name, width, depth, heads, ... (see its docstring)
+    c.data = default_data_config(source)  # amr.data: source, domains (task order), split seed, sizes
+
+    c.train = ml_collections.ConfigDict()
+    c.train.steps_per_task = 160  # optimizer steps on every task (the same for every strategy)
+    c.train.batch_size = 32  # global rows per step (new + replay), split over the devices
+    c.train.chunk_size = 8  # S: steps per jitted chunk; the bandit adapts between chunks (1 = most adaptive)
+    c.train.eval_every = 40  # held-out evaluation of all tasks every this many steps, for curves (0 = task ends only)
+    c.train.eval_batch = 128  # rows per held-out / embedding / reference-loss batch
+    c.train.checkpoint_every = 10  # chunks between checkpoints (task ends always checkpoint; 0 = task ends only)
+    c.train.nonfinite = "skip"  # a step with non-finite loss/gradients: 'skip' it (counted) or 'halt' the run
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "adamw"  # adamw | sgd | adafactor
+    c.optim.learning_rate = 1e-3  # peak learning rate
+    c.optim.warmup_steps = 10  # linear warm-up steps (per task for rewarm_redecay)
+    c.optim.schedule = "constant"  # constant | rewarm_redecay (re-warm and cosine re-decay every task)
+    c.optim.min_lr_ratio = 0.1  # rewarm_redecay: final learning rate as a fraction of the peak
+    c.optim.b1 = 0.9  # adam beta1 (sgd: momentum, 0 = none)
+    c.optim.b2 = 0.99  # adam beta2
+    c.optim.weight_decay = 0.0  # decoupled weight decay
+    c.optim.grad_clip = 1.0  # global-norm gradient clipping (0 = off)
+
+    c.replay = ml_collections.ConfigDict()
+    c.replay.fraction = 0.0625  # share of each batch given to replay (small, as in continual pre-training)
+    c.replay.clusters_per_task = 1  # AMR arms per finished task: 1 = task arms, >1 = k-means on the model's embeddings
+    c.replay.max_arms = 0  # arms allocated up front (static shapes); 0 = tasks x clusters_per_task
+    c.replay.reward = "loss_increase"  # AMR's reward: loss | loss_increase (over the arm's loss at its task end) | marginal
+    c.replay.ref_samples = 64  # rows per arm whose loss is the arm's reference at its task end (loss_increase)
+    c.replay.probe_samples = 0  # forward-only probe rows per chunk spread over the arms (0 = replay feedback only)
+    c.replay.zero_cost = True  # pay for selection (probes, k-means, references, MIR) by trimming new-task rows
+    c.replay.kmeans_iters = 20  # Lloyd iterations of the k-means that makes arms
+    c.replay.embed_dim_hint = c.model.width  # embedding width, for the ledger's k-means FLOP estimate
+    c.replay.mir_candidates = 4  # MIR: candidates scored per replay slot
+    c.replay.mir_lr = 0.1  # MIR: learning rate of the virtual SGD step
+
+    c.bandit = ml_collections.ConfigDict()
+    c.bandit.estimator = "ema"  # ema | window: how an arm's reward estimate follows its observations
+    c.bandit.alpha = 0.3  # EMA step size in (0, 1]
+    c.bandit.window = 16  # window estimator: observations kept per arm
+    c.bandit.policy = "boltzmann"  # boltzmann | greedy | epsilon_greedy | ucb | exp3 | thompson | uniform
+    c.bandit.tau = 1.0  # Boltzmann temperature over normalised rewards
+    c.bandit.epsilon = 0.1  # uniform floor mixed into the Boltzmann / epsilon-greedy distribution
+    c.bandit.normalize = "zscore"  # zscore | minmax | none: reward normalisation across active arms
+    c.bandit.ucb_c = 1.0  # UCB exploration coefficient
+    c.bandit.exp3_alpha = 0.9  # EXP3 (Online Data Mixing): smoothing of importance-weighted rewards
+    c.bandit.optimism = 1.0  # score bonus of never-observed arms so each is tried
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.num_devices = 0  # devices on the 1-D "data" axis (0 = all visible devices)
+    return c
