@@ -159,10 +159,10 @@ def add_task(index: MemoryIndex, sample_ids, cluster_labels, task_id: int,
         (new index, global arm ids int32[num_clusters]): local label `c` became arm
         `arm_ids[c]`; arms are allocated consecutively after the existing ones.
 
-    Cost: no rebuild. Grouping the task by label is a stable radix sort (up to
-    65,536 clusters), the duplicate check sorts the task's ids, and the device
-    writes only the task's n entries -- plus, unless `donate`, one memcpy of the
-    two capacity-sized buffers.
+    Cost: no rebuild, O(n) in the task size: grouping by label is a stable radix
+    sort (up to 65,536 clusters), the duplicate check touches n entries of a
+    lazily zeroed scratch array, and the device writes only the task's n entries
+    -- plus, unless `donate`, one memcpy of the two capacity-sized buffers.
     """
     if not _is_concrete(index):
         raise ValueError("index: add_task is host-side and needs a concrete index, not a traced one")
@@ -199,10 +199,15 @@ def add_task(index: MemoryIndex, sample_ids, cluster_labels, task_id: int,
     id_dt = np.dtype(index.sorted_ids.dtype)
     ids = ids.astype(id_dt, copy=False)
     if n:
-        sorted_new = np.sort(ids)
-        if np.any(sorted_new[1:] == sorted_new[:-1]):
-            raise ValueError("sample_ids contains duplicate ids")
-        del sorted_new
+        # Duplicates in O(n): write each id's position into a lazily zeroed (calloc)
+        # scratch array; an id written twice reads back the later position.
+        where = np.zeros((capacity,), np.int64 if n > INT32_MAX else np.int32)
+        pos = np.arange(n, dtype=where.dtype)
+        where[ids] = pos
+        if not np.array_equal(where[ids], pos):
+            dup = ids[where[ids] != pos][:5]
+            raise ValueError(f"sample_ids contains duplicate ids (e.g. {dup.tolist()})")
+        del where, pos
         bucket = _bucket(n, capacity)
         stored = np.asarray(_gather_arm_of(index.arm_of, _pad(ids, bucket, capacity)))[:n]
         if np.any(stored >= 0):
@@ -225,7 +230,7 @@ def add_task(index: MemoryIndex, sample_ids, cluster_labels, task_id: int,
             sorted_ids, arm_of,
             _pad(positions, bucket, capacity),
             _pad(ids[order], bucket, capacity),
-            _pad(arm_ids[labels[order]], bucket, -1))
+            _pad(np.repeat(arm_ids, counts), bucket, -1))  # labels[order] is sorted
 
     offsets = np.asarray(index.offsets).copy()
     sizes = np.asarray(index.sizes).copy()
