@@ -75,6 +75,8 @@ def validate(cfg, num_devices: int) -> None:
         _require(isinstance(v, int) and v >= 0, "replay." + key, f"must be an integer >= 0, got {v!r}")
     _require(g("replay.probe_samples") % num_devices == 0, "replay.probe_samples",
              f"{g('replay.probe_samples')} is not divisible by the {num_devices} devices")
+    _require(not (g("replay.probe_samples") and g("replay.reward") == "marginal"), "replay.probe_samples",
+             "probes measure loss levels, which the 'marginal' reward cannot use; set it to 0")
     _require(g("replay.mir_lr") > 0, "replay.mir_lr", f"must be > 0, got {g('replay.mir_lr')!r}")
 
     b = "bandit."

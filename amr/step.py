@@ -19,6 +19,7 @@ same thing up to the order of floating-point reductions.
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -86,6 +87,8 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
     S, B, R, C = spec.steps, spec.new_batch, spec.replay_batch, policy.candidates
     Bl, Rl, Pl = B // n_dev, R // n_dev, spec.probe_samples // n_dev
     use_bandit = policy.uses_bandit
+    if spec.probe_samples and policy.needs_loss_after:
+        raise ValueError("probe_samples: probes measure loss levels, which the 'marginal' reward cannot use")
 
     def gather(x):
         return jax.lax.all_gather(x, AXIS, axis=x.ndim - 1, tiled=True)
@@ -189,7 +192,14 @@ def shard_new_batches(mesh, new_SxB: np.ndarray) -> jax.Array:
 
 def replicate(mesh, tree):
     """A replicated copy of `tree` on the mesh; every leaf gets its own buffer (safe to donate)."""
-    return jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=NamedSharding(mesh, P()))(tree)
+    # `device_put(..., may_alias=False)` then donating crashes jaxlib 0.10 on CPU; a jitted copy is safe.
+    sharding = NamedSharding(mesh, P())
+    return _copier(sharding)(jax.device_put(tree, sharding))
+
+
+@functools.lru_cache(maxsize=None)
+def _copier(sharding):
+    return jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=sharding)
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
