@@ -20,7 +20,7 @@ from amr import step as step_lib
 from amr.data.tasks import make_tasks
 from amr.metrics_log import MetricsLog
 from amr.models import make_model
-from amr.train import Run, make_context
+from amr.train import Run, make_context, make_strategy
 
 
 def prepare(config, num_devices: int | None = None):
@@ -70,6 +70,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict[str,
     per_strategy: dict[str, list[dict[str, Any]]] = {}
     try:
         for strategy in config.strategies:
+            compiled = None
             for seed in config.seeds:
                 path = os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json")
                 if os.path.exists(path):
@@ -77,7 +78,8 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict[str,
                         result = json.load(f)
                     logging.info("%s seed %d: finished earlier, loaded %s", strategy, seed, path)
                 else:
-                    run = Run(ctx, strategy, seed, os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"), log)
+                    compiled = compiled or make_strategy(ctx, strategy)
+                    run = Run(ctx, compiled, seed, os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"), log)
                     result = run.run(progress=progress)
                     report.write_json_atomic(path, result)
                 per_strategy.setdefault(strategy, []).append(result)

@@ -36,7 +36,8 @@ def _batches(rows: int, batch: int) -> int:
     return -(-rows // batch) if rows > 0 else 0
 
 
-def plan_strategy(cfg, strategy: str, costs: CostModel, num_devices: int, max_task_rows: int) -> StrategyPlan:
+def plan_strategy(cfg, strategy: str, costs: CostModel, num_devices: int, max_task_rows: int,
+                  paid_reference: bool = False) -> StrategyPlan:
     t, r = cfg.train, cfg.replay
     steps, chunk, batch = t.steps_per_task, t.chunk_size, t.batch_size
     chunks = steps // chunk
@@ -60,7 +61,7 @@ def plan_strategy(cfg, strategy: str, costs: CostModel, num_devices: int, max_ta
         if is_amr and clusters > 1:
             boundary += _batches(max_task_rows, eval_batch) * costs.embed(eval_batch)
             boundary += kmeans_flops(max_task_rows, r.embed_dim_hint, clusters, r.kmeans_iters)
-        if is_amr and cfg.replay.reward == "loss_increase":
+        if paid_reference:
             boundary += _batches(clusters * r.ref_samples, eval_batch) * costs.forward(eval_batch)
         return per_chunk, boundary
 

@@ -151,6 +151,7 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
             new_params = optax.apply_updates(params, updates)
             params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
             out["loss"] = loss
+            out["new_loss"] = jax.lax.pmean(jnp.where(ok, losses[:Bl].mean(), jnp.nan), AXIS)
             if R:
                 rep_losses = jnp.where(ok, losses[Bl:], jnp.nan)
                 out["rep_losses"] = gather(rep_losses)
@@ -168,7 +169,7 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
             replay = policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
             metrics["replay_arm_counts"] = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[
                 arms.reshape(-1)].add(1, mode="drop")
-        metrics["loss"] = out["loss"]
+        metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
         metrics["arm_probs"] = policy.arm_probs(replay)
         new_state = state.replace(params=params, opt_state=opt_state, replay=replay,
                                   step=state.step + S, skipped=skipped)

@@ -41,6 +41,8 @@ class Context:
     mesh: jax.sharding.Mesh
     memory: jax.Array  # [sum N_t, ...] all tasks' train rows, replicated on device
     offsets: np.ndarray  # first memory id of each task
+    eval_pass: heldout.ForwardPass  # per-row losses with fixed masks, for held-out and reference losses
+    embed_pass: heldout.ForwardPass  # per-row embeddings, for k-means arms
 
     @property
     def num_devices(self) -> int:
@@ -50,7 +52,9 @@ class Context:
 def make_context(config, tasks, model, mesh) -> Context:
     offsets = np.cumsum([0] + [len(t.train) for t in tasks])[:-1]
     memory = step_lib.replicate(mesh, np.concatenate([t.train for t in tasks]))
-    return Context(config, tasks, model, mesh, memory, offsets)
+    return Context(config, tasks, model, mesh, memory, offsets,
+                   heldout.loss_pass(model, mesh, config.train.eval_batch),
+                   heldout.embed_pass(model, mesh, config.train.eval_batch))
 
 
 def _task_stream(task, new_batch: int, seed: int, task_index: int):
@@ -59,36 +63,68 @@ def _task_stream(task, new_batch: int, seed: int, task_index: int):
     return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=8)))
 
 
+def reference_mode(cfg, strategy: str) -> str:
+    """Where loss_increase's per-arm reference comes from: 'train' (free) or 'probe' (paid)."""
+    if strategy != "amr" or cfg.replay.reward != "loss_increase":
+        return "none"
+    if cfg.replay.reference == "auto":
+        return "train" if cfg.replay.clusters_per_task == 1 else "probe"
+    return cfg.replay.reference
+
+
+@dataclasses.dataclass
+class Strategy:
+    """Everything about a strategy that does not depend on the seed, compiled once and shared by seeds."""
+
+    name: str
+    tx: Any
+    policy: replay_lib.ReplayPolicy
+    costs: CostModel
+    plan: StrategyPlan
+    naive_plan: StrategyPlan
+    first_chunk: Any  # task 0 (nothing to replay yet): every row is new
+    replay_chunk: Any
+    reference: str
+
+
+def make_strategy(ctx: Context, name: str) -> Strategy:
+    cfg = ctx.config
+    steps, num_tasks = cfg.train.steps_per_task, len(ctx.tasks)
+    tx = make_optimizer(cfg.optim, steps)
+    clusters = cfg.replay.clusters_per_task if name == "amr" else 1
+    policy = replay_lib.make_replay(
+        name, max_arms=cfg.replay.max_arms or num_tasks * clusters, capacity=int(ctx.offsets[-1] + len(
+            ctx.tasks[-1].train)), reward=cfg.replay.reward,
+        candidates=cfg.replay.mir_candidates if name == "mir" else 1, bandit=dict(cfg.bandit))
+    params = jax.eval_shape(ctx.model.init, jax.random.key(0))
+    costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
+    reference = reference_mode(cfg, name)
+    max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if num_tasks > 1 else 0
+    plan = plan_strategy(cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe")
+    naive_plan = plan_strategy(cfg, "none", costs, ctx.num_devices, max_rows)
+    S = cfg.train.chunk_size
+    first = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, step_lib.ChunkSpec(S, cfg.train.batch_size, 0))
+    replay = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, step_lib.ChunkSpec(
+        S, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr))
+    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference)
+
+
 class Run:
-    def __init__(self, ctx: Context, strategy: str, seed: int, ckpt_dir: str, log: MetricsLog | None = None):
+    def __init__(self, ctx: Context, strategy: Strategy, seed: int, ckpt_dir: str, log: MetricsLog | None = None):
         cfg = ctx.config
-        self.ctx, self.cfg, self.strategy, self.seed, self.log = ctx, cfg, strategy, seed, log
+        self.ctx, self.cfg, self.seed, self.log = ctx, cfg, seed, log
+        self.strategy, self.policy, self.costs = strategy.name, strategy.policy, strategy.costs
+        self.plan, self.naive_plan = strategy.plan, strategy.naive_plan
+        self.first_chunk, self.replay_chunk = strategy.first_chunk, strategy.replay_chunk
+        self.reference = strategy.reference
         self.steps = cfg.train.steps_per_task
         self.num_tasks = len(ctx.tasks)
-        self.tx = make_optimizer(cfg.optim, self.steps)
-        capacity = int(sum(len(t.train) for t in ctx.tasks))
-        clusters = cfg.replay.clusters_per_task if strategy == "amr" else 1
-        self.policy = replay_lib.make_replay(
-            "none" if strategy == "none" else strategy,
-            max_arms=cfg.replay.max_arms or self.num_tasks * clusters, capacity=capacity,
-            reward=cfg.replay.reward, candidates=cfg.replay.mir_candidates if strategy == "mir" else 1,
-            bandit=dict(cfg.bandit))
         params = ctx.model.init(jax.random.key(seed))
         self.template = TrainState(
-            params=params, opt_state=self.tx.init(params), replay=self.policy.init(),
+            params=params, opt_state=strategy.tx.init(params), replay=self.policy.init(),
             rng=jax.random.fold_in(jax.random.key(seed), 1), step=jnp.zeros((), jnp.int32),
             task=jnp.zeros((), jnp.int32), skipped=jnp.zeros((), jnp.int32))
-        self.costs = CostModel(ctx.model, self.tx, params, self.template.opt_state)
-        max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if self.num_tasks > 1 else 0
-        self.plan: StrategyPlan = plan_strategy(cfg, strategy, self.costs, ctx.num_devices, max_rows)
-        self.naive_plan: StrategyPlan = plan_strategy(cfg, "none", self.costs, ctx.num_devices, max_rows)
-        S = cfg.train.chunk_size
-        self.first_chunk = step_lib.make_chunk_fn(
-            ctx.model, self.tx, self.policy, ctx.mesh, step_lib.ChunkSpec(S, cfg.train.batch_size, 0))
-        self.replay_chunk = step_lib.make_chunk_fn(ctx.model, self.tx, self.policy, ctx.mesh, step_lib.ChunkSpec(
-            S, self.plan.new_batch, self.plan.replay_batch, self.plan.probe_samples, cfg.replay.mir_lr))
-        self.eval_pass = heldout.loss_pass(ctx.model, ctx.mesh, cfg.train.eval_batch)
-        self.embed_pass = heldout.embed_pass(ctx.model, ctx.mesh, cfg.train.eval_batch)
+        self.eval_pass, self.embed_pass = ctx.eval_pass, ctx.embed_pass
         self.ckpt = RunCheckpoints(ckpt_dir)
 
     # ---------------------------------------------------------------- evaluation
@@ -102,7 +138,7 @@ class Run:
         return losses
 
     # ---------------------------------------------------------------- task end -> arms
-    def _add_arms(self, state: TrainState, t: int, ledger: budget.Ledger) -> TrainState:
+    def _add_arms(self, state: TrainState, t: int, ledger: budget.Ledger, host_ref: float) -> TrainState:
         """Task t's train rows become arms (charged to the next task's selection)."""
         cfg, task = self.cfg, self.ctx.tasks[t]
         ids = self.ctx.offsets[t] + np.arange(len(task.train))
@@ -118,7 +154,9 @@ class Run:
         else:
             labels = clustering.per_task_labels(len(ids))
         ref = None
-        if self.policy.uses_bandit and cfg.replay.reward == "loss_increase":
+        if self.reference == "train":  # free: the task's own training loss over its last chunk
+            ref = np.full((k,), host_ref, np.float32)
+        elif self.reference == "probe":
             rng = np.random.default_rng(self.seed * 7919 + t)
             picks = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:cfg.replay.ref_samples]
                                     for c in range(k)])
@@ -194,7 +232,7 @@ class Run:
                                 "heldout": row})
             if t + 1 < self.num_tasks and self.strategy != "none":
                 ledger.start_task(t + 1)
-                state = self._add_arms(state, t, ledger)
+                state = self._add_arms(state, t, ledger, host.get("last_new_loss", float("nan")))
             host.update(task=t + 1, chunk=0, iter_state=None)
             self._save(state, host, ledger)
         self.ckpt.close()
@@ -209,6 +247,7 @@ class Run:
                 f"non-finite loss at task {task} step {step_in_task} ({self.strategy}, seed {self.seed}); "
                 "set train.nonfinite='skip' to skip such steps instead")
         step = task * self.steps + step_in_task
+        host["last_new_loss"] = float(np.nanmean(m["new_loss"]))
         probs = np.asarray(m["arm_probs"], np.float64)
         if self.policy.uses_bandit and task > 0:
             host["arm_history"].append({"step": step, "probs": probs.tolist()})
