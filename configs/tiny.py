@@ -20,4 +20,5 @@ def get_config():
     c.optim.warmup_steps = 2
     c.replay.fraction = 0.125  # 2 of 16 rows
     c.replay.ref_samples = 16
+    c.mesh.num_devices = 1  # tests override this to exercise several (fake) devices
     return c

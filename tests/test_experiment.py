@@ -1,0 +1,95 @@
+"""End to end on the tiny config: results schema, budget, plots, resume, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from amr import train as train_lib
+from amr.experiment import train_and_evaluate
+from configs import tiny
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config():
+    cfg = tiny.get_config()
+    cfg.mesh.num_devices = 2  # data-parallel over 2 of the 8 fake CPU devices
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    return workdir, train_and_evaluate(_config(), workdir, progress=False)
+
+
+def test_results_schema_and_files(finished):
+    workdir, results = finished
+    with open(os.path.join(workdir, "results.json")) as f:
+        on_disk = json.load(f)
+    assert on_disk["tasks"] == list(tiny.get_config().data.domains)
+    T = len(on_disk["tasks"])
+    assert set(on_disk["strategies"]) == {"none", "uniform", "amr"}
+    for entry in on_disk["strategies"].values():
+        for key in ("seeds", "loss_matrix", "avg_forgetting", "avg_forgetting_std", "final_avg_loss",
+                    "new_task_loss"):
+            assert key in entry
+        assert np.asarray(entry["loss_matrix"]).shape == (T, T)
+        assert np.all(np.isfinite(entry["loss_matrix"]))
+        assert set(entry["flops"]) >= {"total", "train_new", "train_replay", "selection", "eval"}
+    for name in ("loss_matrix_amr.png", "forgetting_curves.png", "arm_probs.png", "forgetting_vs_flops.png",
+                 "metrics.jsonl"):
+        assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+    assert os.listdir(os.path.join(workdir, "tensorboard"))
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert {r["kind"] for r in records} >= {"train", "task_end"}
+
+
+def test_every_strategy_within_naive_budget(finished):
+    _, results = finished
+    strategies = results["strategies"]
+    naive = strategies["none"]["flops"]["total"]
+    for name, entry in strategies.items():
+        assert entry["within_budget"], name
+        assert entry["flops"]["total"] <= naive * 1.005, name
+        assert entry["flops"]["train_replay"] > 0 or name == "none"
+
+
+def test_resume_after_crash_gives_same_results(finished, tmp_path, monkeypatch):
+    _, reference = finished
+    calls = {"n": 0}
+    original = train_lib.Run._record
+
+    def crashing(self, *args, **kwargs):
+        calls["n"] += self.strategy == "amr"
+        if self.strategy == "amr" and calls["n"] == 7:  # amr, task 2, after its mid-task checkpoint
+            raise KeyboardInterrupt("injected crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(train_lib.Run, "_record", crashing)
+    workdir = str(tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(_config(), workdir, progress=False)
+    assert os.path.exists(os.path.join(workdir, "runs", "uniform_seed0.json"))
+    assert not os.path.exists(os.path.join(workdir, "runs", "amr_seed0.json"))
+    monkeypatch.setattr(train_lib.Run, "_record", original)
+    resumed = train_and_evaluate(_config(), workdir, progress=False)
+    for name, entry in reference["strategies"].items():
+        np.testing.assert_allclose(resumed["strategies"][name]["loss_matrix"], entry["loss_matrix"], rtol=0, atol=0)
+        assert resumed["strategies"][name]["flops"] == entry["flops"]
+
+
+@pytest.mark.slow
+def test_cli(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "experiments", "main.py"), f"--config={ROOT}/configs/tiny.py",
+         f"--workdir={tmp_path}", "--config.strategies=('none','uniform')", "--config.train.steps_per_task=8"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "XLA_FLAGS": ""})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| uniform |" in out.stdout
+    assert os.path.exists(tmp_path / "results.json")
