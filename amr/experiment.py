@@ -89,6 +89,7 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict[str,
     results = {
         "config": json.loads(config.to_json_best_effort()),
         "tasks": [t.name for t in ctx.tasks],
+        "baseline": config.baseline,
         "strategies": {s: aggregate(runs) for s, runs in per_strategy.items()},
     }
     base = config.baseline

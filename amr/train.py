@@ -183,7 +183,7 @@ class Run:
             state, host = restored
             state = step_lib.replicate(ctx.mesh, state)
             ledger = budget.Ledger.from_json(host["ledger"])
-            logging.info("%s seed %d: resuming at task %d chunk %d", self.strategy, self.seed, host["task"],
+            logging.warning("%s seed %d: resuming at task %d chunk %d", self.strategy, self.seed, host["task"],
                          host["chunk"])
 
         for t in range(host["task"], self.num_tasks):

@@ -11,6 +11,8 @@ from configs.base import get_base_config
 def get_config():
     c = get_base_config("byte_lm", "python_text")
     c.seeds = (0, 1, 2)  # three seeds: the seed-to-seed spread is part of the result
+    c.model.width, c.model.heads, c.model.mlp_dim = 64, 4, 256  # 2 layers: ~0.1M parameters, CPU-sized
+    c.replay.embed_dim_hint = c.model.width
     c.data.max_train_per_task = 4096  # windows of 128 bytes per task (512 KiB)
     c.data.test_per_task = 256  # held-out windows per task
     c.train.steps_per_task = 160

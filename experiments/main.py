@@ -19,13 +19,19 @@ from amr.experiment import train_and_evaluate  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/*.py file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results, metrics, plots and checkpoints.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Call jax.distributed.initialize() first (multi-host TPU pod slices and GPU clusters).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    if _DISTRIBUTED.value:
+        import jax  # pylint: disable=g-import-not-at-top
+
+        jax.distributed.initialize()
     results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     print(report.summary_table(results))
     print(f"\nwrote {os.path.join(_WORKDIR.value, 'results.json')} and plots to {_WORKDIR.value}")

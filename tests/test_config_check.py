@@ -70,3 +70,16 @@ def test_missing_tfds_dir(tmp_path):
 def test_good_config_passes():
     ctx = prepare(tiny.get_config())
     assert [t.name for t in ctx.tasks] == list(tiny.get_config().data.domains)
+
+
+@pytest.mark.parametrize("name", ["quickstart", "tiny", "text_domains", "image_domains", "domainnet_mae",
+                                  "lm_pretrain"])
+def test_every_shipped_config_is_valid(name):
+    import importlib
+
+    from amr import config_check
+    from amr.models import make_model
+
+    cfg = importlib.import_module(f"configs.{name}").get_config()
+    config_check.validate(cfg, num_devices=1)
+    assert make_model(cfg.model).example_shape  # builds without compiling
