@@ -93,3 +93,19 @@ def test_cli(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| uniform |" in out.stdout
     assert os.path.exists(tmp_path / "results.json")
+
+
+@pytest.mark.slow
+def test_kmeans_arms_probes_and_mir_stay_within_budget(tmp_path):
+    cfg = _config()
+    cfg.strategies, cfg.baseline = ("amr", "mir"), "amr"
+    cfg.replay.clusters_per_task = 2  # k-means arms over the model's embeddings; reference losses are paid
+    cfg.replay.probe_samples = 4  # forward-only probes every chunk, paid by trimming
+    cfg.replay.mir_candidates = 2
+    results = train_and_evaluate(cfg, str(tmp_path), progress=False)
+    for name, entry in results["strategies"].items():
+        assert entry["within_budget"], name
+        assert entry["flops"]["selection"] > 0, name
+        assert entry["plan"]["trimmed_rows"] > 0, name  # selection was paid for with new-task rows
+        assert np.all(np.isfinite(entry["loss_matrix"]))
+    assert results["strategies"]["amr"]["plan"]["clusters_per_task"] == 2
