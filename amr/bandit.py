@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 
 from amr import bandit_policies as pol
+from amr import sampling
 
 
 @flax.struct.dataclass
@@ -238,13 +239,14 @@ def make_bandit(
         return pol.one_hot_argmax(s_K + bonus_K, active_K)
 
     def sample(state: BanditState, key, n: int) -> jax.Array:
-        """i32[n] arm ids drawn i.i.d. from `probs` (Thompson: one posterior draw and
-        argmax per slot, with `key`). Every slot is -1 when no arm is active."""
+        """i32[n] arm ids drawn i.i.d. from `probs` by inverse CDF (`amr.sampling`; arms with
+        probability 0 are never drawn); Thompson: one posterior draw and argmax per slot.
+        Every slot is -1 when no arm is active."""
         n = _check_int("n", n, 0)
         if policy == "thompson":
             ids_n = pol.thompson_argmax(key, *posterior(state), state.active, n)
         else:
-            ids_n = jax.random.categorical(key, jnp.log(probs(state)), shape=(n,)).astype(jnp.int32)
+            ids_n = sampling.sample_from_probs(key, probs(state), (n,))  # inverse CDF, never a p == 0 arm
         return jnp.where(jnp.any(state.active), ids_n, -1)
 
     return Bandit(init=init, set_active=set_active, observe_one=observe_one, observe=observe,

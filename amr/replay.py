@@ -33,6 +33,7 @@ import numpy as np
 
 from amr import bandit as bandit_lib
 from amr import memory as memory_lib
+from amr import sampling
 
 POLICIES = ("none", "uniform", "task_balanced", "amr", "mir")
 REWARDS = ("loss", "loss_increase", "marginal")
@@ -73,8 +74,8 @@ def _arm_probs_by_task(memory: memory_lib.MemoryIndex) -> jax.Array:
 
 
 def _draw_arms(key, probs_K, shape):
-    logits = jnp.where(probs_K > 0, jnp.log(jnp.maximum(probs_K, 1e-30)), -jnp.inf)
-    return jax.random.categorical(key, logits, shape=shape).astype(jnp.int32)
+    """Arm ids by inverse CDF (one uniform per draw); arms with probability 0 never come out."""
+    return sampling.sample_from_probs(key, probs_K, shape)
 
 
 def make_replay(

@@ -2,10 +2,14 @@
 
 For each memory size N, the time to presample 1,000 replay ids, after compile:
 
-  amr       `jax.random.categorical` over 16 arm probabilities (as the replay
-            layer does), then `memory.draw` (offset + randint(size) + one
-            gather): O(1) in N per draw, O(K) for the Gumbel-max arm draw.
-  amr_cdf   the same with arms drawn by inverse CDF (one uniform per draw).
+  amr       what the library runs: `amr.replay.make_replay("amr", ...).presample`
+            jitted, one step of 1,000 slots: the bandit's Boltzmann `probs`, arms by
+            inverse CDF (`amr.sampling`, one uniform per draw), then `memory.draw`
+            (offset + randint(size) + one gather): O(1) in N per draw. The replay
+            state is built with the policy's own `add_task` (4 tasks x 4 clusters)
+            and a few `observe` calls so the arm distribution is not uniform.
+  amr_categorical  the previous arm draw, `jax.random.categorical` (K Gumbels
+            per draw) over the same probabilities, then `memory.draw`: the gain.
   amr_draw_only   `memory.draw` alone for fixed arms: the index's own cost.
   flashbax  `make_prioritised_item_buffer(...).sample` (stratified sum-tree
             descent, O(log N) per draw) on a full buffer of N int32 items,
@@ -36,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from amr import memory
+from amr import replay
 
 BATCH = 1000
 DEFAULT_SIZES = (10**3, 10**4, 10**5, 10**6, 10**7, 10**8)
@@ -48,37 +53,45 @@ def _log(*a):
 # --- amr ----------------------------------------------------------------------
 
 
-def build_amr_index(n: int, num_arms: int, num_tasks: int, seed: int = 0) -> tuple[memory.MemoryIndex, float]:
-    """N ids in `num_tasks` tasks of num_arms / num_tasks random clusters each; returns (index, build seconds)."""
+def build_amr_replay(n: int, num_arms: int, num_tasks: int, seed: int = 0):
+    """The 'amr' replay policy over N ids in `num_tasks` tasks of num_arms / num_tasks
+    random clusters each, its bandit fed a few rounds of random losses.
+
+    Returns (policy, state, build seconds of the memory through `policy.add_task`).
+    """
     rng = np.random.default_rng(seed)
-    index = memory.empty_index(num_arms, n)
+    policy = replay.make_replay("amr", max_arms=num_arms, capacity=n, reward="loss_increase")
+    state = policy.init()
     per_task = num_arms // num_tasks
     bounds = np.linspace(0, n, num_tasks + 1).astype(np.int64)
     t0 = time.perf_counter()
     for t in range(num_tasks):
         ids = np.arange(bounds[t], bounds[t + 1], dtype=np.int32)
         labels = rng.integers(0, per_task, ids.size, dtype=np.int32)
-        index, _ = memory.add_task(index, ids, labels, t, num_clusters=per_task, donate=True)
-    jax.block_until_ready(index)
-    return index, time.perf_counter() - t0
+        state = policy.add_task(state, ids, labels, t, ref_losses=np.ones(per_task, np.float32),
+                                num_clusters=per_task)
+    jax.block_until_ready(state)
+    build_s = time.perf_counter() - t0
+    loss_increase_K = rng.gamma(2.0, 0.5, num_arms).astype(np.float32)  # how much each arm is forgotten
+    for _ in range(4):
+        arm_ids = rng.integers(0, num_arms, 64).astype(np.int32)
+        losses = 1.0 + loss_increase_K[arm_ids] + 0.1 * rng.standard_normal(64).astype(np.float32)
+        state = policy.observe(state, None, jnp.asarray(arm_ids), jnp.asarray(losses))
+    return policy, state, build_s
+
+
+def amr_presample_fn(policy):
+    """The library's presample for one step of BATCH slots, jitted -> int32[BATCH]
+    (the reshape is inside the jit: an eager op outside it would cost more than the draw)."""
+    return jax.jit(lambda state, key: policy.presample(state, key, 1, BATCH).reshape(BATCH))
 
 
 @jax.jit
-def amr_presample(index, key, logits_K):
-    """What the replay layer does: Boltzmann arm draws (Gumbel-max, O(K) per draw), then ids."""
+def amr_presample_categorical(index, key, probs_K):
+    """The previous arm draw: Gumbel-max over K logits per draw (O(K) random numbers), then ids."""
     arm_key, id_key = jax.random.split(key)
+    logits_K = jnp.where(probs_K > 0, jnp.log(jnp.maximum(probs_K, 1e-30)), -jnp.inf)
     arms = jax.random.categorical(arm_key, logits_K, shape=(BATCH,)).astype(jnp.int32)
-    return memory.draw(index, id_key, arms)
-
-
-@jax.jit
-def amr_presample_cdf(index, key, logits_K):
-    """Same distribution, arms by inverse CDF: one uniform per draw instead of K Gumbels."""
-    arm_key, id_key = jax.random.split(key)
-    cdf_K = jnp.cumsum(jax.nn.softmax(logits_K))
-    u = jax.random.uniform(arm_key, (BATCH,)) * cdf_K[-1]
-    arms = jnp.searchsorted(cdf_K, u, side="right", method="compare_all")
-    arms = jnp.minimum(arms, logits_K.shape[0] - 1).astype(jnp.int32)
     return memory.draw(index, id_key, arms)
 
 
@@ -155,20 +168,23 @@ def main(argv=None):
     if args.arms <= 0 or args.tasks <= 0 or args.arms % args.tasks:
         p.error("--arms must be a positive multiple of --tasks")
 
-    logits = jnp.log(jnp.asarray(np.random.default_rng(1).dirichlet(np.ones(args.arms)), jnp.float32))
     keys = [jax.random.fold_in(jax.random.key(0), i) for i in range(args.reps)]
-    runs, build_s, fbx_build_s = {}, {}, {}
+    runs, build_s, fbx_build_s, arm_probs = {}, {}, {}, None
     for n in sizes:
         _log(f"building N={n:.0e}")
-        index, build_s[n] = build_amr_index(n, args.arms, args.tasks)
-        memory.check_nonempty(index)  # the host-side check the replay layer does before jit
-        ids = amr_presample(index, keys[0], logits).block_until_ready()
-        assert bool(jnp.all(memory.arms_of(index, ids) >= 0))
-        ids = amr_presample_cdf(index, keys[0], logits).block_until_ready()
-        assert bool(jnp.all(memory.arms_of(index, ids) >= 0))
-        arms = jax.random.categorical(keys[1], logits, shape=(BATCH,)).astype(jnp.int32)
-        runs[(n, "amr")] = lambda k, index=index: amr_presample(index, k, logits)
-        runs[(n, "amr_cdf")] = lambda k, index=index: amr_presample_cdf(index, k, logits)
+        policy, state, build_s[n] = build_amr_replay(n, args.arms, args.tasks)
+        index = state.memory
+        memory.check_nonempty(index)  # the host-side check the engine does before its jitted chunk
+        probs_K = policy.arm_probs(state)
+        arm_probs = [round(float(x), 4) for x in probs_K]
+        presample = amr_presample_fn(policy)
+        for f in (lambda k: presample(state, k), lambda k: amr_presample_categorical(index, k, probs_K)):
+            ids = f(keys[0]).block_until_ready()
+            assert ids.shape == (BATCH,) and bool(jnp.all(memory.arms_of(index, ids) >= 0))
+        arms = memory.arms_of(index, presample(state, keys[1]))
+        runs[(n, "amr")] = lambda k, state=state, presample=presample: presample(state, k)
+        runs[(n, "amr_categorical")] = (
+            lambda k, index=index, probs_K=probs_K: amr_presample_categorical(index, k, probs_K))
         runs[(n, "amr_draw_only")] = lambda k, index=index, arms=arms: amr_draw_only(index, k, arms)
         if not args.no_flashbax and flashbax_gib(n) <= args.max_gib:
             t0 = time.perf_counter()
@@ -191,19 +207,18 @@ def main(argv=None):
     def us(kind, stat=statistics.median):
         return [None if (n, kind) not in times else round(stat(times[(n, kind)]) * 1e6, 1) for n in sizes]
 
-    amr_us, cdf_us, fbx_us = us("amr"), us("amr_cdf"), us("flashbax")
+    amr_us, fbx_us = us("amr"), us("flashbax")
     result = {
         "sizes": sizes,
         "amr_us_per_1k": amr_us,
         "flashbax_us_per_1k": fbx_us,
-        "amr_cdf_us_per_1k": cdf_us,
+        "amr_categorical_us_per_1k": us("amr_categorical"),
         "amr_draw_only_us_per_1k": us("amr_draw_only"),
         "amr_ratio_largest_to_smallest": round(amr_us[-1] / amr_us[0], 3),
-        "amr_cdf_ratio_largest_to_smallest": round(cdf_us[-1] / cdf_us[0], 3),
         "amr_below_flashbax": [None if f is None else a < f for a, f in zip(amr_us, fbx_us)],
-        "amr_cdf_below_flashbax": [None if f is None else a < f for a, f in zip(cdf_us, fbx_us)],
-        "min_us": {kind: us(kind, min) for kind in ("amr", "amr_cdf", "amr_draw_only", "flashbax")},
+        "min_us": {kind: us(kind, min) for kind in ("amr", "amr_categorical", "amr_draw_only", "flashbax")},
         "amr_p90_us": us("amr", lambda t: float(np.percentile(t, 90))),
+        "amr_arm_probs": arm_probs,
         "amr_index_build_s": [round(build_s[n], 3) for n in sizes],
         "flashbax_state_build_s": [None if n not in fbx_build_s else round(fbx_build_s[n], 3) for n in sizes],
         "batch": BATCH,
