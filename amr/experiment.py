@@ -121,7 +121,9 @@ def _plots(results, per_strategy, workdir: str, steps_per_task: int) -> None:
         hist = per_strategy["amr"][0]["arm_history"]
         probs = np.asarray([h["probs"] for h in hist])
         used = np.flatnonzero(probs.max(axis=0) > 0)
-        plots.plot_arm_probs([h["step"] for h in hist], probs[:, used], [f"arm {i}" for i in used],
+        k = per_strategy["amr"][0]["plan"]["clusters_per_task"]  # arms are allocated task by task
+        labels = [tasks[i // k] if k == 1 else f"{tasks[i // k]}/{i % k}" for i in used]
+        plots.plot_arm_probs([h["step"] for h in hist], probs[:, used], labels,
                              os.path.join(workdir, "arm_probs.png"))
     points = {s: (e["flops"]["total"], e["avg_forgetting"], e["avg_forgetting_std"])
               for s, e in results["strategies"].items()}

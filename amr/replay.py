@@ -44,6 +44,7 @@ class ReplayState:
     memory: memory_lib.MemoryIndex
     bandit: bandit_lib.BanditState
     ref_loss: jax.Array  # f32[K] held-in loss of each arm when its task ended (NaN: unknown)
+    sample_ref: jax.Array  # f32[capacity] each sample's own loss when it was last trained on as new data
 
 
 class ReplayPolicy(NamedTuple):
@@ -52,6 +53,7 @@ class ReplayPolicy(NamedTuple):
     add_task: Callable[..., ReplayState]
     presample: Callable[..., jax.Array]
     observe: Callable[..., ReplayState]
+    record_new: Callable[..., ReplayState]
     arm_probs: Callable[[ReplayState], jax.Array]
     rewards: Callable[..., jax.Array]
     candidates: int  # ids presampled per replay slot (mir > 1)
@@ -86,14 +88,23 @@ def make_replay(
         reward: str = "loss_increase",
         candidates: int = 1,
         bandit: dict[str, Any] | None = None,
+        reference: str = "arm",
 ) -> ReplayPolicy:
-    """Builds the replay policy `name`; `bandit` holds `amr.bandit.make_bandit` kwargs."""
+    """Builds the replay policy `name`; `bandit` holds `amr.bandit.make_bandit` kwargs.
+
+    `reference` (loss_increase only): "arm" compares a replayed row's loss with its arm's
+    loss at the arm's task end (`add_task(..., ref_losses)`); "sample" compares it with the
+    row's *own* loss when it was last trained on as new data (`record_new`), which removes
+    the row-to-row spread in difficulty from the reward.
+    """
     if name not in POLICIES:
         raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {POLICIES}")
     if reward not in REWARDS:
         raise ValueError(f"reward: unknown reward {reward!r}; expected one of {REWARDS}")
     if name == "mir" and candidates < 2:
         raise ValueError(f"candidates: mir needs at least 2 candidates per slot, got {candidates}")
+    if reference not in ("arm", "sample"):
+        raise ValueError(f"reference: expected 'arm' or 'sample', got {reference!r}")
     if candidates < 1:
         raise ValueError(f"candidates must be >= 1, got {candidates}")
     bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
@@ -105,6 +116,7 @@ def make_replay(
                 memory=template,
                 bandit=bandit_fns.init(np.zeros((max_arms,), bool)),
                 ref_loss=jnp.full((max_arms,), jnp.nan, jnp.float32),
+                sample_ref=jnp.full((capacity if reference == "sample" else 1,), jnp.nan, jnp.float32),
         )
 
     def add_task(state, sample_ids, cluster_labels, task_id, ref_losses=None, num_clusters=None):
@@ -155,11 +167,15 @@ def make_replay(
         _, ids = jax.lax.scan(one_step, None, jax.random.split(key, num_steps))
         return ids
 
-    def rewards(state, arm_ids, losses, losses_after=None):
-        """Bandit rewards for observed per-example losses (NaN where masked)."""
+    def rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):
+        """Bandit rewards for observed per-example losses (NaN where masked or unknown)."""
         losses = losses.astype(jnp.float32)
         if reward == "loss":
             return losses
+        if reward == "loss_increase" and reference == "sample":
+            if sample_ids is None:
+                raise ValueError("sample_ids: the per-sample loss_increase reward needs the observed rows' ids")
+            return losses - state.sample_ref[sample_ids]
         if reward == "loss_increase":
             return losses - state.ref_loss[arm_ids]
         if losses_after is None:
@@ -168,14 +184,22 @@ def make_replay(
 
     def observe(state, sample_ids, arm_ids, losses, losses_after=None):
         """Feeds per-example losses of replayed (or probed) rows back into the bandit."""
-        del sample_ids  # arms already resolved; kept in the signature for custom policies
         if name != "amr":
             return state
         r = rewards(state, arm_ids.reshape(-1), losses.reshape(-1),
-                                None if losses_after is None else losses_after.reshape(-1))
+                    None if losses_after is None else losses_after.reshape(-1),
+                    None if sample_ids is None else sample_ids.reshape(-1))
         return state.replace(bandit=bandit_fns.observe(state.bandit, arm_ids.reshape(-1), r))
 
+    def record_new(state, sample_ids, losses):
+        """Remembers new-task rows' training losses (the per-sample reference); a no-op otherwise."""
+        if reference != "sample" or name != "amr":
+            return state
+        losses = losses.reshape(-1).astype(jnp.float32)
+        ids = jnp.where(jnp.isfinite(losses), sample_ids.reshape(-1), state.sample_ref.shape[0])  # dropped
+        return state.replace(sample_ref=state.sample_ref.at[ids].set(losses, mode="drop"))
+
     return ReplayPolicy(
-            name=name, init=init, add_task=add_task, presample=presample, observe=observe,
+            name=name, init=init, add_task=add_task, presample=presample, observe=observe, record_new=record_new,
             arm_probs=arm_probs, rewards=rewards, candidates=candidates if name == "mir" else 1,
             uses_bandit=name == "amr", needs_loss_after=(name == "amr" and reward == "marginal"))

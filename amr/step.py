@@ -78,7 +78,10 @@ def probe_ids(replay_state, key, num):
 
 def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.ReplayPolicy,
                   mesh: jax.sharding.Mesh, spec: ChunkSpec) -> Callable:
-    """Returns jitted `chunk(state, new_SxBx..., memory_Nx...) -> (state, metrics)` (state donated)."""
+    """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory_Nx...) -> (state, metrics)` (state donated).
+
+    `new_ids_SxB` are the new rows' ids in the memory (for the per-sample reference loss).
+    """
     n_dev = mesh.shape[AXIS]
     for name, value in (("new_batch", spec.new_batch), ("replay_batch", spec.replay_batch),
                         ("probe_samples", spec.probe_samples)):
@@ -109,7 +112,7 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
     def dev_index():
         return jax.lax.axis_index(AXIS)
 
-    def per_device(state: TrainState, new_SxBl, memory):
+    def per_device(state: TrainState, new_SxBl, new_ids_SxBl, memory):
         dev = dev_index()
         chunk_key = jax.random.fold_in(state.rng, state.step)
         sample_key, probe_key, step_key = jax.random.split(chunk_key, 3)
@@ -152,6 +155,7 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
             params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
             out["loss"] = loss
             out["new_loss"] = jax.lax.pmean(jnp.where(ok, losses[:Bl].mean(), jnp.nan), AXIS)
+            out["new_ids"], out["new_losses"] = gather(xs[-2]), gather(jnp.where(ok, losses[:Bl], jnp.nan))
             if R:
                 rep_losses = jnp.where(ok, losses[Bl:], jnp.nan)
                 out["rep_losses"] = gather(rep_losses)
@@ -160,10 +164,11 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
                     out["rep_after"] = gather(jnp.where(ok, after, jnp.nan))
             return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
 
-        xs = (new_SxBl, ids_SxRC, jnp.arange(S)) if R else (new_SxBl, jnp.arange(S))
+        xs = (new_SxBl, ids_SxRC, new_ids_SxBl, jnp.arange(S)) if R else (new_SxBl, new_ids_SxBl, jnp.arange(S))
         (params, opt_state, skipped), out = jax.lax.scan(
             train_step, (state.params, state.opt_state, state.skipped), xs)
 
+        replay = policy.record_new(replay, out["new_ids"], out["new_losses"])
         if R:
             arms = memory_lib.arms_of(replay.memory, out["ids"])
             replay = policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
@@ -177,7 +182,7 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
 
     sharded = jax.shard_map(
         per_device, mesh=mesh,
-        in_specs=(P(), P(None, AXIS), P()),
+        in_specs=(P(), P(None, AXIS), P(None, AXIS), P()),
         out_specs=(P(), P()),
         # Replicated outputs are built only from pmean'd / all-gathered values; the bandit's
         # scan mixes them with its replicated state, which the VMA type check cannot follow.

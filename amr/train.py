@@ -57,9 +57,13 @@ def make_context(config, tasks, model, mesh) -> Context:
                    heldout.embed_pass(model, mesh, config.train.eval_batch))
 
 
-def _task_stream(task, new_batch: int, seed: int, task_index: int):
-    """grain pipeline of one task's new rows: shuffle, repeat, batch (iterator state is checkpointable)."""
-    ds = (grain.MapDataset.source(task.train).shuffle(seed=seed * 100_003 + task_index).repeat(None).batch(new_batch, drop_remainder=True))
+def _task_stream(task, first_id: int, new_batch: int, seed: int, task_index: int):
+    """grain pipeline of one task's new rows and their memory ids: shuffle, repeat, batch.
+
+    Its iterator state is checkpointable."""
+    rows = task.train
+    ds = (grain.MapDataset.range(len(rows)).shuffle(seed=seed * 100_003 + task_index).repeat(None)
+          .map(lambda i: (rows[i], np.int32(first_id + i))).batch(new_batch, drop_remainder=True))
     return iter(ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=8)))
 
 
@@ -68,7 +72,7 @@ def reference_mode(cfg, strategy: str) -> str:
     if strategy != "amr" or cfg.replay.reward != "loss_increase":
         return "none"
     if cfg.replay.reference == "auto":
-        return "train" if cfg.replay.clusters_per_task == 1 else "probe"
+        return "sample"
     return cfg.replay.reference
 
 
@@ -95,7 +99,8 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
     policy = replay_lib.make_replay(
         name, max_arms=cfg.replay.max_arms or num_tasks * clusters, capacity=int(ctx.offsets[-1] + len(
             ctx.tasks[-1].train)), reward=cfg.replay.reward,
-        candidates=cfg.replay.mir_candidates if name == "mir" else 1, bandit=dict(cfg.bandit))
+        candidates=cfg.replay.mir_candidates if name == "mir" else 1, bandit=dict(cfg.bandit),
+        reference="sample" if reference_mode(cfg, name) == "sample" else "arm")
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
     costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
     reference = reference_mode(cfg, name)
@@ -191,7 +196,7 @@ class Run:
             replaying = t > 0 and self.strategy != "none"
             plan = self.plan if replaying else self.naive_plan
             chunk_fn = self.replay_chunk if replaying else self.first_chunk
-            stream = _task_stream(ctx.tasks[t], plan.new_batch, self.seed, t)
+            stream = _task_stream(ctx.tasks[t], int(ctx.offsets[t]), plan.new_batch, self.seed, t)
             if host["chunk"] > 0 and host["iter_state"] is not None:
                 stream.set_state(host["iter_state"])
             bar = tqdm.tqdm(total=self.steps, initial=host["chunk"] * S, disable=not progress, leave=False,
@@ -199,8 +204,10 @@ class Run:
                                  f"({ctx.tasks[t].name})")
             pending = None
             for c in range(host["chunk"], chunks_per_task):
-                new = np.stack([next(stream) for _ in range(S)])
-                state, metrics = chunk_fn(state, step_lib.shard_new_batches(ctx.mesh, new), ctx.memory)
+                batches = [next(stream) for _ in range(S)]
+                new, new_ids = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
+                state, metrics = chunk_fn(state, step_lib.shard_new_batches(ctx.mesh, new),
+                                          step_lib.shard_new_batches(ctx.mesh, new_ids), ctx.memory)
                 ledger.charge("train_new", plan.step_flops * plan.new_batch / (plan.new_batch + plan.replay_batch),
                               samples=plan.new_batch, calls=S)
                 ledger.charge("train_replay",

@@ -40,7 +40,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.clusters_per_task = 1  # AMR arms per finished task: 1 = task arms, >1 = k-means on the model's embeddings
     c.replay.max_arms = 0  # arms allocated up front (static shapes); 0 = tasks x clusters_per_task
     c.replay.reward = "loss_increase"  # AMR's reward: loss | loss_increase (over the arm's loss at its task end) | marginal
-    c.replay.reference = "auto"  # loss_increase reference: train (the task's last-chunk training loss, free) | probe (ref_samples rows per arm, paid) | auto (train for task arms, probe for k-means arms)
+    # loss_increase reference: sample (each row's own loss when last trained on as new data, free) |
+    # train (the arm's task's last-chunk training loss, free, task arms only) | probe (ref_samples rows per arm, paid) | auto (= sample)
+    c.replay.reference = "auto"
     c.replay.ref_samples = 64  # rows per arm whose loss is the arm's reference at its task end (loss_increase)
     c.replay.probe_samples = 0  # forward-only probe rows per chunk spread over the arms (0 = replay feedback only)
     c.replay.zero_cost = True  # pay for selection (probes, k-means, references, MIR) by trimming new-task rows

@@ -161,3 +161,21 @@ def test_any_cluster_sizes(sizes, batch, name):
     assert ids.min() >= 0 and ids.max() < stored
     arms = np.asarray(memory_lib.arms_of(state.memory, jnp.asarray(ids)))
     assert np.all(np.asarray(state.memory.sizes)[arms] > 0)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_per_sample_reference(jit):
+    policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAPACITY, reference="sample")
+    state, _ = _filled(policy)
+    record = jax.jit(policy.record_new) if jit else policy.record_new
+    state = record(state, jnp.array([[3, 7]], jnp.int32), jnp.array([[2.0, jnp.nan]]))
+    ids = jnp.array([3, 7, 9], jnp.int32)
+    arms = memory_lib.arms_of(state.memory, ids)
+    r = np.asarray(policy.rewards(state, arms, jnp.array([2.5, 1.0, 1.0]), sample_ids=ids))
+    np.testing.assert_allclose(r[0], 0.5)
+    assert np.isnan(r[1]) and np.isnan(r[2])  # no reference yet: the bandit ignores them
+    before = jax.device_get(state.bandit)
+    state = policy.observe(state, ids[1:], arms[1:], jnp.array([1.0, 1.0]))
+    chex.assert_trees_all_equal(jax.device_get(state.bandit), before)
+    with pytest.raises(ValueError, match="reference"):
+        replay_lib.make_replay("amr", max_arms=4, capacity=10, reference="bogus")

@@ -52,24 +52,30 @@ def _setup(model, policy_name="amr", tasks=2, **policy_kw):
     return policy, tx, state, memory
 
 
+def _ids(mesh, new_SxB, first):
+    """Memory ids of new rows taken contiguously from `first`."""
+    S_, B_ = new_SxB.shape[:2]
+    return step_lib.shard_new_batches(mesh, (first + np.arange(S_ * B_, dtype=np.int32)).reshape(S_, B_))
+
+
 def _run(model, policy, tx, state, memory, mesh, new, spec):
     chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, spec)
     state = step_lib.replicate(mesh, state)
     mem = step_lib.replicate(mesh, memory)
     out = []
     for c in range(new.shape[0]):
-        state, metrics = chunk(state, step_lib.shard_new_batches(mesh, new[c]), mem)
+        state, metrics = chunk(state, step_lib.shard_new_batches(mesh, new[c]), _ids(mesh, new[c], 48 + c * S * 16), mem)
         out.append(metrics)
     return state, out
 
 
-@pytest.mark.parametrize("policy_name,extra", [("amr", {}), ("mir", {"candidates": 2}),
-                                               ("amr", {"reward": "marginal"})])
+@pytest.mark.parametrize("policy_name,extra", [("amr", {}), ("amr", {"reference": "sample"}),
+                                               ("mir", {"candidates": 2}), ("amr", {"reward": "marginal"})])
 def test_one_device_equals_eight(policy_name, extra):
     model = _lm()
     policy, tx, state, memory = _setup(model, policy_name, **extra)
     new = np.asarray(memory[48:48 + 2 * S * 16]).reshape((2, S, 16) + model.example_shape)
-    spec = step_lib.ChunkSpec(S, 16, 8, probe_samples=8 if policy_name == "amr" and not extra else 0)
+    spec = step_lib.ChunkSpec(S, 16, 8, probe_samples=8 if policy_name == "amr" and "reward" not in extra else 0)
     s1, m1 = _run(model, policy, tx, state, memory, step_lib.make_mesh(1), new, spec)
     s8, m8 = _run(model, policy, tx, state, memory, step_lib.make_mesh(8), new, spec)
     # Adam divides by sqrt(v): parameters whose gradient is ~0 (the key bias) turn reduction-order
@@ -90,7 +96,7 @@ def test_one_trace_across_chunks_and_tasks():
     new = np.asarray(memory[:S * 4]).reshape((S, 4) + model.example_shape)
     for t in range(1, 4):  # tasks 1..3 become arms between chunks: shapes stay, nothing recompiles
         for _ in range(2):
-            state, metrics = chunk(state, step_lib.shard_new_batches(mesh, new), mem)
+            state, metrics = chunk(state, step_lib.shard_new_batches(mesh, new), _ids(mesh, new, 0), mem)
         replay = policy.add_task(state.replay, t * 24 + np.arange(24), np.arange(24) % 2, t,
                                  np.ones(2, np.float32), num_clusters=2)
         state = state.replace(replay=step_lib.replicate(mesh, replay))
@@ -106,7 +112,8 @@ def test_nonfinite_steps_are_skipped():
     chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, step_lib.ChunkSpec(S, 4, 2))
     s0 = step_lib.replicate(mesh, state)
     params0 = jax.device_get(s0.params)
-    state1, metrics = chunk(s0, step_lib.shard_new_batches(mesh, new), step_lib.replicate(mesh, memory))
+    state1, metrics = chunk(s0, step_lib.shard_new_batches(mesh, new), _ids(mesh, new, 0),
+                            step_lib.replicate(mesh, memory))
     loss = np.asarray(metrics["loss"])
     assert np.isfinite(loss[0]) and not np.isfinite(loss[1]) and np.isfinite(loss[2])
     assert int(state1.skipped) == 1
@@ -114,7 +121,7 @@ def test_nonfinite_steps_are_skipped():
     # a chunk whose only step is non-finite leaves params, optimizer and bandit exactly as they were
     one = step_lib.make_chunk_fn(model, tx, policy, mesh, step_lib.ChunkSpec(1, 4, 2))
     before = jax.device_get(state1)
-    state2, _ = one(step_lib.replicate(mesh, before), step_lib.shard_new_batches(mesh, new[1:2]),
+    state2, _ = one(step_lib.replicate(mesh, before), step_lib.shard_new_batches(mesh, new[1:2]), _ids(mesh, new[1:2], 4),
                     step_lib.replicate(mesh, memory))
     after = jax.device_get(state2)
     chex.assert_trees_all_equal(after.params, before.params)
