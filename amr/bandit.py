@@ -199,7 +199,7 @@ def make_bandit(
 
     def normalised(state: BanditState):
         observed_K = state.active & (state.count > 0)
-        z_K, scale = pol.normalise(state.value, observed_K, normalize)
+        z_K, scale = pol.normalise(state.value, observed_K, normalize, state.sq)
         return observed_K, z_K, scale, pol.optimistic_scores(z_K, observed_K, state.active, optimism)
 
     def posterior(state: BanditState):

@@ -12,7 +12,7 @@ import numpy as np
 
 ESTIMATORS = ("ema", "window")
 POLICIES = ("boltzmann", "greedy", "epsilon_greedy", "ucb", "exp3", "thompson", "uniform")
-NORMALIZERS = ("zscore", "minmax", "none")
+NORMALIZERS = ("zscore", "pooled", "minmax", "none")
 
 STD_FLOOR = 1e-6  # floor of the spread used by `zscore` / `minmax`
 EXP3_P_FLOOR = 1e-6  # floor of the probability that divides an EXP3 reward
@@ -46,11 +46,15 @@ def one_hot_argmax(x_K: jax.Array, mask_K: jax.Array) -> jax.Array:
     return jax.nn.one_hot(idx, x_K.shape[0], dtype=jnp.float32) * jnp.any(mask_K)
 
 
-def normalise(value_K, observed_K, kind: str):
+def normalise(value_K, observed_K, kind: str, sq_K=None):
     """(z_K, scale): value mapped affinely with the statistics of the observed arms.
 
     z = (value - shift) * scale on observed arms, 0 elsewhere; `scale` also maps a
-    variance (times scale**2) into normalised units.
+    variance (times scale**2) into normalised units. `zscore` divides by the spread of
+    the arm estimates, so two arms are always +-1 apart however small their gap;
+    `pooled` divides by the spread of single rewards (between-arm plus within-arm
+    variance, from `sq_K`), so gaps that are small against the observation noise give
+    mild preferences and only real differences give strong ones.
     """
     n = observed_K.sum()
     nf = jnp.maximum(n, 1).astype(jnp.float32)
@@ -58,6 +62,11 @@ def normalise(value_K, observed_K, kind: str):
         shift = jnp.where(observed_K, value_K, 0.0).sum() / nf
         var = jnp.where(observed_K, (value_K - shift) ** 2, 0.0).sum() / nf
         scale = 1.0 / jnp.maximum(jnp.sqrt(var), STD_FLOOR)
+    elif kind == "pooled":
+        shift = jnp.where(observed_K, value_K, 0.0).sum() / nf
+        between = jnp.where(observed_K, (value_K - shift) ** 2, 0.0).sum() / nf
+        within = jnp.where(observed_K, jnp.maximum(sq_K - value_K ** 2, 0.0), 0.0).sum() / nf
+        scale = 1.0 / jnp.maximum(jnp.sqrt(between + within), STD_FLOOR)
     elif kind == "minmax":
         lo = jnp.where(n > 0, jnp.min(jnp.where(observed_K, value_K, jnp.inf)), 0.0)
         hi = jnp.where(n > 0, jnp.max(jnp.where(observed_K, value_K, -jnp.inf)), 0.0)

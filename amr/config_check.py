@@ -8,7 +8,7 @@ from amr.train_state import OPTIMIZERS, SCHEDULES
 STRATEGIES = ("none", "uniform", "task_balanced", "amr", "mir")
 ESTIMATORS = ("ema", "window")
 BANDIT_POLICIES = ("boltzmann", "greedy", "epsilon_greedy", "ucb", "exp3", "thompson", "uniform")
-NORMALIZERS = ("zscore", "minmax", "none")
+NORMALIZERS = ("zscore", "pooled", "minmax", "none")
 
 
 class ConfigError(ValueError):

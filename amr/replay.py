@@ -156,16 +156,13 @@ def make_replay(
         if name in ("uniform", "mir"):
             return memory_lib.draw_uniform(state.memory, key, (num_steps, width))
 
-        def one_step(_, step_key):
-            arm_key, id_key = jax.random.split(step_key)
-            if name == "amr":
-                arms = bandit_fns.sample(state.bandit, arm_key, width)
-            else:
-                arms = _draw_arms(arm_key, _arm_probs_by_task(state.memory), (width,))
-            return None, memory_lib.draw(state.memory, id_key, arms)
-
-        _, ids = jax.lax.scan(one_step, None, jax.random.split(key, num_steps))
-        return ids
+        # The state is fixed for the whole presample, so all S x width draws are iid: one call each.
+        arm_key, id_key = jax.random.split(key)
+        if name == "amr":
+            arms = bandit_fns.sample(state.bandit, arm_key, num_steps * width).reshape(num_steps, width)
+        else:
+            arms = _draw_arms(arm_key, _arm_probs_by_task(state.memory), (num_steps, width))
+        return memory_lib.draw(state.memory, id_key, arms)
 
     def rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):
         """Bandit rewards for observed per-example losses (NaN where masked or unknown)."""

@@ -58,7 +58,7 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.bandit.policy = "boltzmann"  # boltzmann | greedy | epsilon_greedy | ucb | exp3 | thompson | uniform
     c.bandit.tau = 1.0  # Boltzmann temperature over normalised rewards
     c.bandit.epsilon = 0.1  # uniform floor mixed into the Boltzmann / epsilon-greedy distribution
-    c.bandit.normalize = "zscore"  # zscore | minmax | none: reward normalisation across active arms
+    c.bandit.normalize = "zscore"  # zscore (spread of arm estimates) | pooled (spread of single rewards) | minmax | none
     c.bandit.ucb_c = 1.0  # UCB exploration coefficient
     c.bandit.exp3_alpha = 0.9  # EXP3 (Online Data Mixing): smoothing of importance-weighted rewards
     c.bandit.optimism = 1.0  # score bonus of never-observed arms so each is tried

@@ -431,3 +431,20 @@ def test_api_shape():
     state = b.init([True, False, True])
     chex.assert_shape([state.value, state.sq, state.count, state.exp3_est, state.active], (3,))
     assert state.t.shape == () and state.t.dtype == jnp.int32 and state.active.dtype == jnp.bool_
+
+
+def test_pooled_normalisation_follows_signal_to_noise():
+    """zscore makes any two arms +-1 apart; pooled scales the gap by the reward noise."""
+    rng = np.random.default_rng(0)
+    arms = jnp.asarray(np.tile([0, 1], 200), jnp.int32)
+
+    def probs(normalize, gap, noise):
+        b = make_bandit(2, alpha=0.05, normalize=normalize, epsilon=0.0)
+        r = np.where(np.asarray(arms) == 1, gap, 0.0) + noise * rng.standard_normal(arms.shape[0])
+        return np.asarray(b.probs(b.observe(b.init(np.ones(2, bool)), arms, jnp.asarray(r, jnp.float32))))
+
+    small_z, small_p = probs("zscore", 0.01, 1.0), probs("pooled", 0.01, 1.0)
+    big_p = probs("pooled", 3.0, 0.1)
+    assert abs(small_p[1] - 0.5) < 0.15  # a gap far below the noise: close to uniform
+    assert max(small_z) > 0.8  # zscore: a confident preference out of noise
+    assert big_p[1] > 0.7  # a clear gap: a clear preference
