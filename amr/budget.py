@@ -47,6 +47,7 @@ class Ledger:
     flops: dict[str, float] = dataclasses.field(default_factory=lambda: {c: 0.0 for c in CATEGORIES})
     samples: dict[str, int] = dataclasses.field(default_factory=lambda: {c: 0 for c in CATEGORIES})
     per_task: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    _task: int = 0  # the task that charges go to
 
     def charge(self, category: str, flops: float, samples: int = 0, calls: int = 1) -> None:
         if category not in CATEGORIES:
@@ -56,8 +57,6 @@ class Ledger:
         while len(self.per_task) <= self._task:
             self.per_task.append({c: 0.0 for c in CATEGORIES})
         self.per_task[self._task][category] += float(flops) * calls
-
-    _task: int = 0
 
     def start_task(self, task: int) -> None:
         self._task = task
