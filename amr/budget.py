@@ -80,28 +80,6 @@ class Ledger:
         return ledger
 
 
-def trimmed_new_batch(
-    new_batch: int,
-    steps: int,
-    flops_per_new_row: float,
-    selection_flops_per_task: float,
-) -> int:
-    """New-task rows per step left after paying `selection_flops_per_task` by trimming.
-
-    Trims whole rows from every step: ceil(selection / (steps * cost of one row)).
-    """
-    if selection_flops_per_task <= 0:
-        return new_batch
-    per_step = selection_flops_per_task / max(steps, 1)
-    trim = math.ceil(per_step / flops_per_new_row)
-    if trim >= new_batch:
-        raise ValueError(
-            f"zero-cost protocol: selection costs {selection_flops_per_task:.3g} FLOPs per task, more than the "
-            f"{new_batch} new rows per step can pay ({new_batch * flops_per_new_row * steps:.3g}); "
-            "lower replay.probe_samples or replay.clusters_per_task, or set replay.zero_cost=False")
-    return new_batch - trim
-
-
 def check_zero_cost(strategy_flops: float, naive_flops: float, tolerance: float = 0.005) -> bool:
     """True when the strategy spent at most naive fine-tuning's FLOPs (within `tolerance`)."""
     return strategy_flops <= naive_flops * (1.0 + tolerance)
