@@ -21,6 +21,7 @@ from amr.data.tasks import make_tasks
 from amr.metrics_log import MetricsLog
 from amr.models import make_model
 from amr.train import Run, make_context, make_strategy
+from amr.workdir_lock import WorkdirLock
 
 
 def prepare(config, num_devices: int | None = None):
@@ -65,6 +66,11 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict[str, Any]:
     ctx = prepare(config)
+    with WorkdirLock(workdir):
+        return _train_and_evaluate(ctx, config, workdir, progress)
+
+
+def _train_and_evaluate(ctx, config, workdir: str, progress: bool) -> dict[str, Any]:
     os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
     log = MetricsLog(workdir)
     per_strategy: dict[str, list[dict[str, Any]]] = {}
