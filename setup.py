@@ -21,6 +21,7 @@ setuptools.setup(
         "tensorflow-datasets>=4.9",  # used without TensorFlow: tfds.data_source only
         "absl-py",
         "numpy",
+        "scipy",  # confidence intervals (t quantiles)
         "scikit-learn",  # load_digits (bundled real data); reference checks in tests
         "scikit-image",  # bundled photos used as image domains
         "tensorboardX",
