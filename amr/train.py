@@ -25,7 +25,7 @@ from amr import budget, clustering, evaluate, heldout
 from amr import replay as replay_lib
 from amr import step as step_lib
 from amr.checkpoint import RunCheckpoints
-from amr.costs import CostModel
+from amr.costs import CostModel, kmeans_flops
 from amr.metrics_log import MetricsLog
 from amr.plan import StrategyPlan, plan_strategy
 from amr.train_state import TrainState, make_optimizer
@@ -155,7 +155,7 @@ class Run:
                           calls=batches)
             result = clustering.kmeans(key, jnp.asarray(emb), k, num_iters=cfg.replay.kmeans_iters)
             labels = np.asarray(result.labels)
-            ledger.charge("selection", 3.0 * emb.shape[0] * emb.shape[1] * k * (cfg.replay.kmeans_iters + 1))
+            ledger.charge("selection", kmeans_flops(emb.shape[0], emb.shape[1], k, cfg.replay.kmeans_iters))
         else:
             labels = clustering.per_task_labels(len(ids))
         ref = None
@@ -189,7 +189,7 @@ class Run:
             state = step_lib.replicate(ctx.mesh, state)
             ledger = budget.Ledger.from_json(host["ledger"])
             logging.warning("%s seed %d: resuming at task %d chunk %d", self.strategy, self.seed, host["task"],
-                         host["chunk"])
+                            host["chunk"])
 
         for t in range(host["task"], self.num_tasks):
             ledger.start_task(t)
