@@ -67,8 +67,8 @@ def validate(cfg, num_devices: int) -> None:
         _require(replay_rows % num_devices == 0, "replay.fraction",
                  f"{frac} x {batch} = {replay_rows} replay rows, not divisible by the {num_devices} devices")
     _require(g("replay.reward") in replay_lib.REWARDS, "replay.reward", f"unknown reward {g('replay.reward')!r}; expected one of {replay_lib.REWARDS}")
-    _require(g("replay.reference") in ("auto", "sample", "train", "probe"), "replay.reference",
-             f"expected auto, sample, train or probe, got {g('replay.reference')!r}")
+    _require(g("replay.reference") in ("auto", "sample", "visit", "train", "probe"), "replay.reference",
+             f"expected auto, sample, visit, train or probe, got {g('replay.reference')!r}")
     _require(not (g("replay.reference") == "train" and g("replay.clusters_per_task") > 1), "replay.reference",
              "'train' gives one reference per task; k-means arms (replay.clusters_per_task > 1) need 'probe'")
     for key, lo in (("clusters_per_task", 1), ("ref_samples", 1), ("mir_candidates", 2), ("kmeans_iters", 1)):

@@ -95,7 +95,8 @@ def make_replay(
     `reference` (loss_increase only): "arm" compares a replayed row's loss with its arm's
     loss at the arm's task end (`add_task(..., ref_losses)`); "sample" compares it with the
     row's *own* loss when it was last trained on as new data (`record_new`), which removes
-    the row-to-row spread in difficulty from the reward.
+    the row-to-row spread in difficulty from the reward; "visit" also resets that reference
+    whenever the row is replayed, so the reward is what the row lost since its last visit.
     """
     if name not in POLICIES:
         raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {POLICIES}")
@@ -103,8 +104,8 @@ def make_replay(
         raise ValueError(f"reward: unknown reward {reward!r}; expected one of {REWARDS}")
     if name == "mir" and candidates < 2:
         raise ValueError(f"candidates: mir needs at least 2 candidates per slot, got {candidates}")
-    if reference not in ("arm", "sample"):
-        raise ValueError(f"reference: expected 'arm' or 'sample', got {reference!r}")
+    if reference not in ("arm", "sample", "visit"):
+        raise ValueError(f"reference: expected 'arm', 'sample' or 'visit', got {reference!r}")
     if candidates < 1:
         raise ValueError(f"candidates must be >= 1, got {candidates}")
     bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
@@ -116,7 +117,7 @@ def make_replay(
                 memory=template,
                 bandit=bandit_fns.init(np.zeros((max_arms,), bool)),
                 ref_loss=jnp.full((max_arms,), jnp.nan, jnp.float32),
-                sample_ref=jnp.full((capacity if reference == "sample" else 1,), jnp.nan, jnp.float32),
+                sample_ref=jnp.full((capacity if reference in ("sample", "visit") else 1,), jnp.nan, jnp.float32),
         )
 
     def add_task(state, sample_ids, cluster_labels, task_id, ref_losses=None, num_clusters=None):
@@ -169,7 +170,7 @@ def make_replay(
         losses = losses.astype(jnp.float32)
         if reward == "loss":
             return losses
-        if reward == "loss_increase" and reference == "sample":
+        if reward == "loss_increase" and reference in ("sample", "visit"):
             if sample_ids is None:
                 raise ValueError("sample_ids: the per-sample loss_increase reward needs the observed rows' ids")
             return losses - state.sample_ref[sample_ids]
@@ -188,9 +189,13 @@ def make_replay(
                     None if sample_ids is None else sample_ids.reshape(-1))
         return state.replace(bandit=bandit_fns.observe(state.bandit, arm_ids.reshape(-1), r))
 
-    def record_new(state, sample_ids, losses):
-        """Remembers new-task rows' training losses (the per-sample reference); a no-op otherwise."""
-        if reference != "sample" or name != "amr":
+    def record_new(state, sample_ids, losses, replayed: bool = False):
+        """Remembers rows' training losses as their per-sample reference; a no-op otherwise.
+
+        New-task rows are recorded for the 'sample' and 'visit' references; replayed rows
+        (`replayed=True`) only for 'visit', whose reward is the loss regained since a row's
+        last visit."""
+        if name != "amr" or reference == "arm" or (replayed and reference != "visit"):
             return state
         losses = losses.reshape(-1).astype(jnp.float32)
         ids = jnp.where(jnp.isfinite(losses), sample_ids.reshape(-1), state.sample_ref.shape[0])  # dropped

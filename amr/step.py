@@ -172,6 +172,7 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
         if R:
             arms = memory_lib.arms_of(replay.memory, out["ids"])
             replay = policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
+            replay = policy.record_new(replay, out["ids"], out["rep_losses"], replayed=True)
             metrics["replay_arm_counts"] = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[
                 arms.reshape(-1)].add(1, mode="drop")
         metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]

@@ -96,14 +96,14 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
     steps, num_tasks = cfg.train.steps_per_task, len(ctx.tasks)
     tx = make_optimizer(cfg.optim, steps)
     clusters = cfg.replay.clusters_per_task if name == "amr" else 1
+    reference = reference_mode(cfg, name)
     policy = replay_lib.make_replay(
         name, max_arms=cfg.replay.max_arms or num_tasks * clusters, capacity=int(ctx.offsets[-1] + len(
             ctx.tasks[-1].train)), reward=cfg.replay.reward,
         candidates=cfg.replay.mir_candidates if name == "mir" else 1, bandit=dict(cfg.bandit),
-        reference="sample" if reference_mode(cfg, name) == "sample" else "arm")
+        reference=reference if reference in ("sample", "visit") else "arm")
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
     costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
-    reference = reference_mode(cfg, name)
     max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if num_tasks > 1 else 0
     plan = plan_strategy(cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe")
     naive_plan = plan_strategy(cfg, "none", costs, ctx.num_devices, max_rows)

@@ -41,6 +41,7 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.max_arms = 0  # arms allocated up front (static shapes); 0 = tasks x clusters_per_task
     c.replay.reward = "loss_increase"  # AMR's reward: loss | loss_increase (over the arm's loss at its task end) | marginal
     # loss_increase reference: sample (each row's own loss when last trained on as new data, free) |
+    # visit (each row's loss at its last visit, new or replayed, free) |
     # train (the arm's task's last-chunk training loss, free, task arms only) | probe (ref_samples rows per arm, paid) | auto (= sample)
     c.replay.reference = "auto"
     c.replay.ref_samples = 64  # rows per arm whose loss is the arm's reference at its task end (loss_increase)

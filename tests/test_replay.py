@@ -179,3 +179,14 @@ def test_per_sample_reference(jit):
     chex.assert_trees_all_equal(jax.device_get(state.bandit), before)
     with pytest.raises(ValueError, match="reference"):
         replay_lib.make_replay("amr", max_arms=4, capacity=10, reference="bogus")
+
+
+def test_visit_reference_resets_on_replay():
+    for reference, expected in (("sample", 1.0), ("visit", 0.25)):
+        policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAPACITY, reference=reference)
+        state, _ = _filled(policy)
+        state = policy.record_new(state, jnp.array([5], jnp.int32), jnp.array([2.0]))
+        state = policy.record_new(state, jnp.array([5], jnp.int32), jnp.array([2.75]), replayed=True)
+        ids = jnp.array([5], jnp.int32)
+        r = policy.rewards(state, memory_lib.arms_of(state.memory, ids), jnp.array([3.0]), sample_ids=ids)
+        np.testing.assert_allclose(np.asarray(r), [expected])
