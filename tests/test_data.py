@@ -427,3 +427,10 @@ def test_quickstart_defaults_are_fast():
         start = time.perf_counter()
         tasks = make_tasks(default_data_config(source), min_examples=32)
         assert len(tasks) >= 4 and time.perf_counter() - start < 10.0, source
+
+
+def test_licenses_domain_leaves_out_amr_itself():
+    """amr's METADATA carries the README: installing amr must not change the licenses data."""
+    from amr.data.python_text import license_paths
+
+    assert not [p for p in license_paths() if os.path.basename(os.path.dirname(p)).startswith("amr-")]

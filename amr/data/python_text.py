@@ -64,7 +64,9 @@ def license_paths() -> list[str]:
         if not os.path.isdir(site):
             continue
         for entry in sorted(os.listdir(site)):
-            if entry.endswith(".dist-info"):
+            # amr's own distribution is left out: its METADATA carries this project's README,
+            # so installing amr (or editing the README) would otherwise change the data.
+            if entry.endswith(".dist-info") and not entry.startswith("amr-"):
                 out.extend(_walk(os.path.join(site, entry), _is_license_file))
     return out
 
