@@ -23,7 +23,6 @@ Policies:
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable, NamedTuple
 
 import flax

@@ -111,7 +111,6 @@ def test_nonfinite_steps_are_skipped():
     mesh = step_lib.make_mesh(1)
     chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, step_lib.ChunkSpec(S, 4, 2))
     s0 = step_lib.replicate(mesh, state)
-    params0 = jax.device_get(s0.params)
     state1, metrics = chunk(s0, step_lib.shard_new_batches(mesh, new), _ids(mesh, new, 0),
                             step_lib.replicate(mesh, memory))
     loss = np.asarray(metrics["loss"])
