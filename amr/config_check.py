@@ -83,6 +83,16 @@ def validate(cfg, num_devices: int) -> None:
              "probes measure loss levels, which the 'marginal' reward cannot use; set it to 0")
     _require(g("replay.mir_lr") > 0, "replay.mir_lr", f"must be > 0, got {g('replay.mir_lr')!r}")
 
+    m = "memory."
+    _require(g(m + "placement") in ("device", "host"), m + "placement",
+             f"expected 'device' or 'host', got {g(m + 'placement')!r}")
+    for key in ("staleness", "workers"):
+        v = g(m + key)
+        _require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, m + key,
+                 f"must be an integer >= 0, got {v!r}")
+    _require(isinstance(g(m + "dir"), str), m + "dir", f"must be a path string ('' = <workdir>/memory), got "
+             f"{g(m + 'dir')!r}")
+
     b = "bandit."
     _require(g(b + "estimator") in ESTIMATORS, b + "estimator", f"unknown estimator {g(b + 'estimator')!r}; expected one of {ESTIMATORS}")
     _require(g(b + "policy") in BANDIT_POLICIES, b + "policy", f"unknown policy {g(b + 'policy')!r}; expected one of {BANDIT_POLICIES}")

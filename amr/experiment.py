@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from amr import config_check, evaluate, plots, report
+from amr import config_check, evaluate, host_memory, plots, report
 from amr import step as step_lib
 from amr.data.tasks import make_tasks
 from amr.metrics_log import MetricsLog
@@ -85,7 +85,8 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool) -> dict[str, 
                     logging.info("%s seed %d: finished earlier, loaded %s", strategy, seed, path)
                 else:
                     compiled = compiled or make_strategy(ctx, strategy)
-                    run = Run(ctx, compiled, seed, os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"), log)
+                    run = Run(ctx, compiled, seed, os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"), log,
+                              memory_dir=host_memory.memory_dir(config, workdir))
                     result = run.run(progress=progress)
                     report.write_json_atomic(path, result)
                 per_strategy.setdefault(strategy, []).append(result)

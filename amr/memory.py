@@ -16,6 +16,13 @@ so the stored samples always fill the prefix `sorted_ids[:num_samples]`.
     Shapes and dtypes never change, so a jitted consumer compiles once for the
     whole run.
 
+Without an arm table (`empty_index(..., track_arms=False)`, used when the rows live on
+the host, see `amr.host_memory`) `arm_of` is an empty array, so the index holds one
+id (4 bytes) per stored sample; draws then report their arms themselves
+(`draw` is given them, `draw_uniform_with_arms` derives them from the drawn
+position), `arms_of` is unavailable and `add_task` cannot check for ids stored
+twice (the caller guarantees fresh ids; the run loop appends each task once).
+
 Emptiness: drawing from an empty memory is a `ValueError` raised on the host by
 `check_nonempty`. `draw`/`draw_uniform` call it themselves when the index is
 concrete; inside `jit` the index is traced and the caller (the replay layer)
@@ -39,7 +46,7 @@ class MemoryIndex:
     sorted_ids: jax.Array  # int[capacity] ids grouped arm-major; unused tail = 0
     offsets: jax.Array  # int[max_arms] start of each arm in sorted_ids
     sizes: jax.Array  # int[max_arms] samples per arm (0 for unused / empty arms)
-    arm_of: jax.Array  # i32[capacity] arm of each sample id, -1 if not stored
+    arm_of: jax.Array  # i32[capacity] arm of each sample id, -1 if not stored (i32[0] without an arm table)
     arm_task: jax.Array  # i32[max_arms] task owning each arm, -1 if unused
     num_samples: jax.Array  # int[] samples stored
     num_arms: jax.Array  # i32[] arms allocated so far
@@ -57,6 +64,11 @@ class MemoryIndex:
     def capacity(self) -> int:
         return self.sorted_ids.shape[0]
 
+    @property
+    def tracks_arms(self) -> bool:
+        """Whether `arm_of` (sample id -> arm) is kept; see the module docstring."""
+        return self.arm_of.shape[0] == self.sorted_ids.shape[0]
+
 
 def _id_dtype(capacity: int):
     """int32 when ids fit, int64 (x64 mode only) beyond 2**31 - 1 samples."""
@@ -69,8 +81,10 @@ def _id_dtype(capacity: int):
     return jnp.int64
 
 
-def empty_index(max_arms: int, capacity: int) -> MemoryIndex:
-    """An index with room for `max_arms` arms and sample ids in [0, capacity)."""
+def empty_index(max_arms: int, capacity: int, track_arms: bool = True) -> MemoryIndex:
+    """An index with room for `max_arms` arms and sample ids in [0, capacity).
+
+    `track_arms=False` drops the per-sample arm table (4 bytes per stored sample)."""
     if isinstance(max_arms, bool) or not isinstance(max_arms, (int, np.integer)) or max_arms <= 0:
         raise ValueError(f"max_arms must be a positive int, got {max_arms!r}")
     if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity <= 0:
@@ -82,7 +96,7 @@ def empty_index(max_arms: int, capacity: int) -> MemoryIndex:
         sorted_ids=jnp.zeros((capacity,), dt),
         offsets=jnp.zeros((max_arms,), dt),
         sizes=jnp.zeros((max_arms,), dt),
-        arm_of=jnp.full((capacity,), -1, jnp.int32),
+        arm_of=jnp.full((capacity if track_arms else 0,), -1, jnp.int32),
         arm_task=jnp.full((max_arms,), -1, jnp.int32),
         num_samples=jnp.zeros((), dt),
         num_arms=jnp.zeros((), jnp.int32),
@@ -124,7 +138,7 @@ def _gather_arm_of(arm_of, ids):
 
 
 def _scatter_task(sorted_ids, arm_of, positions, ids, arms):
-    # Padding entries carry an out-of-range position / id and are dropped.
+    # Padding entries carry an out-of-range position / id and are dropped (all of them without an arm table).
     sorted_ids = sorted_ids.at[positions].set(ids, mode="drop")
     arm_of = arm_of.at[ids].set(arms, mode="drop")
     return sorted_ids, arm_of
@@ -209,6 +223,7 @@ def add_task(index: MemoryIndex, sample_ids, cluster_labels, task_id: int,
             raise ValueError(f"sample_ids contains duplicate ids (e.g. {dup.tolist()})")
         del where, pos
         bucket = _bucket(n, capacity)
+    if n and index.tracks_arms:
         stored = np.asarray(_gather_arm_of(index.arm_of, _pad(ids, bucket, capacity)))[:n]
         if np.any(stored >= 0):
             bad = ids[stored >= 0][:5]
@@ -288,8 +303,26 @@ def draw_uniform(index: MemoryIndex, key: jax.Array, shape) -> jax.Array:
     return index.sorted_ids[j]
 
 
+def draw_uniform_with_arms(index: MemoryIndex, key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
+    """`draw_uniform`'s ids (same key, same ids) and the arm each came from, without `arm_of`.
+
+    The arm of drawn position j is the non-empty arm whose slice of `sorted_ids` holds j
+    (a [draws, max_arms] comparison: arms are few)."""
+    if _is_concrete(index):
+        check_nonempty(index)
+    n = index.num_samples
+    j = jax.random.randint(key, tuple(shape), 0, jnp.maximum(n, 1), dtype=n.dtype)
+    inside = ((index.offsets <= j[..., None]) & (j[..., None] < index.offsets + index.sizes)
+              & (index.sizes > 0))
+    arms = jnp.where(jnp.any(inside, axis=-1), jnp.argmax(inside, axis=-1), -1).astype(jnp.int32)
+    return index.sorted_ids[j], arms
+
+
 def arms_of(index: MemoryIndex, sample_ids: jax.Array) -> jax.Array:
-    """Arm of each sample id (-1 where not stored or outside [0, capacity))."""
+    """Arm of each sample id (-1 where not stored or outside [0, capacity)). Needs the arm table."""
+    if not index.tracks_arms:
+        raise ValueError("index: arms_of needs the per-sample arm table, which this index does not keep "
+                         "(empty_index(..., track_arms=False)); take the arms from the draw instead")
     sample_ids = jnp.asarray(sample_ids)
     inside = (sample_ids >= 0) & (sample_ids < index.capacity)
     arms = index.arm_of[jnp.where(inside, sample_ids, 0)]

@@ -7,6 +7,7 @@ Every policy is a `ReplayPolicy` record of pure functions over a `ReplayState`
         state = policy.init()
         state = policy.add_task(state, sample_ids, cluster_labels, task_id, ref_losses)  # host side
         ids_SxB = policy.presample(state, key, num_steps, batch)                         # on device
+        ids_SxB, arms_SxB = policy.presample_with_arms(state, key, num_steps, batch)      # same ids
         state = policy.observe(state, ids, arm_ids, losses)                               # on device
 
 Policies:
@@ -51,6 +52,7 @@ class ReplayPolicy(NamedTuple):
     init: Callable[[], ReplayState]
     add_task: Callable[..., ReplayState]
     presample: Callable[..., jax.Array]
+    presample_with_arms: Callable[..., tuple[jax.Array, jax.Array]]  # presample's ids and the arm of each
     observe: Callable[..., ReplayState]
     record_new: Callable[..., ReplayState]
     arm_probs: Callable[[ReplayState], jax.Array]
@@ -88,6 +90,7 @@ def make_replay(
         candidates: int = 1,
         bandit: dict[str, Any] | None = None,
         reference: str = "arm",
+        track_arms: bool = True,
 ) -> ReplayPolicy:
     """Builds the replay policy `name`; `bandit` holds `amr.bandit.make_bandit` kwargs.
 
@@ -96,6 +99,9 @@ def make_replay(
     row's *own* loss when it was last trained on as new data (`record_new`), which removes
     the row-to-row spread in difficulty from the reward; "visit" also resets that reference
     whenever the row is replayed, so the reward is what the row lost since its last visit.
+
+    `track_arms=False` keeps no per-sample arm table in the memory index (host-resident
+    memory, 4 bytes less per stored sample): callers take arms from `presample_with_arms`.
     """
     if name not in POLICIES:
         raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {POLICIES}")
@@ -109,7 +115,7 @@ def make_replay(
         raise ValueError(f"candidates must be >= 1, got {candidates}")
     bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
     # Probes the empty-memory/int32 limits now, not inside a trace.
-    template = memory_lib.empty_index(max_arms, capacity)
+    template = memory_lib.empty_index(max_arms, capacity, track_arms=track_arms)
 
     def init() -> ReplayState:
         return ReplayState(
@@ -155,14 +161,30 @@ def make_replay(
             return jnp.zeros((num_steps, width), jnp.int32)
         if name in ("uniform", "mir"):
             return memory_lib.draw_uniform(state.memory, key, (num_steps, width))
+        return memory_lib.draw(state.memory, *_arm_draw(state, key, num_steps, width))
 
+    def _arm_draw(state, key, num_steps, width):
+        """(id key, arms int32[num_steps, width]) of the arm-first policies (amr, task_balanced)."""
         # The state is fixed for the whole presample, so all S x width draws are iid: one call each.
         arm_key, id_key = jax.random.split(key)
         if name == "amr":
             arms = bandit_fns.sample(state.bandit, arm_key, num_steps * width).reshape(num_steps, width)
         else:
             arms = _draw_arms(arm_key, _arm_probs_by_task(state.memory), (num_steps, width))
-        return memory_lib.draw(state.memory, id_key, arms)
+        return id_key, arms
+
+    def presample_with_arms(state, key, num_steps: int, batch: int):
+        """(presample's ids, int32 arm of each): the same random draws, arms taken from the draw."""
+        if batch < 0 or num_steps < 0:
+            raise ValueError(f"batch and num_steps must be >= 0, got batch={batch}, num_steps={num_steps}")
+        width = 0 if name == "none" else batch * candidates
+        if width == 0:
+            return jnp.zeros((num_steps, width), jnp.int32), jnp.zeros((num_steps, width), jnp.int32)
+        if name in ("uniform", "mir"):
+            return memory_lib.draw_uniform_with_arms(state.memory, key, (num_steps, width))
+        id_key, arms = _arm_draw(state, key, num_steps, width)
+        ids = memory_lib.draw(state.memory, id_key, arms)
+        return ids, jnp.where(ids >= 0, arms, -1).astype(jnp.int32)
 
     def rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):
         """Bandit rewards for observed per-example losses (NaN where masked or unknown)."""
@@ -201,6 +223,7 @@ def make_replay(
         return state.replace(sample_ref=state.sample_ref.at[ids].set(losses, mode="drop"))
 
     return ReplayPolicy(
-            name=name, init=init, add_task=add_task, presample=presample, observe=observe, record_new=record_new,
+            name=name, init=init, add_task=add_task, presample=presample, presample_with_arms=presample_with_arms,
+            observe=observe, record_new=record_new,
             arm_probs=arm_probs, rewards=rewards, candidates=candidates if name == "mir" else 1,
             uses_bandit=name == "amr", needs_loss_after=(name == "amr" and reward == "marginal"))

@@ -11,6 +11,12 @@ One `jax.jit` runs a whole chunk of S steps with no host round trip:
   4. the replayed rows' per-example losses are all-gathered and fed to the bandit
      (one `lax.scan` inside `observe`), so its state stays identical on every device.
 
+Host-resident memory (`make_chunk_fn(..., host_memory=True)`, see `amr.host_memory`):
+step 1 runs outside the chunk, in `make_presample_fn` with exactly the chunk's key
+derivation, and the chunk's 4th argument is a `LocalMemory` -- the presampled ids,
+their arms and their rows, in order -- instead of the whole memory. Rows are then
+taken by position, arms come from the draw, and the rest of the program is unchanged.
+
 The per-device program is written with `jax.shard_map` over the 1-D mesh axis
 "data" (current JAX's successor of `pmap`). Replay ids are drawn globally and rows
 get per-example keys from their global position, so 1 and 8 devices compute the
@@ -34,6 +40,27 @@ from amr import replay as replay_lib
 from amr.train_state import TrainState
 
 AXIS = "data"
+
+
+class Presampled(NamedTuple):
+    """A chunk's replay ids drawn ahead of it (global, replicated): what the host must load."""
+    ids: jax.Array  # int32[S, R*C] replay (MIR: candidate) ids
+    arms: jax.Array  # int32[S, R*C] their arms
+    probe_ids: jax.Array  # int32[P] probe ids (P = 0 without probes)
+    probe_arms: jax.Array  # int32[P]
+
+
+class LocalMemory(NamedTuple):
+    """The 4th chunk argument in host mode: presampled ids plus their rows, in the same order."""
+    ids: jax.Array  # int32[S, R*C], replicated
+    arms: jax.Array  # int32[S, R*C], replicated
+    rows: jax.Array  # [S, R*C, ...] rows of `ids`, columns sharded over the "data" axis
+    probe_ids: jax.Array  # int32[P], replicated
+    probe_arms: jax.Array  # int32[P], replicated
+    probe_rows: jax.Array  # [P, ...] rows of `probe_ids`, sharded over the "data" axis
+
+
+LOCAL_MEMORY_SPECS = LocalMemory(P(), P(), P(None, AXIS), P(), P(), P(AXIS))
 
 
 class ChunkSpec(NamedTuple):
@@ -76,11 +103,42 @@ def probe_ids(replay_state, key, num):
     return memory_lib.draw(replay_state.memory, key, arms), arms
 
 
+def _chunk_keys(rng, step):
+    """(sample_key, probe_key, step_key) of the chunk starting at global step `step`."""
+    chunk_key = jax.random.fold_in(rng, step)
+    return jax.random.split(chunk_key, 3)
+
+
+def uses_probes(policy: replay_lib.ReplayPolicy, spec: ChunkSpec) -> bool:
+    return bool(policy.uses_bandit and spec.probe_samples)
+
+
+def make_presample_fn(policy: replay_lib.ReplayPolicy, spec: ChunkSpec) -> Callable:
+    """Jitted `presample(replay_state, rng, step) -> Presampled`: the draws the chunk at `step` makes.
+
+    Same keys and calls as the device-mode chunk, so the ids are bit-identical when given the
+    state the chunk starts from (staleness 0)."""
+    S, R = spec.steps, spec.replay_batch
+
+    def presample(replay, rng, step):
+        sample_key, probe_key, _ = _chunk_keys(rng, step)
+        ids, arms = policy.presample_with_arms(replay, sample_key, S, R)
+        if uses_probes(policy, spec):
+            pids, parms = probe_ids(replay, probe_key, spec.probe_samples)
+        else:
+            pids = parms = jnp.zeros((0,), jnp.int32)
+        return Presampled(ids.astype(jnp.int32), arms.astype(jnp.int32), pids.astype(jnp.int32),
+                          parms.astype(jnp.int32))
+
+    return jax.jit(presample)
+
+
 def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.ReplayPolicy,
-                  mesh: jax.sharding.Mesh, spec: ChunkSpec) -> Callable:
+                  mesh: jax.sharding.Mesh, spec: ChunkSpec, host_memory: bool = False) -> Callable:
     """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory_Nx...) -> (state, metrics)` (state donated).
 
     `new_ids_SxB` are the new rows' ids in the memory (for the per-sample reference loss).
+    With `host_memory` the 4th argument is a `LocalMemory` (see the module docstring).
     """
     n_dev = mesh.shape[AXIS]
     for name, value in (("new_batch", spec.new_batch), ("replay_batch", spec.replay_batch),
@@ -96,37 +154,59 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
     def gather(x):
         return jax.lax.all_gather(x, AXIS, axis=x.ndim - 1, tiled=True)
 
-    def mir_select(params, new_rows, new_keys, cand_ids, memory, key):
-        """Keep the R candidates whose loss rises most under a virtual SGD step on the new rows."""
+    def mir_select(params, new_rows, new_keys, rows, key):
+        """Positions (sorted, int[R]) of the R candidates whose loss rises most under a virtual SGD step.
+
+        `rows` are this device's Rl*C candidate rows."""
         grad = jax.grad(lambda p: per_example_losses(model, p, new_rows, new_keys).mean())(params)
         grad = jax.lax.pmean(grad, AXIS)
         virtual = jax.tree.map(lambda p, g: p - spec.mir_lr * g, params, grad)
         cand_keys = _row_keys(key, dev_index() * Rl * C, Rl * C)
-        rows = memory[_local_cols(cand_ids, dev_index(), Rl * C)]
         score = (per_example_losses(model, virtual, rows, cand_keys)
                  - per_example_losses(model, params, rows, cand_keys))
         score = gather(jnp.where(jnp.isfinite(score), score, -jnp.inf))
         _, top = jax.lax.top_k(score, R)
-        return cand_ids[jnp.sort(top)]
+        return jnp.sort(top)
 
     def dev_index():
         return jax.lax.axis_index(AXIS)
 
     def per_device(state: TrainState, new_SxBl, new_ids_SxBl, memory):
         dev = dev_index()
-        chunk_key = jax.random.fold_in(state.rng, state.step)
-        sample_key, probe_key, step_key = jax.random.split(chunk_key, 3)
+        sample_key, probe_key, step_key = _chunk_keys(state.rng, state.step)
         replay = state.replay
         metrics = {}
 
         if R:
-            ids_SxRC = policy.presample(replay, sample_key, S, R)  # global, same on all devices
+            if host_memory:  # presampled outside, with the same key; rows arrive with the ids
+                ids_SxRC, arms_SxRC, rows_SxRClx = memory.ids, memory.arms, memory.rows
+            else:
+                ids_SxRC = policy.presample(replay, sample_key, S, R)  # global, same on all devices
 
         if use_bandit and spec.probe_samples:
-            pids, parms = probe_ids(replay, probe_key, spec.probe_samples)
+            if host_memory:
+                pids, parms, prows = memory.probe_ids, memory.probe_arms, memory.probe_rows
+            else:
+                pids, parms = probe_ids(replay, probe_key, spec.probe_samples)
+                prows = memory[_local_cols(pids, dev, Pl)]
             keys = _row_keys(jax.random.fold_in(probe_key, 1), dev * Pl, Pl)
-            plocal = per_example_losses(model, state.params, memory[_local_cols(pids, dev, Pl)], keys)
+            plocal = per_example_losses(model, state.params, prows, keys)
             replay = policy.observe(replay, pids, parms, gather(plocal))
+
+        def replay_rows(params, new_rows, new_keys, xs, key):
+            """(ids int[R] global, arms int[R] or None, this device's Rl replay rows) of one step."""
+            ids_R = xs[1]
+            if not host_memory:
+                if C > 1:
+                    cand = memory[_local_cols(ids_R, dev, Rl * C)]
+                    ids_R = ids_R[mir_select(params, new_rows, new_keys, cand, jax.random.fold_in(key, 2))]
+                return ids_R, None, memory[_local_cols(ids_R, dev, Rl)]
+            arms_R, rows_l = xs[2], xs[3]
+            if C == 1:
+                return ids_R, arms_R, rows_l  # this device's columns are its rows
+            sel = mir_select(params, new_rows, new_keys, rows_l, jax.random.fold_in(key, 2))
+            all_rows = jax.lax.all_gather(rows_l, AXIS, axis=0, tiled=True)  # [R*C, ...] in column order
+            return ids_R[sel], arms_R[sel], all_rows[jax.lax.dynamic_slice_in_dim(sel, dev * Rl, Rl)]
 
         def train_step(carry, xs):
             params, opt_state, skipped = carry
@@ -135,13 +215,12 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
             new_keys = _row_keys(key, dev * Bl, Bl)
             rows, rep_keys, out = new_rows, new_keys, {}
             if R:
-                ids_R = xs[1]
-                if C > 1:
-                    ids_R = mir_select(params, new_rows, new_keys, ids_R, memory, jax.random.fold_in(key, 2))
-                ids_Rl = _local_cols(ids_R, dev, Rl)
+                ids_R, arms_R, rep_rows = replay_rows(params, new_rows, new_keys, xs, key)
                 rep_keys = _row_keys(key, B + dev * Rl, Rl)
-                rows = jnp.concatenate([new_rows, memory[ids_Rl]], axis=0)
+                rows = jnp.concatenate([new_rows, rep_rows], axis=0)
                 out["ids"] = ids_R
+                if host_memory:
+                    out["arms"] = arms_R
 
             def loss_fn(p):
                 losses = per_example_losses(model, p, rows, jnp.concatenate([new_keys, rep_keys]) if R else new_keys)
@@ -164,13 +243,18 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
                     out["rep_after"] = gather(jnp.where(ok, after, jnp.nan))
             return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
 
-        xs = (new_SxBl, ids_SxRC, new_ids_SxBl, jnp.arange(S)) if R else (new_SxBl, new_ids_SxBl, jnp.arange(S))
+        if not R:
+            xs = (new_SxBl, new_ids_SxBl, jnp.arange(S))
+        elif host_memory:
+            xs = (new_SxBl, ids_SxRC, arms_SxRC, rows_SxRClx, new_ids_SxBl, jnp.arange(S))
+        else:
+            xs = (new_SxBl, ids_SxRC, new_ids_SxBl, jnp.arange(S))
         (params, opt_state, skipped), out = jax.lax.scan(
             train_step, (state.params, state.opt_state, state.skipped), xs)
 
         replay = policy.record_new(replay, out["new_ids"], out["new_losses"])
         if R:
-            arms = memory_lib.arms_of(replay.memory, out["ids"])
+            arms = out["arms"] if host_memory else memory_lib.arms_of(replay.memory, out["ids"])
             replay = policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
             replay = policy.record_new(replay, out["ids"], out["rep_losses"], replayed=True)
             metrics["replay_arm_counts"] = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[
@@ -183,7 +267,7 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
 
     sharded = jax.shard_map(
         per_device, mesh=mesh,
-        in_specs=(P(), P(None, AXIS), P(None, AXIS), P()),
+        in_specs=(P(), P(None, AXIS), P(None, AXIS), LOCAL_MEMORY_SPECS if host_memory else P()),
         out_specs=(P(), P()),
         # Replicated outputs are built only from pmean'd / all-gathered values; the bandit's
         # scan mixes them with its replicated state, which the VMA type check cannot follow.

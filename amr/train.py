@@ -7,12 +7,17 @@ embeddings when `replay.clusters_per_task > 1`) with their reference losses.
 Metrics are fetched one chunk late so the host never stalls the device. The run
 checkpoints every `train.checkpoint_every` chunks and at task ends, and resumes from
 its checkpoint directory automatically.
+
+With `memory.placement = "host"` the train rows stay off the device: finished tasks
+are written to checksummed ArrayRecord shards and each chunk gets the rows of its
+presampled replay ids from a prefetching loader (`amr.host_memory.HostReplay`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any
 
 import grain
@@ -22,6 +27,7 @@ import numpy as np
 import tqdm
 
 from amr import budget, clustering, evaluate, heldout
+from amr import host_memory
 from amr import replay as replay_lib
 from amr import step as step_lib
 from amr.checkpoint import RunCheckpoints
@@ -33,13 +39,13 @@ from amr.train_state import TrainState, make_optimizer
 
 @dataclasses.dataclass
 class Context:
-    """What every run of one experiment shares: data, model, mesh, device-resident memory."""
+    """What every run of one experiment shares: data, model, mesh, device-resident memory (host placement: none)."""
 
     config: Any
     tasks: list  # amr.data Task objects
     model: Any  # amr.models.ModelSpec
     mesh: jax.sharding.Mesh
-    memory: jax.Array  # [sum N_t, ...] all tasks' train rows, replicated on device
+    memory: jax.Array  # [sum N_t, ...] all tasks' train rows, replicated on device (host placement: a placeholder)
     offsets: np.ndarray  # first memory id of each task
     eval_pass: heldout.ForwardPass  # per-row losses with fixed masks, for held-out and reference losses
     embed_pass: heldout.ForwardPass  # per-row embeddings, for k-means arms
@@ -51,7 +57,10 @@ class Context:
 
 def make_context(config, tasks, model, mesh) -> Context:
     offsets = np.cumsum([0] + [len(t.train) for t in tasks])[:-1]
-    memory = step_lib.replicate(mesh, np.concatenate([t.train for t in tasks]))
+    if host_memory.placement(config) == "host":  # rows come from shards; first-task chunks never read this
+        memory = step_lib.replicate(mesh, np.zeros((1,), np.int32))
+    else:
+        memory = step_lib.replicate(mesh, np.concatenate([t.train for t in tasks]))
     return Context(config, tasks, model, mesh, memory, offsets,
                    heldout.loss_pass(model, mesh, config.train.eval_batch),
                    heldout.embed_pass(model, mesh, config.train.eval_batch))
@@ -89,6 +98,7 @@ class Strategy:
     first_chunk: Any  # task 0 (nothing to replay yet): every row is new
     replay_chunk: Any
     reference: str
+    presample: Any = None  # host placement: jitted draws of replay_chunk's ids (amr.step.make_presample_fn)
 
 
 def make_strategy(ctx: Context, name: str) -> Strategy:
@@ -97,11 +107,12 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
     tx = make_optimizer(cfg.optim, steps)
     clusters = cfg.replay.clusters_per_task if name == "amr" else 1
     reference = reference_mode(cfg, name)
+    on_host = host_memory.placement(cfg) == "host"
     policy = replay_lib.make_replay(
         name, max_arms=cfg.replay.max_arms or num_tasks * clusters, capacity=int(ctx.offsets[-1] + len(
             ctx.tasks[-1].train)), reward=cfg.replay.reward,
         candidates=cfg.replay.mir_candidates if name == "mir" else 1, bandit=dict(cfg.bandit),
-        reference=reference if reference in ("sample", "visit") else "arm")
+        reference=reference if reference in ("sample", "visit") else "arm", track_arms=not on_host)
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
     costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
     max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if num_tasks > 1 else 0
@@ -109,13 +120,15 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
     naive_plan = plan_strategy(cfg, "none", costs, ctx.num_devices, max_rows)
     S = cfg.train.chunk_size
     first = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, step_lib.ChunkSpec(S, cfg.train.batch_size, 0))
-    replay = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, step_lib.ChunkSpec(
-        S, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr))
-    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference)
+    spec = step_lib.ChunkSpec(S, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr)
+    replay = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host)
+    presample = step_lib.make_presample_fn(policy, spec) if on_host else None
+    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference, presample)
 
 
 class Run:
-    def __init__(self, ctx: Context, strategy: Strategy, seed: int, ckpt_dir: str, log: MetricsLog | None = None):
+    def __init__(self, ctx: Context, strategy: Strategy, seed: int, ckpt_dir: str, log: MetricsLog | None = None,
+                 memory_dir: str | None = None):
         cfg = ctx.config
         self.ctx, self.cfg, self.seed, self.log = ctx, cfg, seed, log
         self.strategy, self.policy, self.costs = strategy.name, strategy.policy, strategy.costs
@@ -131,6 +144,10 @@ class Run:
             task=jnp.zeros((), jnp.int32), skipped=jnp.zeros((), jnp.int32))
         self.eval_pass, self.embed_pass = ctx.eval_pass, ctx.embed_pass
         self.ckpt = RunCheckpoints(ckpt_dir)
+        self.host_replay = None  # host placement: shards + prefetching loader (default dir: <ckpt_dir>/memory)
+        if strategy.presample is not None:
+            self.host_replay = host_memory.HostReplay(ctx, strategy.presample, memory_dir or os.path.join(
+                ckpt_dir, "memory"), cfg.memory.staleness, cfg.memory.workers)
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, params, ledger: budget.Ledger) -> list[float]:
@@ -199,6 +216,8 @@ class Run:
             stream = _task_stream(ctx.tasks[t], int(ctx.offsets[t]), plan.new_batch, self.seed, t)
             if host["chunk"] > 0 and host["iter_state"] is not None:
                 stream.set_state(host["iter_state"])
+            if self.host_replay and replaying:
+                self.host_replay.start_task(t, chunks_per_task, host.pop("host_replay_pending", None))
             bar = tqdm.tqdm(total=self.steps, initial=host["chunk"] * S, disable=not progress, leave=False,
                             desc=f"{self.strategy} seed {self.seed} task {t + 1}/{self.num_tasks} "
                                  f"({ctx.tasks[t].name})")
@@ -206,8 +225,9 @@ class Run:
             for c in range(host["chunk"], chunks_per_task):
                 batches = [next(stream) for _ in range(S)]
                 new, new_ids = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
+                memory = self.host_replay.local_memory(c, state) if self.host_replay and replaying else ctx.memory
                 state, metrics = chunk_fn(state, step_lib.shard_new_batches(ctx.mesh, new),
-                                          step_lib.shard_new_batches(ctx.mesh, new_ids), ctx.memory)
+                                          step_lib.shard_new_batches(ctx.mesh, new_ids), memory)
                 ledger.charge("train_new", plan.step_flops * plan.new_batch / (plan.new_batch + plan.replay_batch),
                               samples=plan.new_batch, calls=S)
                 ledger.charge("train_replay",
@@ -227,7 +247,10 @@ class Run:
                     self._record(host, *pending)
                     pending = None
                     host.update(task=t, chunk=c + 1, iter_state=stream.get_state())
+                    if self.host_replay and replaying:
+                        host["host_replay_pending"] = self.host_replay.pending_json()
                     self._save(state, host, ledger)
+                    host.pop("host_replay_pending", None)
             if pending is not None:
                 self._record(host, *pending)
             bar.close()
@@ -238,11 +261,15 @@ class Run:
                 self.log.write({"kind": "task_end", "strategy": self.strategy, "seed": self.seed, "task": t,
                                 "heldout": row})
             if t + 1 < self.num_tasks and self.strategy != "none":
+                if self.host_replay:
+                    self.host_replay.write_task(t)
                 ledger.start_task(t + 1)
                 state = self._add_arms(state, t, ledger, host.get("last_new_loss", float("nan")))
             host.update(task=t + 1, chunk=0, iter_state=None)
             self._save(state, host, ledger)
         self.ckpt.close()
+        if self.host_replay:
+            self.host_replay.close()
         return self._result(host, ledger, state)
 
     def _record(self, host, task, step_in_task, metrics) -> None:

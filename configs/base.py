@@ -64,6 +64,14 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.bandit.exp3_alpha = 0.9  # EXP3 (Online Data Mixing): smoothing of importance-weighted rewards
     c.bandit.optimism = 1.0  # score bonus of never-observed arms so each is tried
 
+    c.memory = ml_collections.ConfigDict()
+    # where past tasks' train rows live: device (one replicated array, replay rows gathered inside the chunk) |
+    # host (checksummed ArrayRecord shards read by a prefetching grain loader; only the index is on device)
+    c.memory.placement = "device"
+    c.memory.staleness = 1  # host: chunks between drawing replay ids and training on them (0 = exact, = device)
+    c.memory.dir = ""  # host: directory of the memory shards ('' = <workdir>/memory)
+    c.memory.workers = 2  # host: grain reader threads loading replay rows (0 = read in the prefetch thread)
+
     c.mesh = ml_collections.ConfigDict()
     c.mesh.num_devices = 0  # devices on the 1-D "data" axis (0 = all visible devices)
     return c

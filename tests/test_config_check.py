@@ -39,6 +39,10 @@ BAD = [
     ("replay.probe_samples", lambda c: setattr(c.replay, "probe_samples", 8) or setattr(c.replay, "reward", "marginal")),
     ("replay.clusters_per_task", lambda c: setattr(c.replay, "clusters_per_task", 0)),
     ("replay.mir_candidates", lambda c: setattr(c.replay, "mir_candidates", 1)),
+    ("memory.placement", lambda c: setattr(c.memory, "placement", "disk")),
+    ("memory.staleness", lambda c: setattr(c.memory, "staleness", -1)),
+    ("memory.workers", lambda c: setattr(c.memory, "workers", -2)),
+    ("memory.dir", lambda c: setattr(c.memory, "dir", None)),
 ]
 
 
