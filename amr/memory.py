@@ -17,7 +17,7 @@ so the stored samples always fill the prefix `sorted_ids[:num_samples]`.
     whole run.
 
 Without an arm table (`empty_index(..., track_arms=False)`, used when the rows live on
-the host, see `amr.host_memory`) `arm_of` is an empty array, so the index holds one
+the host, see `amr.host_memory`) `arm_of` is a 1-entry placeholder, so the index holds one
 id (4 bytes) per stored sample; draws then report their arms themselves
 (`draw` is given them, `draw_uniform_with_arms` derives them from the drawn
 position), `arms_of` is unavailable and `add_task` cannot check for ids stored
@@ -46,7 +46,7 @@ class MemoryIndex:
     sorted_ids: jax.Array  # int[capacity] ids grouped arm-major; unused tail = 0
     offsets: jax.Array  # int[max_arms] start of each arm in sorted_ids
     sizes: jax.Array  # int[max_arms] samples per arm (0 for unused / empty arms)
-    arm_of: jax.Array  # i32[capacity] arm of each sample id, -1 if not stored (i32[0] without an arm table)
+    arm_of: jax.Array  # i32[capacity] arm of each sample id, -1 if not stored (i32[1] without an arm table)
     arm_task: jax.Array  # i32[max_arms] task owning each arm, -1 if unused
     num_samples: jax.Array  # int[] samples stored
     num_arms: jax.Array  # i32[] arms allocated so far
@@ -96,7 +96,7 @@ def empty_index(max_arms: int, capacity: int, track_arms: bool = True) -> Memory
         sorted_ids=jnp.zeros((capacity,), dt),
         offsets=jnp.zeros((max_arms,), dt),
         sizes=jnp.zeros((max_arms,), dt),
-        arm_of=jnp.full((capacity if track_arms else 0,), -1, jnp.int32),
+        arm_of=jnp.full((capacity if track_arms else 1,), -1, jnp.int32),  # 1, not 0: orbax saves no empty arrays
         arm_task=jnp.full((max_arms,), -1, jnp.int32),
         num_samples=jnp.zeros((), dt),
         num_arms=jnp.zeros((), jnp.int32),
