@@ -243,8 +243,8 @@ class RowLoader:
 class HostReplay:
     """Run-loop plumbing of host placement: shards at task ends, a prefetching id -> rows pipeline per task."""
 
-    def __init__(self, ctx, presample_fn, directory: str, staleness: int, workers: int):
-        self.ctx, self.presample_fn, self.directory = ctx, presample_fn, directory
+    def __init__(self, ctx, directory: str, staleness: int, workers: int):
+        self.ctx, self.directory, self.presample_fn = ctx, directory, None
         self.staleness, self.workers = staleness, workers
         self.steps = ctx.config.train.chunk_size
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="host-replay")
@@ -259,9 +259,11 @@ class HostReplay:
         task = self.ctx.tasks[t]
         write_shard(self.directory, t, task.name, task.train)
 
-    def start_task(self, t: int, chunks_per_task: int, pending: dict[str, Any] | None = None) -> None:
-        """Opens (and verifies) the shards of tasks 0..t-1; `pending` re-queues a checkpoint's drawn ids."""
+    def start_task(self, t: int, chunks_per_task: int, presample_fn, pending: dict[str, Any] | None = None) -> None:
+        """Opens (and verifies) the shards of tasks 0..t-1; `presample_fn` draws this task's chunks' ids
+        (`amr.step.make_presample_fn`); `pending` re-queues a checkpoint's drawn ids."""
         self._drain()
+        self.presample_fn = presample_fn
         self.loader = RowLoader(RowSource(self.directory, [len(x.train) for x in self.ctx.tasks[:t]]), self.workers)
         self.chunks = chunks_per_task
         for k, pre in (pending or {}).items():

@@ -98,7 +98,36 @@ class Strategy:
     first_chunk: Any  # task 0 (nothing to replay yet): every row is new
     replay_chunk: Any
     reference: str
+    ctx: Any = None
     presample: Any = None  # host placement: jitted draws of replay_chunk's ids (amr.step.make_presample_fn)
+    _per_task: dict = dataclasses.field(default_factory=dict)
+
+    def for_task(self, t: int) -> tuple[StrategyPlan, Any]:
+        """(plan, jitted chunk) of task t. `joint`'s batch grows with the tasks seen: one compile per task."""
+        return self.for_task_with_presample(t)[:2]
+
+    def for_task_with_presample(self, t: int) -> tuple[StrategyPlan, Any, Any]:
+        """(plan, jitted chunk, host placement's jitted presample or None) of task t."""
+        if t == 0 or self.name == "none":
+            return self.naive_plan, self.first_chunk, None
+        if self.name != "joint":
+            return self.plan, self.replay_chunk, self.presample
+        if t not in self._per_task:
+            self._per_task[t] = _compile(self.ctx, self.name, self.tx, self.policy, self.costs, self.reference, t)
+        return self._per_task[t]
+
+
+def _compile(ctx: Context, name: str, tx, policy, costs: CostModel, reference: str, past_tasks: int = 1):
+    """(plan, jitted chunk, jitted presample or None): host placement's replay chunks take presampled rows."""
+    cfg = ctx.config
+    max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if len(ctx.tasks) > 1 else 0
+    plan = plan_strategy(cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe",
+                         past_tasks=past_tasks)
+    spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples,
+                              cfg.replay.mir_lr)
+    on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
+    chunk = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host)
+    return plan, chunk, step_lib.make_presample_fn(policy, spec) if on_host else None
 
 
 def make_strategy(ctx: Context, name: str) -> Strategy:
@@ -115,15 +144,10 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
         reference=reference if reference in ("sample", "visit") else "arm", track_arms=not on_host)
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
     costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
-    max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if num_tasks > 1 else 0
-    plan = plan_strategy(cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe")
-    naive_plan = plan_strategy(cfg, "none", costs, ctx.num_devices, max_rows)
-    S = cfg.train.chunk_size
-    first = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, step_lib.ChunkSpec(S, cfg.train.batch_size, 0))
-    spec = step_lib.ChunkSpec(S, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr)
-    replay = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host)
-    presample = step_lib.make_presample_fn(policy, spec) if on_host else None
-    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference, presample)
+    naive_plan, first, _ = _compile(ctx, "none", tx, policy, costs, "none")
+    plan, replay, presample = (naive_plan, None, None) if name in ("none", "joint") else _compile(
+        ctx, name, tx, policy, costs, reference)
+    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference, ctx, presample)
 
 
 class Run:
@@ -133,7 +157,7 @@ class Run:
         self.ctx, self.cfg, self.seed, self.log = ctx, cfg, seed, log
         self.strategy, self.policy, self.costs = strategy.name, strategy.policy, strategy.costs
         self.plan, self.naive_plan = strategy.plan, strategy.naive_plan
-        self.first_chunk, self.replay_chunk = strategy.first_chunk, strategy.replay_chunk
+        self.for_task, self.for_task_with_presample = strategy.for_task, strategy.for_task_with_presample
         self.reference = strategy.reference
         self.steps = cfg.train.steps_per_task
         self.num_tasks = len(ctx.tasks)
@@ -145,8 +169,8 @@ class Run:
         self.eval_pass, self.embed_pass = ctx.eval_pass, ctx.embed_pass
         self.ckpt = RunCheckpoints(ckpt_dir)
         self.host_replay = None  # host placement: shards + prefetching loader (default dir: <ckpt_dir>/memory)
-        if strategy.presample is not None:
-            self.host_replay = host_memory.HostReplay(ctx, strategy.presample, memory_dir or os.path.join(
+        if host_memory.placement(cfg) == "host" and strategy.name != "none":
+            self.host_replay = host_memory.HostReplay(ctx, memory_dir or os.path.join(
                 ckpt_dir, "memory"), cfg.memory.staleness, cfg.memory.workers)
 
     # ---------------------------------------------------------------- evaluation
@@ -210,14 +234,13 @@ class Run:
 
         for t in range(host["task"], self.num_tasks):
             ledger.start_task(t)
-            replaying = t > 0 and self.strategy != "none"
-            plan = self.plan if replaying else self.naive_plan
-            chunk_fn = self.replay_chunk if replaying else self.first_chunk
+            plan, chunk_fn, presample = self.for_task_with_presample(t)
+            from_host = presample is not None  # host placement, a task that replays
             stream = _task_stream(ctx.tasks[t], int(ctx.offsets[t]), plan.new_batch, self.seed, t)
             if host["chunk"] > 0 and host["iter_state"] is not None:
                 stream.set_state(host["iter_state"])
-            if self.host_replay and replaying:
-                self.host_replay.start_task(t, chunks_per_task, host.pop("host_replay_pending", None))
+            if from_host:
+                self.host_replay.start_task(t, chunks_per_task, presample, host.pop("host_replay_pending", None))
             bar = tqdm.tqdm(total=self.steps, initial=host["chunk"] * S, disable=not progress, leave=False,
                             desc=f"{self.strategy} seed {self.seed} task {t + 1}/{self.num_tasks} "
                                  f"({ctx.tasks[t].name})")
@@ -225,7 +248,7 @@ class Run:
             for c in range(host["chunk"], chunks_per_task):
                 batches = [next(stream) for _ in range(S)]
                 new, new_ids = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
-                memory = self.host_replay.local_memory(c, state) if self.host_replay and replaying else ctx.memory
+                memory = self.host_replay.local_memory(c, state) if from_host else ctx.memory
                 state, metrics = chunk_fn(state, step_lib.shard_new_batches(ctx.mesh, new),
                                           step_lib.shard_new_batches(ctx.mesh, new_ids), memory)
                 ledger.charge("train_new", plan.step_flops * plan.new_batch / (plan.new_batch + plan.replay_batch),
@@ -247,7 +270,7 @@ class Run:
                     self._record(host, *pending)
                     pending = None
                     host.update(task=t, chunk=c + 1, iter_state=stream.get_state())
-                    if self.host_replay and replaying:
+                    if from_host:
                         host["host_replay_pending"] = self.host_replay.pending_json()
                     self._save(state, host, ledger)
                     host.pop("host_replay_pending", None)
@@ -305,7 +328,7 @@ class Run:
             "naive_task_flops": naive_task,
             "within_budget": all(budget.check_zero_cost(ledger.budget_flops(t), naive_task)
                                  for t in range(len(ledger.per_task))),
-            "plan": dataclasses.asdict(self.plan),
+            "plan": dataclasses.asdict(self.for_task(self.num_tasks - 1)[0]),
             "skipped_steps": int(jax.device_get(state.skipped)),
             "curves": host["curves"], "arm_history": host["arm_history"], "init_losses": host["init_losses"],
         }

@@ -61,11 +61,11 @@ class Side:
             if self.run.host_replay:
                 self.run.host_replay.write_task(t)
             state = self.run._add_arms(state, t, budget.Ledger(), float("nan"))  # pylint: disable=protected-access
-        self.state, self.chunk = state, strategy.replay_chunk
-        plan = strategy.plan
+        plan, self.chunk, presample = strategy.for_task_with_presample(last)
+        self.state = state
         self.stream = train_lib._task_stream(ctx.tasks[last], int(ctx.offsets[last]), plan.new_batch, 0, last)  # pylint: disable=protected-access
         if self.run.host_replay:
-            self.run.host_replay.start_task(last, 10**9)
+            self.run.host_replay.start_task(last, 10**9, presample)
         self.c, self.times = 0, []
 
     def step(self, record: bool) -> None:
