@@ -168,8 +168,7 @@ def _compiled(placement):
     cfg.mesh.num_devices = 2
     cfg.data.domains = ("docs", "headers")  # 2 tasks x 2 chunks, a checkpoint after every chunk: small but complete
     cfg.train.steps_per_task, cfg.train.eval_every, cfg.train.checkpoint_every = 8, 0, 1
-    cfg.replay.probe_samples = 2  # probe rows come from the loader too
-    cfg.replay.zero_cost = False  # (no trimming search: fewer cost-analysis compiles)
+    cfg.replay.probe_samples = 2  # probe rows come from the loader too (paid by trimming new rows)
     cfg.memory.placement = placement
     if placement == "device":
         ctx = prepare(cfg)
