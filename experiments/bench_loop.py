@@ -44,8 +44,7 @@ def main(argv=None):
     ctx = prepare(cfg)
     S = cfg.train.chunk_size
     strategy = make_strategy(ctx, args.strategy)
-    plan = strategy.plan if args.strategy != "none" else strategy.naive_plan
-    scan_fn = strategy.replay_chunk
+    plan, scan_fn = strategy.for_task(len(ctx.tasks) - 1)  # what a run uses on its last task
     step_fn = step_lib.make_chunk_fn(ctx.model, strategy.tx, strategy.policy, ctx.mesh, step_lib.ChunkSpec(
         1, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr))
     chunks = device_chunks(ctx, plan.new_batch, S, 4)
