@@ -29,6 +29,22 @@ def _get(cfg, dotted: str):
     return node
 
 
+def validate_processes(cfg, num_processes: int, device_count: int) -> None:
+    """Multi-process runs: every process feeds an equal share of each global batch.
+
+    The mesh spans every device of every process, so the new / replay / probe splits,
+    which `validate` requires to be multiples of the device count, divide too."""
+    if num_processes <= 1:
+        return
+    batch = _get(cfg, "train.batch_size")
+    _require(isinstance(batch, int) and batch % num_processes == 0, "train.batch_size",
+             f"{batch!r} is not divisible by the {num_processes} processes (each process feeds an equal share of "
+             "every global batch)")
+    n = _get(cfg, "mesh.num_devices")
+    _require(n in (0, device_count), "mesh.num_devices",
+             f"{n}: a run over {num_processes} processes uses all {device_count} devices (set 0 or {device_count})")
+
+
 def validate(cfg, num_devices: int) -> None:
     """Raises ConfigError naming the key of the first bad value."""
     g = lambda k: _get(cfg, k)  # noqa: E731

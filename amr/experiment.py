@@ -8,14 +8,16 @@ checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from typing import Any
 
+import jax
 import numpy as np
 
-from amr import config_check, evaluate, host_memory, plots, report
+from amr import config_check, distributed, evaluate, host_memory, plots, report
 from amr import step as step_lib
 from amr.data.tasks import make_tasks
 from amr.metrics_log import MetricsLog
@@ -26,6 +28,7 @@ from amr.workdir_lock import WorkdirLock
 
 def prepare(config, num_devices: int | None = None):
     """Validates the config and builds tasks, model and mesh, all before any compile."""
+    config_check.validate_processes(config, jax.process_count(), jax.device_count())
     mesh = step_lib.make_mesh(config.mesh.num_devices or num_devices)
     n_dev = mesh.shape[step_lib.AXIS]
     config_check.validate(config, n_dev)
@@ -66,13 +69,15 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict[str, Any]:
     ctx = prepare(config)
-    with WorkdirLock(workdir):
-        return _train_and_evaluate(ctx, config, workdir, progress)
+    primary = distributed.is_primary()  # only process 0 locks the workdir and writes files
+    with WorkdirLock(workdir) if primary else contextlib.nullcontext():
+        return _train_and_evaluate(ctx, config, workdir, progress and primary, primary)
 
 
-def _train_and_evaluate(ctx, config, workdir: str, progress: bool) -> dict[str, Any]:
-    os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
-    log = MetricsLog(workdir)
+def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool = True) -> dict[str, Any]:
+    if primary:
+        os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
+    log = MetricsLog(workdir) if primary else None
     per_strategy: dict[str, list[dict[str, Any]]] = {}
     try:
         for strategy in config.strategies:
@@ -88,10 +93,12 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool) -> dict[str, 
                     run = Run(ctx, compiled, seed, os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"), log,
                               memory_dir=host_memory.memory_dir(config, workdir))
                     result = run.run(progress=progress)
-                    report.write_json_atomic(path, result)
+                    if primary:
+                        report.write_json_atomic(path, result)
                 per_strategy.setdefault(strategy, []).append(result)
     finally:
-        log.close()
+        if log is not None:
+            log.close()
 
     results = {
         "config": json.loads(config.to_json_best_effort()),
@@ -104,8 +111,9 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool) -> dict[str, 
         for s, entry in results["strategies"].items():
             entry["forgetting_reduction_vs_" + base] = evaluate.forgetting_reduction(
                 entry, results["strategies"][base])
-    report.write_json_atomic(os.path.join(workdir, "results.json"), results)
-    _plots(results, per_strategy, workdir, config.train.steps_per_task)
+    if primary:
+        report.write_json_atomic(os.path.join(workdir, "results.json"), results)
+        _plots(results, per_strategy, workdir, config.train.steps_per_task)
     return results
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from amr.distributed import put_global
 from amr.step import AXIS, per_example_losses
 
 EVAL_KEY = 1234
@@ -34,8 +35,10 @@ class ForwardPass:
         n_dev = mesh.shape[AXIS]
         self.batch = -(-batch // n_dev) * n_dev
         self.sharding = NamedSharding(mesh, P(AXIS))
+        # Replicated outputs: every process can read them (a sharded output is not fully addressable
+        # when the mesh spans several processes).
         self._fn = jax.jit(fn, in_shardings=(NamedSharding(mesh, P()), self.sharding, self.sharding),
-                           out_shardings=self.sharding)
+                           out_shardings=NamedSharding(mesh, P()))
 
     def __call__(self, params, x: np.ndarray) -> tuple[np.ndarray, int]:
         """(outputs for every row, number of batches run)."""
@@ -43,7 +46,7 @@ class ForwardPass:
         outs = []
         for i, b in enumerate(batches):
             idx = np.arange(i * self.batch, (i + 1) * self.batch, dtype=np.int32)
-            outs.append(self._fn(params, jax.device_put(b, self.sharding), jax.device_put(idx, self.sharding)))
+            outs.append(self._fn(params, put_global(b, self.sharding), put_global(idx, self.sharding)))
         return np.concatenate([np.asarray(o) for o in outs])[:n], len(batches)
 
 

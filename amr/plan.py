@@ -15,7 +15,6 @@ on all data seen so far at (t + 1)x naive fine-tuning's compute.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from amr import budget
 from amr.costs import CostModel, kmeans_flops

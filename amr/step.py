@@ -35,6 +35,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from amr import distributed
 from amr import memory as memory_lib
 from amr import replay as replay_lib
 from amr.train_state import TrainState
@@ -278,14 +279,14 @@ def make_chunk_fn(model, tx: optax.GradientTransformation, policy: replay_lib.Re
 
 def shard_new_batches(mesh, new_SxB: np.ndarray) -> jax.Array:
     """One host->device transfer per chunk, rows split over the "data" axis."""
-    return jax.device_put(new_SxB, NamedSharding(mesh, P(None, AXIS)))
+    return distributed.put_global(new_SxB, NamedSharding(mesh, P(None, AXIS)))
 
 
 def replicate(mesh, tree):
     """A replicated copy of `tree` on the mesh; every leaf gets its own buffer (safe to donate)."""
     # `device_put(..., may_alias=False)` then donating crashes jaxlib 0.10 on CPU; a jitted copy is safe.
     sharding = NamedSharding(mesh, P())
-    return _copier(sharding)(jax.device_put(tree, sharding))
+    return _copier(sharding)(distributed.put_global(tree, sharding))
 
 
 @functools.lru_cache(maxsize=None)

@@ -219,9 +219,9 @@ class Run:
         cfg, ctx = self.cfg, self.ctx
         S = cfg.train.chunk_size
         chunks_per_task = self.steps // S
-        restored = self.ckpt.restore_latest(self.template)
+        state = step_lib.replicate(ctx.mesh, self.template)  # also the restore target: replicated on every process
+        restored = self.ckpt.restore_latest(state)
         if restored is None:
-            state = step_lib.replicate(ctx.mesh, self.template)
             ledger = budget.Ledger()
             host = {"task": 0, "chunk": 0, "iter_state": None, "loss_rows": [], "curves": [],
                     "arm_history": [], "init_losses": self._evaluate(state.params, ledger)}
