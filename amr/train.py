@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from amr import budget, clustering, evaluate, heldout
+from amr import budget, clustering, evaluate, faults, heldout
 from amr import replay as replay_lib
 from amr import step as step_lib
 from amr.checkpoint import RunCheckpoints
@@ -134,6 +134,7 @@ class Run:
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, params, ledger: budget.Ledger) -> list[float]:
+        faults.fault_point("eval")
         losses = []
         for task in self.ctx.tasks:
             per_row, batches = self.eval_pass(params, task.test)
@@ -208,6 +209,7 @@ class Run:
                 new, new_ids = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
                 state, metrics = chunk_fn(state, step_lib.shard_new_batches(ctx.mesh, new),
                                           step_lib.shard_new_batches(ctx.mesh, new_ids), ctx.memory)
+                faults.fault_point("chunk")
                 ledger.charge("train_new", plan.step_flops * plan.new_batch / (plan.new_batch + plan.replay_batch),
                               samples=plan.new_batch, calls=S)
                 ledger.charge("train_replay",
@@ -240,8 +242,10 @@ class Run:
             if t + 1 < self.num_tasks and self.strategy != "none":
                 ledger.start_task(t + 1)
                 state = self._add_arms(state, t, ledger, host.get("last_new_loss", float("nan")))
+                faults.fault_point("arms")
             host.update(task=t + 1, chunk=0, iter_state=None)
             self._save(state, host, ledger)
+            faults.fault_point("task_end")
         self.ckpt.close()
         return self._result(host, ledger, state)
 
