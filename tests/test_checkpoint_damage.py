@@ -1,5 +1,6 @@
 """Damaged checkpoints and run files: fall back to the previous good one with a warning, never get stuck."""
 
+import dataclasses
 import glob
 import json
 import logging
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 
 from amr.checkpoint import RunCheckpoints
-from amr.experiment import train_and_evaluate
+from amr import experiment
+from amr import train as train_lib
 from configs import tiny
 
 
@@ -140,8 +142,14 @@ def _config():
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("run"))
-    return workdir, train_and_evaluate(_config(), workdir, progress=False)
+    """A finished tiny run; the reruns below reuse its context and compiled strategy (nothing recompiles)."""
+    ctx = experiment.prepare(_config())
+    strategy = train_lib.make_strategy(ctx, "none")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(experiment, "make_context", lambda config, *_: dataclasses.replace(ctx, config=config))
+        mp.setattr(experiment, "make_strategy", lambda _, name: strategy)
+        workdir = str(tmp_path_factory.mktemp("run"))
+        yield workdir, experiment.train_and_evaluate(_config(), workdir, progress=False)
 
 
 def test_damaged_finished_run_file_is_redone_with_a_warning(finished, caplog):
@@ -150,7 +158,7 @@ def test_damaged_finished_run_file_is_redone_with_a_warning(finished, caplog):
     with open(path, "r+") as f:
         f.truncate(os.path.getsize(path) // 2)  # a half file: not JSON
     with caplog.at_level(logging.WARNING):
-        again = train_and_evaluate(_config(), workdir, progress=False)
+        again = experiment.train_and_evaluate(_config(), workdir, progress=False)
     assert "none_seed0.json is damaged" in caplog.text and os.path.exists(path + ".damaged")
     assert again["strategies"]["none"]["loss_matrix"] == reference["strategies"]["none"]["loss_matrix"]
     with open(path) as f:
@@ -166,7 +174,7 @@ def test_every_checkpoint_and_the_run_file_damaged_reruns_from_scratch(finished,
     for step in steps:
         _garbage_host(os.path.join(ckpt_dir, step))
     with caplog.at_level(logging.WARNING):
-        again = train_and_evaluate(_config(), workdir, progress=False)
+        again = experiment.train_and_evaluate(_config(), workdir, progress=False)
     assert "starts again from scratch" in caplog.text
     np.testing.assert_array_equal(again["strategies"]["none"]["loss_matrix"],
                                   reference["strategies"]["none"]["loss_matrix"])
