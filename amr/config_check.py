@@ -5,7 +5,7 @@ from __future__ import annotations
 from amr import replay as replay_lib
 from amr.train_state import OPTIMIZERS, SCHEDULES
 
-STRATEGIES = ("none", "uniform", "task_balanced", "amr", "mir")
+STRATEGIES = ("none", "uniform", "task_balanced", "amr", "mir", "joint")
 ESTIMATORS = ("ema", "window")
 BANDIT_POLICIES = ("boltzmann", "greedy", "epsilon_greedy", "ucb", "exp3", "thompson", "uniform")
 NORMALIZERS = ("zscore", "pooled", "minmax", "none")

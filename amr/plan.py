@@ -6,6 +6,10 @@ rows to replay. Strategies that spend FLOPs choosing (AMR's probes, k-means arms
 reference losses; MIR's virtual step; the marginal reward's post-update pass) pay
 for it, when `replay.zero_cost` is on, by trimming new-task rows from every step, so
 each task costs at most what naive fine-tuning costs.
+
+`joint` is the over-budget upper reference: on task t it trains on `batch_size` new rows
+plus `t * batch_size` rows drawn uniformly from the t finished tasks, i.e. joint training
+on all data seen so far at (t + 1)x naive fine-tuning's compute.
 """
 
 from __future__ import annotations
@@ -37,13 +41,15 @@ def _batches(rows: int, batch: int) -> int:
 
 
 def plan_strategy(cfg, strategy: str, costs: CostModel, num_devices: int, max_task_rows: int,
-                  paid_reference: bool = False) -> StrategyPlan:
+                  paid_reference: bool = False, past_tasks: int = 1) -> StrategyPlan:
     t, r = cfg.train, cfg.replay
     steps, chunk, batch = t.steps_per_task, t.chunk_size, t.batch_size
     chunks = steps // chunk
     is_amr, is_mir = strategy == "amr", strategy == "mir"
     replay_batch = 0 if strategy == "none" else int(round(r.fraction * batch))
     replay_batch = min(replay_batch, batch - num_devices)
+    if strategy == "joint":
+        replay_batch = batch * past_tasks
     probe = r.probe_samples if is_amr else 0
     candidates = r.mir_candidates if is_mir else 1
     clusters = r.clusters_per_task if is_amr else 1
@@ -65,25 +71,32 @@ def plan_strategy(cfg, strategy: str, costs: CostModel, num_devices: int, max_ta
             boundary += _batches(clusters * r.ref_samples, eval_batch) * costs.forward(eval_batch)
         return per_chunk, boundary
 
-    new_rows = batch - replay_batch
-    per_chunk, boundary = selection(new_rows)
-    if r.zero_cost:
-        for _ in range(64):  # MIR's selection shrinks with the trimmed batch: settle, then verify
-            spent = steps * costs.train(new_rows + replay_batch) + chunks * per_chunk + boundary
-            if budget.check_zero_cost(spent, naive_task, tolerance=0.0) or new_rows <= num_devices:
-                break
-            per_row = costs.train(batch) / batch
-            trim = max(num_devices, math.ceil((spent - naive_task) / (steps * per_row)))
-            new_rows = max(num_devices, (new_rows - trim) // num_devices * num_devices)
-            per_chunk, boundary = selection(new_rows)
-        spent = steps * costs.train(new_rows + replay_batch) + chunks * per_chunk + boundary
-        if not budget.check_zero_cost(spent, naive_task):
+    new_rows = batch if strategy == "joint" else batch - replay_batch
+
+    def spent(n: int) -> float:
+        per_chunk, boundary = selection(n)
+        return steps * costs.train(n + replay_batch) + chunks * per_chunk + boundary
+
+    if r.zero_cost and strategy != "joint" and not budget.check_zero_cost(spent(new_rows), naive_task, 0.0):
+        # The most new rows (a multiple of the device count) that fit the budget. MIR's selection
+        # shrinks with the new rows it differentiates, so search rather than trim once.
+        lo, hi = 1, new_rows // num_devices  # in units of num_devices; hi does not fit
+        if not budget.check_zero_cost(spent(lo * num_devices), naive_task):
+            selection_flops = spent(num_devices) - steps * costs.train(num_devices + replay_batch)
             raise ValueError(
-                f"replay.zero_cost: {strategy}'s selection ({chunks * per_chunk + boundary:.3g} FLOPs per task) "
-                f"cannot be paid by trimming new-task rows; lower replay.probe_samples, "
+                f"replay.zero_cost: {strategy}'s selection ({selection_flops:.3g} FLOPs per task) cannot be paid by trimming new-task rows; lower replay.probe_samples, "
                 f"replay.clusters_per_task or replay.mir_candidates, or set replay.zero_cost=False")
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if budget.check_zero_cost(spent(mid * num_devices), naive_task, 0.0):
+                lo = mid
+            else:
+                hi = mid
+        new_rows = lo * num_devices
+    per_chunk, boundary = selection(new_rows)
     return StrategyPlan(
         strategy=strategy, new_batch=new_rows, replay_batch=replay_batch, probe_samples=probe,
-        candidates=candidates, clusters_per_task=clusters, trimmed_rows=batch - replay_batch - new_rows,
+        candidates=candidates, clusters_per_task=clusters,
+        trimmed_rows=0 if strategy == "joint" else batch - replay_batch - new_rows,
         step_flops=costs.train(new_rows + replay_batch), chunk_selection_flops=per_chunk,
         boundary_selection_flops=boundary, naive_task_flops=naive_task)

@@ -16,6 +16,8 @@ Policies:
     amr            a non-stationary bandit over arms (clusters of past data), Boltzmann
                                   sampling by default; reward = current loss, loss increase over the
                                   arm's reference loss, or marginal benefit (loss drop after replay).
+    joint          uniform over all past samples like `uniform`; the engine gives it a batch that
+                                  grows with the tasks seen (joint training, an over-budget reference).
     mir            maximally interfered retrieval (Aljundi et al. 2019): presample
                                   `candidates` uniform ids per slot; the train step keeps the ones
                                   whose loss rises most under a virtual SGD step.
@@ -34,7 +36,7 @@ from amr import bandit as bandit_lib
 from amr import memory as memory_lib
 from amr import sampling
 
-POLICIES = ("none", "uniform", "task_balanced", "amr", "mir")
+POLICIES = ("none", "uniform", "task_balanced", "amr", "mir", "joint")
 REWARDS = ("loss", "loss_increase", "marginal")
 
 
@@ -143,7 +145,7 @@ def make_replay(
             return _arm_probs_by_task(state.memory)
         if name == "none":
             return jnp.zeros(state.memory.sizes.shape, jnp.float32)
-        sizes = state.memory.sizes.astype(jnp.float32)  # uniform / mir: arms by size
+        sizes = state.memory.sizes.astype(jnp.float32)  # uniform / mir / joint: arms by size
         return sizes / jnp.maximum(jnp.sum(sizes), 1.0)
 
     def presample(state, key, num_steps: int, batch: int):
@@ -153,7 +155,7 @@ def make_replay(
         width = 0 if name == "none" else batch * candidates
         if width == 0:
             return jnp.zeros((num_steps, width), jnp.int32)
-        if name in ("uniform", "mir"):
+        if name in ("uniform", "mir", "joint"):
             return memory_lib.draw_uniform(state.memory, key, (num_steps, width))
 
         # The state is fixed for the whole presample, so all S x width draws are iid: one call each.

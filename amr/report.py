@@ -279,3 +279,27 @@ def append_jsonl(path, record) -> None:
         f.write(line.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
+
+
+def machine_description() -> dict[str, Any]:
+    """Where numbers were measured: CPU, cores, memory, accelerator, software versions."""
+    import platform  # noqa: PLC0415
+
+    import jax  # noqa: PLC0415
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    devices = jax.devices()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib, "platform": devices[0].platform,
+            "devices": len(devices), "python": platform.python_version(), "jax": jax.__version__,
+            "os": platform.platform()}

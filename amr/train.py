@@ -89,6 +89,28 @@ class Strategy:
     first_chunk: Any  # task 0 (nothing to replay yet): every row is new
     replay_chunk: Any
     reference: str
+    ctx: Any = None
+    _per_task: dict = dataclasses.field(default_factory=dict)
+
+    def for_task(self, t: int) -> tuple[StrategyPlan, Any]:
+        """(plan, jitted chunk) of task t. `joint`'s batch grows with the tasks seen: one compile per task."""
+        if t == 0 or self.name == "none":
+            return self.naive_plan, self.first_chunk
+        if self.name != "joint":
+            return self.plan, self.replay_chunk
+        if t not in self._per_task:
+            self._per_task[t] = _compile(self.ctx, self.name, self.tx, self.policy, self.costs, self.reference, t)
+        return self._per_task[t]
+
+
+def _compile(ctx: Context, name: str, tx, policy, costs: CostModel, reference: str, past_tasks: int = 1):
+    cfg = ctx.config
+    max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if len(ctx.tasks) > 1 else 0
+    plan = plan_strategy(cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe",
+                         past_tasks=past_tasks)
+    chunk = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, step_lib.ChunkSpec(
+        cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr))
+    return plan, chunk
 
 
 def make_strategy(ctx: Context, name: str) -> Strategy:
@@ -104,14 +126,10 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
         reference=reference if reference in ("sample", "visit") else "arm")
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
     costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
-    max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if num_tasks > 1 else 0
-    plan = plan_strategy(cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe")
-    naive_plan = plan_strategy(cfg, "none", costs, ctx.num_devices, max_rows)
-    S = cfg.train.chunk_size
-    first = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, step_lib.ChunkSpec(S, cfg.train.batch_size, 0))
-    replay = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, step_lib.ChunkSpec(
-        S, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr))
-    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference)
+    naive_plan, first = _compile(ctx, "none", tx, policy, costs, "none")
+    plan, replay = (naive_plan, None) if name in ("none", "joint") else _compile(ctx, name, tx, policy, costs,
+                                                                                 reference)
+    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference, ctx)
 
 
 class Run:
@@ -120,7 +138,7 @@ class Run:
         self.ctx, self.cfg, self.seed, self.log = ctx, cfg, seed, log
         self.strategy, self.policy, self.costs = strategy.name, strategy.policy, strategy.costs
         self.plan, self.naive_plan = strategy.plan, strategy.naive_plan
-        self.first_chunk, self.replay_chunk = strategy.first_chunk, strategy.replay_chunk
+        self.for_task = strategy.for_task
         self.reference = strategy.reference
         self.steps = cfg.train.steps_per_task
         self.num_tasks = len(ctx.tasks)
@@ -194,9 +212,7 @@ class Run:
 
         for t in range(host["task"], self.num_tasks):
             ledger.start_task(t)
-            replaying = t > 0 and self.strategy != "none"
-            plan = self.plan if replaying else self.naive_plan
-            chunk_fn = self.replay_chunk if replaying else self.first_chunk
+            plan, chunk_fn = self.for_task(t)
             stream = _task_stream(ctx.tasks[t], int(ctx.offsets[t]), plan.new_batch, self.seed, t)
             if host["chunk"] > 0 and host["iter_state"] is not None:
                 stream.set_state(host["iter_state"])
@@ -282,7 +298,7 @@ class Run:
             "naive_task_flops": naive_task,
             "within_budget": all(budget.check_zero_cost(ledger.budget_flops(t), naive_task)
                                  for t in range(len(ledger.per_task))),
-            "plan": dataclasses.asdict(self.plan),
+            "plan": dataclasses.asdict(self.for_task(self.num_tasks - 1)[0]),
             "skipped_steps": int(jax.device_get(state.skipped)),
             "curves": host["curves"], "arm_history": host["arm_history"], "init_losses": host["init_losses"],
         }

@@ -8,7 +8,7 @@ from amr.models import default_model_config
 
 def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.strategies = ("none", "uniform", "amr")  # replay strategies, run at equal compute: none|uniform|task_balanced|amr|mir
+    c.strategies = ("none", "uniform", "amr")  # replay strategies, run at equal compute: none|uniform|task_balanced|amr|mir (joint: over-budget reference)
     c.baseline = "uniform"  # forgetting reduction in results.json is reported relative to this strategy
     c.seeds = (0,)  # one full run per seed and strategy; results average over seeds
 

@@ -1,0 +1,74 @@
+"""The zero-cost plan: the most new-task rows that keep each strategy within naive fine-tuning's FLOPs."""
+
+import pytest
+
+from amr import budget
+from amr.plan import plan_strategy
+from configs.base import get_base_config
+
+
+class LinearCosts:
+    """FLOPs linear in rows, with a fixed per-call part (as XLA's counts have for the optimizer update)."""
+
+    def train(self, n):
+        return 1e5 + 3e4 * n
+
+    def grad(self, n):
+        return 2e4 * n
+
+    def forward(self, n):
+        return 1e4 * n
+
+    def embed(self, n):
+        return 9e3 * n
+
+
+def _spent(cfg, plan, costs):
+    chunks = cfg.train.steps_per_task // cfg.train.chunk_size
+    return (cfg.train.steps_per_task * costs.train(plan.new_batch + plan.replay_batch)
+            + chunks * plan.chunk_selection_flops + plan.boundary_selection_flops)
+
+
+def _cfg(**replay):
+    cfg = get_base_config()
+    for k, v in replay.items():
+        cfg.replay[k] = v
+    return cfg
+
+
+@pytest.mark.parametrize("num_devices", [1, 2])
+@pytest.mark.parametrize("strategy,replay", [("amr", dict(probe_samples=64)), ("mir", {}),
+                                             ("amr", dict(clusters_per_task=4, embed_dim_hint=8))])
+def test_trims_the_fewest_rows_that_fit(strategy, replay, num_devices):
+    cfg, costs = _cfg(**replay), LinearCosts()
+    plan = plan_strategy(cfg, strategy, costs, num_devices, max_task_rows=4096)
+    assert plan.trimmed_rows > 0 and plan.new_batch % num_devices == 0
+    assert budget.check_zero_cost(_spent(cfg, plan, costs), plan.naive_task_flops, tolerance=0.0)
+    # one more device-row of new data would not fit: nothing was over-trimmed
+    wider = plan_strategy(_cfg(**replay, zero_cost=False), strategy, costs, num_devices, 4096)
+    assert wider.new_batch == cfg.train.batch_size - plan.replay_batch
+    bigger = dict(plan.__dict__, new_batch=plan.new_batch + num_devices)
+    per_chunk = (cfg.train.chunk_size * (costs.grad(bigger["new_batch"]) + 2 * costs.forward(plan.replay_batch * 4))
+                 if strategy == "mir" else plan.chunk_selection_flops)
+    over = (cfg.train.steps_per_task * costs.train(bigger["new_batch"] + plan.replay_batch)
+            + cfg.train.steps_per_task // cfg.train.chunk_size * per_chunk + plan.boundary_selection_flops)
+    assert over > plan.naive_task_flops
+
+
+def test_free_strategies_are_not_trimmed():
+    cfg, costs = _cfg(), LinearCosts()
+    for s in ("none", "uniform", "amr"):
+        plan = plan_strategy(cfg, s, costs, 1, 4096)
+        assert plan.trimmed_rows == 0 and plan.new_batch + plan.replay_batch == cfg.train.batch_size
+
+
+def test_joint_grows_with_the_tasks_seen_and_is_over_budget():
+    cfg, costs = _cfg(), LinearCosts()
+    plan = plan_strategy(cfg, "joint", costs, 1, 4096, past_tasks=3)
+    assert (plan.new_batch, plan.replay_batch, plan.trimmed_rows) == (32, 96, 0)
+    assert not budget.check_zero_cost(_spent(cfg, plan, costs), plan.naive_task_flops)
+
+
+def test_unpayable_selection_is_a_clear_error():
+    with pytest.raises(ValueError, match="replay.zero_cost"):
+        plan_strategy(_cfg(probe_samples=100_000), "amr", LinearCosts(), 1, 4096)
