@@ -8,6 +8,8 @@ removes the seed-to-seed spread that both strategies share.
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,15 @@ import numpy as np
 from amr.evaluate import ci95
 
 METRICS = ("avg_forgetting", "max_forgetting", "new_task_loss", "final_avg_loss")
+
+
+def load_runs(workdir: str, strategy: str, seeds) -> list[dict[str, Any]]:
+    """The finished runs `<workdir>/runs/<strategy>_seed<k>.json` of `train_and_evaluate`."""
+    runs = []
+    for seed in seeds:
+        with open(os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json"), encoding="utf-8") as f:
+            runs.append(json.load(f))
+    return runs
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -30,4 +30,5 @@ def get(name: str, smoke: bool = False):
         config.train.checkpoint_every = 0
         config.data.max_train_per_task = 4 * config.train.batch_size
         config.data.test_per_task = min(config.data.test_per_task, 32)
+        config.mesh.num_devices = 1  # 2 replay rows per step cannot be split over more devices
     return config
