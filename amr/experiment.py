@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from amr import config_check, distributed, evaluate, host_memory, plots, report
+from amr import config_check, distributed, evaluate, faults, host_memory, plots, report
 from amr import step as step_lib
 from amr.data.tasks import make_tasks
 from amr.metrics_log import MetricsLog
@@ -67,6 +67,25 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _load_finished_run(path: str, strategy: str, seed: int) -> dict[str, Any] | None:
+    """A finished run's result from runs/<strategy>_seed<k>.json; None (redo it) if absent or damaged."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            result = json.load(f)
+        if not isinstance(result, dict) or result.get("strategy") != strategy or result.get("seed") != seed \
+                or "loss_matrix" not in result:
+            raise ValueError(f"not the result of {strategy} seed {seed}")
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        os.replace(path, path + ".damaged")
+        logging.warning("%s seed %d: finished run file %s is damaged (%s); moved it to %s.damaged and redoing "
+                        "the run (it resumes from its last checkpoint)", strategy, seed, path, err, path)
+        return None
+    logging.info("%s seed %d: finished earlier, loaded %s", strategy, seed, path)
+    return result
+
+
 def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict[str, Any]:
     ctx = prepare(config)
     primary = distributed.is_primary()  # only process 0 locks the workdir and writes files
@@ -84,17 +103,15 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
             compiled = None
             for seed in config.seeds:
                 path = os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json")
-                if os.path.exists(path):
-                    with open(path, encoding="utf-8") as f:
-                        result = json.load(f)
-                    logging.info("%s seed %d: finished earlier, loaded %s", strategy, seed, path)
-                else:
+                result = _load_finished_run(path, strategy, seed)
+                if result is None:
                     compiled = compiled or make_strategy(ctx, strategy)
                     run = Run(ctx, compiled, seed, os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"), log,
                               memory_dir=host_memory.memory_dir(config, workdir))
                     result = run.run(progress=progress)
                     if primary:
                         report.write_json_atomic(path, result)
+                    faults.fault_point("run_json")
                 per_strategy.setdefault(strategy, []).append(result)
     finally:
         if log is not None:

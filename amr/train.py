@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import tqdm
 
-from amr import budget, clustering, evaluate, heldout
+from amr import budget, clustering, evaluate, faults, heldout
 from amr import host_memory
 from amr import replay as replay_lib
 from amr import step as step_lib
@@ -175,6 +175,7 @@ class Run:
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, params, ledger: budget.Ledger) -> list[float]:
+        faults.fault_point("eval")
         losses = []
         for task in self.ctx.tasks:
             per_row, batches = self.eval_pass(params, task.test)
@@ -251,6 +252,7 @@ class Run:
                 memory = self.host_replay.local_memory(c, state) if from_host else ctx.memory
                 state, metrics = chunk_fn(state, step_lib.shard_new_batches(ctx.mesh, new),
                                           step_lib.shard_new_batches(ctx.mesh, new_ids), memory)
+                faults.fault_point("chunk")
                 ledger.charge("train_new", plan.step_flops * plan.new_batch / (plan.new_batch + plan.replay_batch),
                               samples=plan.new_batch, calls=S)
                 ledger.charge("train_replay",
@@ -288,8 +290,10 @@ class Run:
                     self.host_replay.write_task(t)
                 ledger.start_task(t + 1)
                 state = self._add_arms(state, t, ledger, host.get("last_new_loss", float("nan")))
+                faults.fault_point("arms")
             host.update(task=t + 1, chunk=0, iter_state=None)
             self._save(state, host, ledger)
+            faults.fault_point("task_end")
         self.ckpt.close()
         if self.host_replay:
             self.host_replay.close()
