@@ -184,7 +184,7 @@ def make_bandit(
         if arm.shape != () or r.shape != ():
             raise ValueError(f"arm_id and reward must be scalars, got shapes {arm.shape} and {r.shape}")
         a = jnp.clip(arm, 0, K - 1)
-        valid = (arm >= 0) & (arm < K) & state.active[a] & jnp.isfinite(r)
+        valid = (arm >= 0) & (arm < K) & state.active[a] & jnp.isfinite(r * r)  # also drops |r| > ~1.8e19 (r*r overflows)
         new = update(state, a, jnp.where(valid, r, 0.0))
         return jax.tree.map(lambda n, o: jnp.where(valid, n, o), new, state)
 

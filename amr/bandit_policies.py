@@ -137,10 +137,16 @@ def gaussian_posterior(value_K, sq_K, n_eff_K, observed_K, active_K, z_K, scale,
     return s_K, jnp.where(active_K, std_K, 0.0)
 
 
+def _masked_draws(draws, active_K):
+    """Inactive arms at -inf; an active arm's overflowed (inf/NaN) draw is clipped so it still beats them."""
+    big = jnp.finfo(jnp.float32).max
+    return jnp.where(active_K, jnp.nan_to_num(draws, nan=-big, posinf=big, neginf=-big), -jnp.inf)
+
+
 def thompson_argmax(key, mean_K, std_K, active_K, n: int) -> jax.Array:
     """i32[n]: one posterior draw of every arm per slot, argmax over the active arms."""
     noise_NxK = jax.random.normal(key, (n, mean_K.shape[0]), jnp.float32)
-    draws_NxK = jnp.where(active_K, mean_K + std_K * noise_NxK, -jnp.inf)
+    draws_NxK = _masked_draws(mean_K + std_K * noise_NxK, active_K)
     return jnp.argmax(draws_NxK, axis=-1).astype(jnp.int32)
 
 
@@ -155,7 +161,7 @@ def thompson_probs(mean_K, std_K, active_K, noise_DxK) -> jax.Array:
     """Monte Carlo estimate of P(arm is the posterior argmax) from the THOMPSON_DRAWS
     FIXED draws `noise_DxK` (so `probs` is a deterministic function of the state;
     `sample` uses the caller's key). Multiples of 1/512: exact sum 1, resolution ~0.002."""
-    draws_DxK = jnp.where(active_K, mean_K + std_K * noise_DxK, -jnp.inf)
+    draws_DxK = _masked_draws(mean_K + std_K * noise_DxK, active_K)
     ids_D = jnp.argmax(draws_DxK, axis=-1)
     hits_K = jax.nn.one_hot(ids_D, mean_K.shape[0], dtype=jnp.float32).sum(0)
     return hits_K / THOMPSON_DRAWS * jnp.any(active_K)
