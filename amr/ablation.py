@@ -24,7 +24,7 @@ ABLATIONS = {
     "clusters": ("clusters per task (1 = task arms)",
                  [(str(k), {"replay.clusters_per_task": k}) for k in (1, 2, 4, 8)], ("amr",)),
     "chunk": ("chunk size S (steps between bandit updates)",
-              [(str(s), {"train.chunk_size": s}) for s in (2, 8, 32)], ("amr",)),
+              [(str(s), {"train.chunk_size": s}) for s in (2, 8, 40)], ("amr",)),
     "reward": ("reward", [(r, {"replay.reward": r}) for r in ("loss", "loss_increase")], ("amr",)),
     "probes": ("probe rows per chunk (paid by trimming new rows)",
                [(str(p), {"replay.probe_samples": p}) for p in (0, 8, 32)], ("amr",)),
