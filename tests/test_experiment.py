@@ -95,7 +95,7 @@ def test_cli(tmp_path):
     assert os.path.exists(tmp_path / "results.json")
 
 
-@pytest.mark.slow
+@pytest.mark.extended  # ~95 s; the sweeps exercise k-means, probes and MIR at benchmark scale
 def test_kmeans_arms_probes_and_mir_stay_within_budget(tmp_path):
     cfg = _config()
     cfg.strategies, cfg.baseline = ("amr", "mir"), "amr"
