@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from amr import plots, report, seed_stats
+from amr import config_check, plots, report, seed_stats
 from amr.experiment import train_and_evaluate
 from configs import benchmarks
 
@@ -35,27 +35,17 @@ ABLATIONS = {
                                        "replay.clusters_per_task": 4}) for z in (True, False)], ("amr",)),
 }
 
-def _get(config, key):
-    node = config
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
 def _set(config, key, value):
-    *path, last = key.split(".")
-    node = config
-    for part in path:
-        node = node[part]
-    node[last] = value
+    parent, _, last = key.rpartition(".")
+    (config_check.lookup(config, parent) if parent else config)[last] = value
 
 
 def point_config(bench: str, overrides: dict, strategies, seeds, smoke: bool):
     config = benchmarks.get(bench, smoke=smoke)
     for key, value in overrides.items():
         try:
-            _get(config, key)
-        except KeyError:
+            config_check.lookup(config, key)
+        except config_check.ConfigError:
             raise ValueError(f"ablation override {key!r}: no such config key") from None
         _set(config, key, value)
     if smoke and config.train.steps_per_task % config.train.chunk_size:
@@ -70,7 +60,7 @@ def point_config(bench: str, overrides: dict, strategies, seeds, smoke: bool):
 def point_name(bench: str, overrides: dict, smoke: bool) -> str:
     """A workdir name from the overrides that differ from the defaults ('default' when none do)."""
     base = benchmarks.get(bench, smoke=smoke)
-    changed = {k: v for k, v in sorted(overrides.items()) if _get(base, k) != v}
+    changed = {k: v for k, v in sorted(overrides.items()) if config_check.lookup(base, k) != v}
     if not changed:
         return "default"
     return ",".join(f"{k.split('.')[-1]}={v}" for k, v in changed.items())

@@ -20,7 +20,8 @@ def _require(ok: bool, key: str, msg: str) -> None:
         raise ConfigError(f"{key}: {msg}")
 
 
-def _get(cfg, dotted: str):
+def lookup(cfg, dotted: str):
+    """cfg['a']['b'] for 'a.b'; a ConfigError naming the key when it is missing."""
     node = cfg
     for part in dotted.split("."):
         if part not in node:
@@ -36,18 +37,18 @@ def validate_processes(cfg, num_processes: int, device_count: int) -> None:
     which `validate` requires to be multiples of the device count, divide too."""
     if num_processes <= 1:
         return
-    batch = _get(cfg, "train.batch_size")
+    batch = lookup(cfg, "train.batch_size")
     _require(isinstance(batch, int) and batch % num_processes == 0, "train.batch_size",
              f"{batch!r} is not divisible by the {num_processes} processes (each process feeds an equal share of "
              "every global batch)")
-    n = _get(cfg, "mesh.num_devices")
+    n = lookup(cfg, "mesh.num_devices")
     _require(n in (0, device_count), "mesh.num_devices",
              f"{n}: a run over {num_processes} processes uses all {device_count} devices (set 0 or {device_count})")
 
 
 def validate(cfg, num_devices: int) -> None:
     """Raises ConfigError naming the key of the first bad value."""
-    g = lambda k: _get(cfg, k)  # noqa: E731
+    g = lambda k: lookup(cfg, k)  # noqa: E731
     strategies = tuple(g("strategies"))
     _require(len(strategies) > 0, "strategies", "at least one strategy is needed")
     for s in strategies:
