@@ -77,3 +77,17 @@ def regime(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {"avg_forgetting_mean": float(af.mean()), "avg_forgetting_std": std,
             "forgetting_over_std": float(af.mean() / std) if std and std > 0 else float("nan"),
             "clearly_forgets": bool(len(af) > 1 and af.mean() > 5 * std)}
+
+
+def same_initial_losses(per_strategy: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Whether every strategy saw the same held-out data: same seed -> same init losses on every task.
+
+    Data built from the environment (the `licenses` text domain reads installed packages) can
+    change between runs made at different times; this names the tasks where it did."""
+    by_seed: dict[int, list] = {}
+    for runs in per_strategy.values():
+        for r in runs:
+            by_seed.setdefault(int(r["seed"]), []).append(np.asarray(r["init_losses"], np.float64))
+    differ = sorted({int(j) for rows in by_seed.values() for row in rows[1:]
+                     for j in np.flatnonzero(row != rows[0])})
+    return {"ok": not differ, "tasks_that_differ": differ}

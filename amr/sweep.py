@@ -39,6 +39,7 @@ def summarize_benchmark(workdir: str, config, tasks) -> dict:
         entry["strategies"][s] = e
     if REFERENCE in per:
         entry["regime"] = seed_stats.regime(per[REFERENCE])
+    entry["same_data"] = seed_stats.same_initial_losses(per)
     return entry
 
 

@@ -146,6 +146,12 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
                for s, e in entry["strategies"].items()}
         plots.plot_forgetting_vs_flops(pts, os.path.join(out_dir, f"results_{bench}.png"))
         table = sweep.markdown({"benchmarks": {bench: entry}})
+        same = entry.get("same_data", {"ok": True})
+        if not same["ok"]:
+            names = ", ".join(entry["tasks"][j] for j in same["tasks_that_differ"])
+            table += (f"\n\n**Caveat:** the strategies' runs did not all see the same data for task(s) {names} "
+                      "(same seed, different initial held-out losses): those tasks' data were built in different "
+                      "environments. Comparisons that involve them are confounded.")
         per_task = " · ".join(f"{s}: " + ", ".join(f"{v:.3f}" for v in e["forgetting_per_task_mean"])
                               for s, e in entry["strategies"].items())
         parts += [table, f"![{bench}: forgetting against FLOPs](results_{bench}.png)", "",

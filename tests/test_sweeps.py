@@ -103,3 +103,9 @@ def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
     assert "## Targets" in text
     for bench in benchmarks.BENCHMARKS:
         assert f"| {bench} |" in text and os.path.getsize(tmp_path / "docs" / f"results_{bench}.png") > 0
+
+
+def test_runs_built_on_different_data_are_flagged():
+    a, b = dict(_run(0, 0.2), init_losses=[5.0, 5.1]), dict(_run(0, 0.3), init_losses=[5.0, 5.2])
+    assert seed_stats.same_initial_losses({"amr": [a], "uniform": [dict(a)]}) == {"ok": True, "tasks_that_differ": []}
+    assert seed_stats.same_initial_losses({"amr": [a], "uniform": [b]}) == {"ok": False, "tasks_that_differ": [1]}
