@@ -1,4 +1,5 @@
 """amr: adaptive memory replay for continual pre-training, in JAX/Flax."""
+
 import setuptools
 
 setuptools.setup(
@@ -29,7 +30,15 @@ setuptools.setup(
         "tqdm",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3", "hypothesis>=6", "flashbax>=0.1.2", "nbclient", "nbformat", "ipykernel"],
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3",
+            "hypothesis>=6",
+            "flashbax>=0.1.2",
+            "nbclient",
+            "nbformat",
+            "ipykernel",
+        ],
         "notebooks": ["jupyter", "nbclient", "nbformat", "ipykernel"],
     },
     entry_points={"console_scripts": ["amr-train=experiments.main:run"]},

@@ -8,7 +8,11 @@ from amr.models import default_model_config
 
 def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.strategies = ("none", "uniform", "amr")  # replay strategies, run at equal compute: none|uniform|task_balanced|amr|mir (joint: over-budget reference)
+    c.strategies = (
+        "none",
+        "uniform",
+        "amr",
+    )  # replay strategies, run at equal compute: none|uniform|task_balanced|amr|mir (joint: over-budget reference)
     c.baseline = "uniform"  # forgetting reduction in results.json is reported relative to this strategy
     c.seeds = (0,)  # one full run per seed and strategy; results average over seeds
 
@@ -39,7 +43,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.fraction = 0.0625  # share of each batch given to replay (small, as in continual pre-training)
     c.replay.clusters_per_task = 1  # AMR arms per finished task: 1 = task arms, >1 = k-means on the model's embeddings
     c.replay.max_arms = 0  # arms allocated up front (static shapes); 0 = tasks x clusters_per_task
-    c.replay.reward = "loss_increase"  # AMR's reward: loss | loss_increase (over the arm's loss at its task end) | marginal
+    c.replay.reward = (
+        "loss_increase"  # AMR's reward: loss | loss_increase (over the arm's loss at its task end) | marginal
+    )
     # loss_increase reference: sample (each row's own loss when last trained on as new data, free) |
     # visit (each row's loss at its last visit, new or replayed, free) |
     # train (the arm's task's last-chunk training loss, free, task arms only) | probe (ref_samples rows per arm, paid) | auto (= sample)
@@ -59,7 +65,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.bandit.policy = "boltzmann"  # boltzmann | greedy | epsilon_greedy | ucb | exp3 | thompson | uniform
     c.bandit.tau = 1.0  # Boltzmann temperature over normalised rewards
     c.bandit.epsilon = 0.1  # uniform floor mixed into the Boltzmann / epsilon-greedy distribution
-    c.bandit.normalize = "zscore"  # zscore (spread of arm estimates) | pooled (spread of single rewards) | minmax | none
+    c.bandit.normalize = (
+        "zscore"  # zscore (spread of arm estimates) | pooled (spread of single rewards) | minmax | none
+    )
     c.bandit.ucb_c = 1.0  # UCB exploration coefficient
     c.bandit.exp3_alpha = 0.9  # EXP3 (Online Data Mixing): smoothing of importance-weighted rewards
     c.bandit.optimism = 1.0  # score bonus of never-observed arms so each is tried

@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
-from amr import ablation  # noqa: E402
+from amr.runner import ablation  # noqa: E402
 
 _BENCH = flags.DEFINE_string("benchmark", "text", "Benchmark to ablate on (configs/benchmarks.py).")
 _ABL = flags.DEFINE_list("ablations", list(ablation.ABLATIONS), "Ablations to run.")
@@ -34,13 +34,21 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     try:
-        results = ablation.run_ablations(_BENCH.value, _ABL.value, _SEEDS.value, _WORKDIR.value, _OUT.value,
-                                         _SMOKE.value)
+        results = ablation.run_ablations(
+            _BENCH.value, _ABL.value, _SEEDS.value, _WORKDIR.value, _OUT.value, _SMOKE.value
+        )
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     entry = results["benchmarks"][_BENCH.value]
-    print(json.dumps({a: [(p["label"], round(p["amr"]["avg_forgetting_mean"], 4)) for p in entry[a]["points"]]
-                      for a in _ABL.value}, indent=1))
+    print(
+        json.dumps(
+            {
+                a: [(p["label"], round(p["amr"]["avg_forgetting_mean"], 4)) for p in entry[a]["points"]]
+                for a in _ABL.value
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from amr import budget  # noqa: E402
-from amr import step as step_lib  # noqa: E402
-from amr import train as train_lib  # noqa: E402
-from amr.experiment import prepare  # noqa: E402
+from amr.compute import ledger as budget  # noqa: E402
+from amr.runner.experiment import prepare  # noqa: E402
+from amr.train import chunk as step_lib  # noqa: E402
+from amr.train import loop as train_lib  # noqa: E402
 from configs import quickstart  # noqa: E402
 
 
@@ -51,8 +51,9 @@ class Side:
         cfg.memory.placement, cfg.memory.staleness, cfg.memory.workers = placement, staleness, workers
         self.ctx = ctx = prepare(cfg)
         strategy = train_lib.make_strategy(ctx, "amr")
-        self.run = train_lib.Run(ctx, strategy, 0, os.path.join(workdir, "ckpt"),
-                                 memory_dir=os.path.join(workdir, "memory"))
+        self.run = train_lib.Run(
+            ctx, strategy, 0, os.path.join(workdir, "ckpt"), memory_dir=os.path.join(workdir, "memory")
+        )
         self.capacity = int(ctx.offsets[-1] + len(ctx.tasks[-1].train))
         self.bytes_per_sample = per_sample_bytes(self.run.template.replay, self.capacity)
         state = step_lib.replicate(ctx.mesh, self.run.template)
@@ -74,8 +75,9 @@ class Side:
         batches = [next(self.stream) for _ in range(S)]
         new, new_ids = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
         memory = self.run.host_replay.local_memory(self.c, self.state) if self.run.host_replay else ctx.memory
-        self.state, metrics = self.chunk(self.state, step_lib.shard_new_batches(ctx.mesh, new),
-                                         step_lib.shard_new_batches(ctx.mesh, new_ids), memory)
+        self.state, metrics = self.chunk(
+            self.state, step_lib.shard_new_batches(ctx.mesh, new), step_lib.shard_new_batches(ctx.mesh, new_ids), memory
+        )
         jax.block_until_ready((self.state, metrics))
         if record:
             self.times.append(time.perf_counter() - start)
@@ -97,17 +99,25 @@ def main() -> None:
                 side.step(record=i >= args.warmup)
         host.run.host_replay.close()
     d, h = statistics.median(device.times), statistics.median(host.times)
-    print(json.dumps({
-        "host_over_device": round(h / d, 4),
-        "device_bytes_per_sample": host.bytes_per_sample,
-        "device_mode_bytes_per_sample": device.bytes_per_sample,
-        "device_chunk_s": round(d, 5), "host_chunk_s": round(h, 5),
-        "device_chunk_times_s": [round(x, 5) for x in device.times],
-        "host_chunk_times_s": [round(x, 5) for x in host.times],
-        "chunks": args.chunks, "staleness": args.staleness, "workers": args.workers,
-        "chunk_size": device.ctx.config.train.chunk_size, "num_devices": device.ctx.num_devices,
-        "stored_samples": host.capacity,
-    }))
+    print(
+        json.dumps(
+            {
+                "host_over_device": round(h / d, 4),
+                "device_bytes_per_sample": host.bytes_per_sample,
+                "device_mode_bytes_per_sample": device.bytes_per_sample,
+                "device_chunk_s": round(d, 5),
+                "host_chunk_s": round(h, 5),
+                "device_chunk_times_s": [round(x, 5) for x in device.times],
+                "host_chunk_times_s": [round(x, 5) for x in host.times],
+                "chunks": args.chunks,
+                "staleness": args.staleness,
+                "workers": args.workers,
+                "chunk_size": device.ctx.config.train.chunk_size,
+                "num_devices": device.ctx.num_devices,
+                "stored_samples": host.capacity,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Prints ONE JSON object on stdout:
     python -m experiments.bench_loop [--reps 20] [--strategy amr] [--config configs/quickstart.py]
 Key: scan_speedup = loop seconds / scan seconds for the same S steps.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import jax  # noqa: E402
 
-from amr import step as step_lib  # noqa: E402
-from amr.experiment import prepare  # noqa: E402
-from amr.train import make_strategy  # noqa: E402
+from amr.runner.experiment import prepare  # noqa: E402
+from amr.train import chunk as step_lib  # noqa: E402
+from amr.train.loop import make_strategy  # noqa: E402
 from experiments.bench_overhead import device_chunks, initial_state, load_config, log  # noqa: E402
 
 
@@ -45,10 +46,15 @@ def main(argv=None):
     S = cfg.train.chunk_size
     strategy = make_strategy(ctx, args.strategy)
     plan, scan_fn = strategy.for_task(len(ctx.tasks) - 1)  # what a run uses on its last task
-    step_fn = step_lib.make_chunk_fn(ctx.model, strategy.tx, strategy.policy, ctx.mesh, step_lib.ChunkSpec(
-        1, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr))
+    step_fn = step_lib.make_chunk_fn(
+        ctx.model,
+        strategy.tx,
+        strategy.policy,
+        ctx.mesh,
+        step_lib.ChunkSpec(1, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr),
+    )
     chunks = device_chunks(ctx, plan.new_batch, S, 4)
-    steps = [[(new[s:s + 1], ids[s:s + 1]) for s in range(S)] for new, ids in chunks]  # device slices, [1, B]
+    steps = [[(new[s : s + 1], ids[s : s + 1]) for s in range(S)] for new, ids in chunks]  # device slices, [1, B]
     steps = jax.block_until_ready(steps)
     state = {"scan": initial_state(ctx, strategy), "loop": initial_state(ctx, strategy)}
 
@@ -71,15 +77,27 @@ def main(argv=None):
         run_scan(i), run_loop(i)
     times = {"scan": [], "loop": []}
     for r in range(args.reps):
-        for name in (("scan", "loop") if r % 2 == 0 else ("loop", "scan")):
+        for name in ("scan", "loop") if r % 2 == 0 else ("loop", "scan"):
             times[name].append((run_scan if name == "scan" else run_loop)(r))
     scan_s, loop_s = statistics.median(times["scan"]), statistics.median(times["loop"])
-    print(json.dumps({
-        "scan_speedup": loop_s / scan_s, "scan_s": scan_s, "loop_s": loop_s, "steps": S,
-        "strategy": args.strategy, "batch": {"new": plan.new_batch, "replay": plan.replay_batch},
-        "reps": args.reps, "devices": ctx.num_devices, "backend": jax.default_backend(), "config": args.config,
-        "jax": jax.__version__, "python": platform.python_version(),
-    }))
+    print(
+        json.dumps(
+            {
+                "scan_speedup": loop_s / scan_s,
+                "scan_s": scan_s,
+                "loop_s": loop_s,
+                "steps": S,
+                "strategy": args.strategy,
+                "batch": {"new": plan.new_batch, "replay": plan.replay_batch},
+                "reps": args.reps,
+                "devices": ctx.num_devices,
+                "backend": jax.default_backend(),
+                "config": args.config,
+                "jax": jax.__version__,
+                "python": platform.python_version(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 The quickstart config's model and global batch (32 rows; amr and uniform: 30 new + 2
 replay, none: 32 new), its chunk of S=8 steps, the strategies' own chunk functions
-(`amr.train.make_strategy`, exactly what a run compiles). The memory holds the first
+(`amr.train.loop.make_strategy`, exactly what a run compiles). The memory holds the first
 three tasks' rows as arms (`policy.add_task`), and a few warm-up chunks on the fourth
 task's data feed the bandit, so replay really samples and observes. Every chunk's
 inputs are on device before the clock starts; each timing is one chunk call up to
@@ -13,6 +13,7 @@ Prints ONE JSON object on stdout:
     python -m experiments.bench_overhead [--reps 30] [--config configs/quickstart.py]
 Keys: amr_s, uniform_s, none_s (seconds per chunk), amr_over_uniform (target <= 1.03).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,11 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from amr import clustering  # noqa: E402
-from amr import step as step_lib  # noqa: E402
-from amr.experiment import prepare  # noqa: E402
-from amr.train import _task_stream, make_strategy  # noqa: E402
-from amr.train_state import TrainState  # noqa: E402
+from amr.replay import clustering  # noqa: E402
+from amr.runner.experiment import prepare  # noqa: E402
+from amr.train import chunk as step_lib  # noqa: E402
+from amr.train.loop import _task_stream, make_strategy  # noqa: E402
+from amr.train.state import TrainState  # noqa: E402
 
 STRATEGIES = ("amr", "uniform", "none")
 
@@ -57,11 +58,18 @@ def initial_state(ctx, strategy, seed: int = 0) -> TrainState:
     if strategy.name != "none":
         for t in range(len(ctx.tasks) - 1):
             n = len(ctx.tasks[t].train)
-            replay = strategy.policy.add_task(replay, ctx.offsets[t] + np.arange(n), clustering.per_task_labels(n), t,
-                                              None, num_clusters=1)
-    state = TrainState(params=params, opt_state=strategy.tx.init(params), replay=replay,
-                       rng=jax.random.fold_in(jax.random.key(seed), 1), step=jnp.zeros((), jnp.int32),
-                       task=jnp.full((), len(ctx.tasks) - 1, jnp.int32), skipped=jnp.zeros((), jnp.int32))
+            replay = strategy.policy.add_task(
+                replay, ctx.offsets[t] + np.arange(n), clustering.per_task_labels(n), t, None, num_clusters=1
+            )
+    state = TrainState(
+        params=params,
+        opt_state=strategy.tx.init(params),
+        replay=replay,
+        rng=jax.random.fold_in(jax.random.key(seed), 1),
+        step=jnp.zeros((), jnp.int32),
+        task=jnp.full((), len(ctx.tasks) - 1, jnp.int32),
+        skipped=jnp.zeros((), jnp.int32),
+    )
     return step_lib.replicate(ctx.mesh, state)
 
 
@@ -120,13 +128,19 @@ def main(argv=None):
             times[name].append(timed[name].once())
     med = {name: statistics.median(ts) for name, ts in times.items()}
     out = {
-        "amr_s": med["amr"], "uniform_s": med["uniform"], "none_s": med["none"],
+        "amr_s": med["amr"],
+        "uniform_s": med["uniform"],
+        "none_s": med["none"],
         "amr_over_uniform": med["amr"] / med["uniform"],
         "uniform_over_none": med["uniform"] / med["none"],
-        "reps": args.reps, "chunk_steps": cfg.train.chunk_size,
+        "reps": args.reps,
+        "chunk_steps": cfg.train.chunk_size,
         "batch": {n: {"new": t.plan.new_batch, "replay": t.plan.replay_batch} for n, t in timed.items()},
-        "devices": ctx.num_devices, "backend": jax.default_backend(), "config": args.config,
-        "jax": jax.__version__, "python": platform.python_version(),
+        "devices": ctx.num_devices,
+        "backend": jax.default_backend(),
+        "config": args.config,
+        "jax": jax.__version__,
+        "python": platform.python_version(),
         "iqr_s": {n: [float(np.percentile(ts, 25)), float(np.percentile(ts, 75))] for n, ts in times.items()},
     }
     print(json.dumps(out))

@@ -2,9 +2,9 @@
 
 For each memory size N, the time to presample 1,000 replay ids, after compile:
 
-  amr       what the library runs: `amr.replay.make_replay("amr", ...).presample`
+  amr       what the library runs: `amr.replay.policies.make_replay("amr", ...).presample`
             jitted, one step of 1,000 slots: the bandit's Boltzmann `probs`, arms by
-            inverse CDF (`amr.sampling`, one uniform per draw), then `memory.draw`
+            inverse CDF (`amr.replay.sampling`, one uniform per draw), then `memory.draw`
             (offset + randint(size) + one gather): O(1) in N per draw. The replay
             state is built with the policy's own `add_task` (4 tasks x 4 clusters)
             and a few `observe` calls so the arm distribution is not uniform.
@@ -25,6 +25,7 @@ the measurement. A size whose buffers would not fit in --max_gib is null.
 Prints ONE JSON object on stdout:
     python -m experiments.bench_sampling [--sizes 1000,1000000] [--reps 400]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from amr import memory
-from amr import replay
+from amr.replay import memory
+from amr.replay import policies as replay
 
 BATCH = 1000
 DEFAULT_SIZES = (10**3, 10**4, 10**5, 10**6, 10**7, 10**8)
@@ -68,8 +69,7 @@ def build_amr_replay(n: int, num_arms: int, num_tasks: int, seed: int = 0):
     for t in range(num_tasks):
         ids = np.arange(bounds[t], bounds[t + 1], dtype=np.int32)
         labels = rng.integers(0, per_task, ids.size, dtype=np.int32)
-        state = policy.add_task(state, ids, labels, t, ref_losses=np.ones(per_task, np.float32),
-                                num_clusters=per_task)
+        state = policy.add_task(state, ids, labels, t, ref_losses=np.ones(per_task, np.float32), num_clusters=per_task)
     jax.block_until_ready(state)
     build_s = time.perf_counter() - t0
     loss_increase_K = rng.gamma(2.0, 0.5, num_arms).astype(np.float32)  # how much each arm is forgotten
@@ -125,8 +125,11 @@ def _flashbax_state(buffer, n: int, via_add: bool):
         running_index=jnp.full_like(state.running_index, n),
         is_full=jnp.ones_like(state.is_full),
         sum_tree_state=sum_tree.SumTreeState(
-            nodes=jnp.asarray(nodes), max_recorded_priority=tree.max_recorded_priority,
-            tree_depth=depth, capacity=tree.capacity),
+            nodes=jnp.asarray(nodes),
+            max_recorded_priority=tree.max_recorded_priority,
+            tree_depth=depth,
+            capacity=tree.capacity,
+        ),
     )
 
 
@@ -134,7 +137,8 @@ def build_flashbax(n: int, check_against_add: bool):
     import flashbax as fbx
 
     buffer = fbx.make_prioritised_item_buffer(
-        max_length=n, min_length=1, sample_batch_size=BATCH, add_sequences=True, device="cpu")
+        max_length=n, min_length=1, sample_batch_size=BATCH, add_sequences=True, device="cpu"
+    )
     state = _flashbax_state(buffer, n, via_add=False)
     if check_against_add:  # the shortcut must be exactly the state `add` builds
         ref = _flashbax_state(buffer, n, via_add=True)
@@ -154,8 +158,9 @@ def flashbax_gib(n: int) -> float:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
-                   help="comma-separated memory sizes (e.g. 1e3,1e6)")
+    p.add_argument(
+        "--sizes", default=",".join(str(s) for s in DEFAULT_SIZES), help="comma-separated memory sizes (e.g. 1e3,1e6)"
+    )
     p.add_argument("--reps", type=int, default=400, help="timed calls per size")
     p.add_argument("--arms", type=int, default=16)
     p.add_argument("--tasks", type=int, default=4, help="tasks the amr index is built from")
@@ -183,8 +188,9 @@ def main(argv=None):
             assert ids.shape == (BATCH,) and bool(jnp.all(memory.arms_of(index, ids) >= 0))
         arms = memory.arms_of(index, presample(state, keys[1]))
         runs[(n, "amr")] = lambda k, state=state, presample=presample: presample(state, k)
-        runs[(n, "amr_categorical")] = (
-            lambda k, index=index, probs_K=probs_K: amr_presample_categorical(index, k, probs_K))
+        runs[(n, "amr_categorical")] = lambda k, index=index, probs_K=probs_K: amr_presample_categorical(
+            index, k, probs_K
+        )
         runs[(n, "amr_draw_only")] = lambda k, index=index, arms=arms: amr_draw_only(index, k, arms)
         if not args.no_flashbax and flashbax_gib(n) <= args.max_gib:
             t0 = time.perf_counter()

@@ -22,7 +22,7 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
-from amr import sweep  # noqa: E402
+from amr.runner import sweep  # noqa: E402
 from configs import benchmarks  # noqa: E402
 
 _BENCH = flags.DEFINE_list("benchmarks", list(benchmarks.BENCHMARKS), "Benchmarks to run (configs/benchmarks.py).")
@@ -38,8 +38,9 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     try:
-        results = sweep.run_sweep(_BENCH.value, _STRATEGIES.value, _SEEDS.value, _WORKDIR.value, _OUT.value,
-                                  _SMOKE.value)
+        results = sweep.run_sweep(
+            _BENCH.value, _STRATEGIES.value, _SEEDS.value, _WORKDIR.value, _OUT.value, _SMOKE.value
+        )
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     print(sweep.markdown(results))

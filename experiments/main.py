@@ -17,17 +17,23 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
-from amr import distributed, report  # noqa: E402
-from amr.experiment import train_and_evaluate  # noqa: E402
+from amr.analysis import report  # noqa: E402
+from amr.runner.experiment import train_and_evaluate  # noqa: E402
+from amr.train import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a configs/*.py file.", lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for results, metrics, plots and checkpoints.")
 _DISTRIBUTED = flags.DEFINE_bool(
-    "distributed", False, "Join the JAX distributed runtime first (multi-host TPU pod slices, GPU clusters); "
-    "without --coordinator the cluster is auto-detected.")
+    "distributed",
+    False,
+    "Join the JAX distributed runtime first (multi-host TPU pod slices, GPU clusters); "
+    "without --coordinator the cluster is auto-detected.",
+)
 _COORDINATOR = flags.DEFINE_string("coordinator", None, "host:port of process 0's coordinator (implies --distributed).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (with --coordinator).")
-_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index in [0, num_processes) (with --coordinator).")
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id", None, "This process's index in [0, num_processes) (with --coordinator)."
+)
 _INIT_TIMEOUT = flags.DEFINE_integer("init_timeout", 300, "Seconds to wait for the coordinator and all processes.")
 flags.mark_flags_as_required(["config", "workdir"])
 

@@ -14,7 +14,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
-from amr import plots, sweep  # noqa: E402
+from amr.analysis import plots
+from amr.runner import sweep  # noqa: E402
 
 _RESULTS = flags.DEFINE_string("results", "docs/results.json", "compare.py's combined JSON.")
 _ABLATIONS = flags.DEFINE_string("ablations", "docs/ablations.json", "ablate.py's JSON (optional).")
@@ -39,8 +40,14 @@ def targets(bench: str, entry: dict) -> dict:
     row["new_rel"] = f"{100 * vs['new_task_loss_rel']:+.2f}%"
     naive = s.get("none", {}).get("flops_total")
     row["flops_ok"] = bool(amr["within_budget"] and (naive is None or amr["flops_total"] <= naive * 1.005))
-    row["met"] = bool(row["ratio"] is not None and row["ratio"] <= TARGET_RATIO and vs["diff_ci_excludes_zero"] and vs["forgetting_diff_mean"] < 0
-                      and abs(vs["new_task_loss_rel"]) <= TARGET_NEW_LOSS and row["flops_ok"])
+    row["met"] = bool(
+        row["ratio"] is not None
+        and row["ratio"] <= TARGET_RATIO
+        and vs["diff_ci_excludes_zero"]
+        and vs["forgetting_diff_mean"] < 0
+        and abs(vs["new_task_loss_rel"]) <= TARGET_NEW_LOSS
+        and row["flops_ok"]
+    )
     return row
 
 
@@ -58,25 +65,37 @@ def _mir_ordering(bench: str, entry: dict) -> str | None:
         verdict = "uniform forgets less: agrees with Prabhu et al." if m > u else "MIR forgets less: disagrees"
     else:
         verdict = "no significant difference (the 95% interval of the paired difference contains 0)"
-    return (f"- **{bench}**: average forgetting uniform {u:.4f}, MIR {m:.4f} (paired Δ {vs['forgetting_diff_mean']:+.4f} "
-            f"± {vs['forgetting_diff_ci95']:.4f}): {verdict}. MIR pays for its virtual step by training on "
-            f"{s['mir']['flops']['train_new'] / s['uniform']['flops']['train_new']:.0%} of uniform's new-row FLOPs, "
-            f"and its new-task loss is {100 * vs['new_task_loss_rel']:+.2f}% against uniform's; final average loss over "
-            f"all tasks (closest to the all-task accuracy Prabhu et al. report): uniform "
-            f"{s['uniform']['final_avg_loss_mean']:.4f}, MIR {s['mir']['final_avg_loss_mean']:.4f}.")
+    return (
+        f"- **{bench}**: average forgetting uniform {u:.4f}, MIR {m:.4f} (paired Δ {vs['forgetting_diff_mean']:+.4f} "
+        f"± {vs['forgetting_diff_ci95']:.4f}): {verdict}. MIR pays for its virtual step by training on "
+        f"{s['mir']['flops']['train_new'] / s['uniform']['flops']['train_new']:.0%} of uniform's new-row FLOPs, "
+        f"and its new-task loss is {100 * vs['new_task_loss_rel']:+.2f}% against uniform's; final average loss over "
+        f"all tasks (closest to the all-task accuracy Prabhu et al. report): uniform "
+        f"{s['uniform']['final_avg_loss_mean']:.4f}, MIR {s['mir']['final_avg_loss_mean']:.4f}."
+    )
 
 
 def _ablation_section(bench: str, abl: str, e: dict) -> str:
-    lines = [f"#### {abl}: {e['xlabel']}", "", f"![{abl}](ablation_{bench}_{abl}.png)", "",
-             "| point | AMR avg forgetting | vs uniform (paired, same point) | new-task loss | FLOPs | within budget |",
-             "| --- | ---: | --- | ---: | ---: | --- |"]
+    lines = [
+        f"#### {abl}: {e['xlabel']}",
+        "",
+        f"![{abl}](ablation_{bench}_{abl}.png)",
+        "",
+        "| point | AMR avg forgetting | vs uniform (paired, same point) | new-task loss | FLOPs | within budget |",
+        "| --- | ---: | --- | ---: | ---: | --- |",
+    ]
     for p in e["points"]:
         a = p["amr"]
         vs = a.get("vs_uniform")
-        vs_text = f"{vs['forgetting_ratio']:.2f}×" if vs else f"{a['avg_forgetting_mean'] / e['uniform_default']:.2f}× " \
-                                                              f"of uniform at the defaults"
-        lines.append(f"| {p['label']} | {a['avg_forgetting_mean']:.4f} ± {a['avg_forgetting_ci95']:.4f} | {vs_text} "
-                     f"| {a['new_task_loss_mean']:.4f} | {a['flops_total']:.3g} | {_yes(a['within_budget'])} |")
+        vs_text = (
+            f"{vs['forgetting_ratio']:.2f}×"
+            if vs
+            else f"{a['avg_forgetting_mean'] / e['uniform_default']:.2f}× of uniform at the defaults"
+        )
+        lines.append(
+            f"| {p['label']} | {a['avg_forgetting_mean']:.4f} ± {a['avg_forgetting_ci95']:.4f} | {vs_text} "
+            f"| {a['new_task_loss_mean']:.4f} | {a['flops_total']:.3g} | {_yes(a['within_budget'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -85,44 +104,60 @@ def _ablation_summary(bench: str, abls: dict, results: dict) -> str:
     uni = results.get("benchmarks", {}).get(bench, {}).get("strategies", {}).get("uniform")
     if not uni:
         return ""
-    lines = [f"Every ablation point against uniform at the defaults (average forgetting "
-             f"{uni['avg_forgetting_mean']:.4f}, new-task loss {uni['new_task_loss_mean']:.4f}):", "",
-             "| ablation | point | AMR / uniform forgetting | AMR new-task loss vs uniform | reaches 0.9x | "
-             "new-task loss within 1% |", "| --- | --- | ---: | ---: | --- | --- |"]
+    lines = [
+        f"Every ablation point against uniform at the defaults (average forgetting "
+        f"{uni['avg_forgetting_mean']:.4f}, new-task loss {uni['new_task_loss_mean']:.4f}):",
+        "",
+        "| ablation | point | AMR / uniform forgetting | AMR new-task loss vs uniform | reaches 0.9x | "
+        "new-task loss within 1% |",
+        "| --- | --- | ---: | ---: | --- | --- |",
+    ]
     for abl, e in abls.items():
         for p in e["points"]:
             ref = p.get("uniform", uni)  # where the knob moves the baseline too, uniform at the same point
             ratio = p["amr"]["avg_forgetting_mean"] / ref["avg_forgetting_mean"]
             rel = p["amr"]["new_task_loss_mean"] / ref["new_task_loss_mean"] - 1.0
-            lines.append(f"| {abl} | {p['label']}{' (vs uniform at this point)' if 'uniform' in p else ''} | {ratio:.2f} | {100 * rel:+.2f}% | {_yes(ratio <= TARGET_RATIO)} "
-                         f"| {_yes(abs(rel) <= TARGET_NEW_LOSS)} |")
+            lines.append(
+                f"| {abl} | {p['label']}{' (vs uniform at this point)' if 'uniform' in p else ''} | {ratio:.2f} | {100 * rel:+.2f}% | {_yes(ratio <= TARGET_RATIO)} "
+                f"| {_yes(abs(rel) <= TARGET_NEW_LOSS)} |"
+            )
     return "\n".join(lines)
 
 
 def page(results: dict, ablations: dict | None, out_dir: str) -> str:
     m = results.get("machine", {})
     parts = [
-        "# Results", "",
+        "# Results",
+        "",
         "<!-- Generated by `python -m experiments.results_page` from docs/results.json and docs/ablations.json; "
-        "do not edit by hand. -->", "",
-        "Regenerate everything on this page (a few hours on 2 CPU cores; both sweeps resume if interrupted):", "",
-        "```bash", "python -m experiments.compare        # -> docs/results.json, docs/results.md",
+        "do not edit by hand. -->",
+        "",
+        "Regenerate everything on this page (a few hours on 2 CPU cores; both sweeps resume if interrupted):",
+        "",
+        "```bash",
+        "python -m experiments.compare        # -> docs/results.json, docs/results.md",
         "python -m experiments.ablate --benchmark=digits   # -> docs/ablations.json, docs/ablation_*.png",
-        "python -m experiments.results_page   # -> this page and docs/results_*.png", "```", "",
+        "python -m experiments.results_page   # -> this page and docs/results_*.png",
+        "```",
+        "",
         f"Machine: {m.get('cpu')} ({m.get('cores')} cores, {m.get('memory_gib')} GiB), {m.get('platform')} x "
-        f"{m.get('devices')}, Python {m.get('python')}, jax {m.get('jax')}, {m.get('os')}.", "",
+        f"{m.get('devices')}, Python {m.get('python')}, jax {m.get('jax')}, {m.get('os')}.",
+        "",
         "Every strategy trains the same steps of the same batch size; `none` is naive fine-tuning (the lower "
         "reference), `uniform` replays uniformly over all past samples (the strong baseline), `amr` is this "
         "library's default adaptive replay (one set of defaults for all benchmarks), `mir` is maximally interfered "
         "retrieval paid for by trimming new rows, and `joint` trains on all data seen so far (the upper reference, "
         "over budget by design). Intervals are 95% Student-t over seeds; comparisons with uniform are paired by "
         "seed. Forgetting of a task is its held-out loss after the last task minus its loss right after its own "
-        "task; average forgetting is the mean over all but the last task.", "",
-        "## Targets", "",
+        "task; average forgetting is the mean over all but the last task.",
+        "",
+        "## Targets",
+        "",
         f"AMR's average forgetting at most {TARGET_RATIO}x uniform's, with a paired 95% interval that excludes 0, "
         f"new-task loss within {100 * TARGET_NEW_LOSS:.0f}% of uniform's, at no more FLOPs than naive fine-tuning; "
         "each benchmark in the regime where uniform replay still clearly forgets (its average forgetting over "
-        "5x its seed-to-seed standard deviation).", "",
+        "5x its seed-to-seed standard deviation).",
+        "",
         "| benchmark | uniform forgetting / seed std | AMR / uniform forgetting | paired Δ ± CI95 | CI excludes 0 "
         "| new-task loss vs uniform | FLOPs ≤ naive | target met |",
         "| --- | ---: | ---: | --- | --- | ---: | --- | --- |",
@@ -131,43 +166,76 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
     for r in rows:
         ratio = f"{r['ratio']:.3f}" if r.get("ratio") is not None else "—"
         over = r["uniform_over_std"]
-        parts.append(f"| {r['benchmark']} | {over:.1f}{'' if r['regime_ok'] else ' (**not** > 5)'} | {ratio} | "
-                     f"{r.get('diff', '—')} | {_yes(r.get('ci_excludes_zero'))} | {r.get('new_rel', '—')} | "
-                     f"{_yes(r.get('flops_ok'))} | {_yes(r.get('met'))} |" if over is not None else
-                     f"| {r['benchmark']} | — | {ratio} | {r.get('diff', '—')} | — | — | — | — |")
+        parts.append(
+            f"| {r['benchmark']} | {over:.1f}{'' if r['regime_ok'] else ' (**not** > 5)'} | {ratio} | "
+            f"{r.get('diff', '—')} | {_yes(r.get('ci_excludes_zero'))} | {r.get('new_rel', '—')} | "
+            f"{_yes(r.get('flops_ok'))} | {_yes(r.get('met'))} |"
+            if over is not None
+            else f"| {r['benchmark']} | — | {ratio} | {r.get('diff', '—')} | — | — | — | — |"
+        )
     missed = [r["benchmark"] for r in rows if not r.get("met")]
-    parts += ["", ("**The target is met on every benchmark.**" if not missed else
-                   f"**The target is missed on: {', '.join(missed)}.** The ablations below show which knobs move "
-                   "AMR's forgetting and by how much; no per-benchmark setting is passed off as the method."), ""]
+    parts += [
+        "",
+        (
+            "**The target is met on every benchmark.**"
+            if not missed
+            else f"**The target is missed on: {', '.join(missed)}.** The ablations below show which knobs move "
+            "AMR's forgetting and by how much; no per-benchmark setting is passed off as the method."
+        ),
+        "",
+    ]
 
     parts += ["## Benchmarks", ""]
     for bench, entry in results["benchmarks"].items():
-        pts = {s: (e["flops_total"], e["avg_forgetting_mean"], e["avg_forgetting_ci95"])
-               for s, e in entry["strategies"].items()}
+        pts = {
+            s: (e["flops_total"], e["avg_forgetting_mean"], e["avg_forgetting_ci95"])
+            for s, e in entry["strategies"].items()
+        }
         plots.plot_forgetting_vs_flops(pts, os.path.join(out_dir, f"results_{bench}.png"))
         table = sweep.markdown({"benchmarks": {bench: entry}})
         same = entry.get("same_data", {"ok": True})
         if not same["ok"]:
             names = ", ".join(entry["tasks"][j] for j in same["tasks_that_differ"])
-            table += (f"\n\n**Caveat:** the strategies' runs did not all see the same data for task(s) {names} "
-                      "(same seed, different initial held-out losses): those tasks' data were built in different "
-                      "environments. Comparisons that involve them are confounded.")
-        per_task = " · ".join(f"{s}: " + ", ".join(f"{v:.3f}" for v in e["forgetting_per_task_mean"])
-                              for s, e in entry["strategies"].items())
-        parts += [table, f"![{bench}: forgetting against FLOPs](results_{bench}.png)", "",
-                  f"Forgetting per past task ({', '.join(entry['tasks'][:-1])}), mean over seeds — {per_task}", ""]
+            table += (
+                f"\n\n**Caveat:** the strategies' runs did not all see the same data for task(s) {names} "
+                "(same seed, different initial held-out losses): those tasks' data were built in different "
+                "environments. Comparisons that involve them are confounded."
+            )
+        per_task = " · ".join(
+            f"{s}: " + ", ".join(f"{v:.3f}" for v in e["forgetting_per_task_mean"])
+            for s, e in entry["strategies"].items()
+        )
+        parts += [
+            table,
+            f"![{bench}: forgetting against FLOPs](results_{bench}.png)",
+            "",
+            f"Forgetting per past task ({', '.join(entry['tasks'][:-1])}), mean over seeds — {per_task}",
+            "",
+        ]
 
     ordering = [x for x in (_mir_ordering(b, e) for b, e in results["benchmarks"].items()) if x]
     if ordering:
-        parts += ["## Published ordering: MIR against uniform at equal FLOPs", "",
-                  "Prabhu et al. (2023, *Computationally Budgeted Continual Learning*) find that under a compute "
-                  "budget uniform replay beats classic selection methods such as MIR. Our numbers:", ""] + ordering + [""]
+        parts += (
+            [
+                "## Published ordering: MIR against uniform at equal FLOPs",
+                "",
+                "Prabhu et al. (2023, *Computationally Budgeted Continual Learning*) find that under a compute "
+                "budget uniform replay beats classic selection methods such as MIR. Our numbers:",
+                "",
+            ]
+            + ordering
+            + [""]
+        )
 
     if ablations:
-        parts += ["## Ablations", "",
-                  "One knob at a time, everything else at the defaults, AMR on the benchmark named in each heading; "
-                  "the dashed line is uniform replay at the defaults (or, for the replay fraction, uniform at "
-                  "the same fraction).", ""]
+        parts += [
+            "## Ablations",
+            "",
+            "One knob at a time, everything else at the defaults, AMR on the benchmark named in each heading; "
+            "the dashed line is uniform replay at the defaults (or, for the replay fraction, uniform at "
+            "the same fraction).",
+            "",
+        ]
         for bench, abls in ablations.get("benchmarks", {}).items():
             parts += [f"### On {bench}", "", _ablation_summary(bench, abls, results), ""]
             for abl, e in abls.items():

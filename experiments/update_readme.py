@@ -1,7 +1,7 @@
 """Writes a results table into README.md, between the `<!-- BLOCK-table -->` markers.
 
-    python -m experiments.main --config=configs/quickstart.py --workdir=runs/quickstart
-    python -m experiments.update_readme --results=runs/quickstart/results.json --block=quickstart
+python -m experiments.main --config=configs/quickstart.py --workdir=runs/quickstart
+python -m experiments.update_readme --results=runs/quickstart/results.json --block=quickstart
 """
 
 import argparse
@@ -9,18 +9,23 @@ import json
 import os
 import re
 
-from amr import report
+from amr.analysis import report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def render(results: dict, results_path: str) -> str:
     seeds = sorted({s for e in results["strategies"].values() for s in e["seeds"]})
-    per_seed = "; ".join(f"{name}: " + ", ".join(f"{v:.4f}" for v in e.get("avg_forgetting_per_seed", []))
-                         for name, e in results["strategies"].items())
-    lines = [report.summary_table(results), "",
-             f"Average forgetting per seed ({', '.join(map(str, seeds))}) — {per_seed}. "
-             f"Written from `{results_path}` by `python -m experiments.update_readme`."]
+    per_seed = "; ".join(
+        f"{name}: " + ", ".join(f"{v:.4f}" for v in e.get("avg_forgetting_per_seed", []))
+        for name, e in results["strategies"].items()
+    )
+    lines = [
+        report.summary_table(results),
+        "",
+        f"Average forgetting per seed ({', '.join(map(str, seeds))}) — {per_seed}. "
+        f"Written from `{results_path}` by `python -m experiments.update_readme`.",
+    ]
     return "\n".join(lines)
 
 

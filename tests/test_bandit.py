@@ -1,4 +1,5 @@
 """Tests of amr/bandit.py (and its helpers in amr/bandit_policies.py)."""
+
 import itertools
 
 import chex
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from amr import bandit_policies as pol
-from amr.bandit import Bandit, BanditState, make_bandit
+from amr.replay import bandit_math as pol
+from amr.replay.bandit import Bandit, BanditState, make_bandit
 
 ESTIMATORS = ("ema", "window")
 POLICIES = pol.POLICIES
@@ -48,10 +49,13 @@ def _assert_valid_probs(p, active, atol=1e-5):
 # --------------------------------------------------------------------------- probs
 
 
-@pytest.mark.parametrize("estimator,policy,jit", [
-    *[(e, p, True) for e, p in itertools.product(ESTIMATORS, POLICIES)],
-    *[("ema", p, False) for p in ("boltzmann", "ucb", "exp3", "thompson")],
-])
+@pytest.mark.parametrize(
+    "estimator,policy,jit",
+    [
+        *[(e, p, True) for e, p in itertools.product(ESTIMATORS, POLICIES)],
+        *[("ema", p, False) for p in ("boltzmann", "ucb", "exp3", "thompson")],
+    ],
+)
 def test_probs_valid_every_policy_and_estimator(estimator, policy, jit):
     K, eps = 7, 0.2
     b = make_bandit(K, estimator=estimator, policy=policy, window=3, epsilon=eps)
@@ -128,8 +132,7 @@ def test_ucb_bonus_prefers_the_less_observed_arm():
     state = b.observe(b.init(np.ones(2, bool)), np.array([0] * 8 + [1]), np.array([1.0] * 8 + [0.9]))
     # arm 0: 1 + 2 sqrt(log 10 / 8) = 2.07 < arm 1: 0.9 + 2 sqrt(log 10 / 1) = 3.93
     np.testing.assert_allclose(b.probs(state), [0, 1])
-    np.testing.assert_allclose(make_bandit(2, policy="ucb", ucb_c=0.0, normalize="none").probs(
-        state), [1, 0])
+    np.testing.assert_allclose(make_bandit(2, policy="ucb", ucb_c=0.0, normalize="none").probs(state), [1, 0])
 
 
 def test_exp3_matches_online_data_mixing_update():
@@ -199,8 +202,9 @@ def test_sample_bad_n_and_zero_n():
 
 
 @JITS
-@pytest.mark.parametrize("estimator,policy", [("ema", "boltzmann"), ("window", "boltzmann"),
-                                              ("ema", "exp3"), ("window", "thompson")])
+@pytest.mark.parametrize(
+    "estimator,policy", [("ema", "boltzmann"), ("window", "boltzmann"), ("ema", "exp3"), ("window", "thompson")]
+)
 def test_observe_scan_equals_loop_of_observe_one(estimator, policy, jit):
     K = 5
     b = make_bandit(K, estimator=estimator, policy=policy, window=3)
@@ -328,18 +332,22 @@ def _drift_regrets(policies):
         b = make_bandit(K, **kwargs)
         regret[name] = r = _cumulative_regret(b, means_TxK, DRIFT["noise"], DRIFT["n"], seed=1)
         uni = regret.get("uniform", r)
-        print(f"drifting bandit K={K} T={rounds}: {name:18s} cumulative expected regret {r[-1]:7.1f} "
-              f"({r[-1] / uni[-1]:.2f}x uniform); at T/2 {r[rounds // 2 - 1]:7.1f}")
+        print(
+            f"drifting bandit K={K} T={rounds}: {name:18s} cumulative expected regret {r[-1]:7.1f} "
+            f"({r[-1] / uni[-1]:.2f}x uniform); at T/2 {r[rounds // 2 - 1]:7.1f}"
+        )
     return regret
 
 
 def test_drifting_bandit_boltzmann_beats_uniform():
     rounds = DRIFT["rounds"]
-    regret = _drift_regrets({
-        "uniform": dict(policy="uniform"),
-        "boltzmann+ema": dict(policy="boltzmann", estimator="ema"),
-        "boltzmann+window": dict(policy="boltzmann", estimator="window"),
-    })
+    regret = _drift_regrets(
+        {
+            "uniform": dict(policy="uniform"),
+            "boltzmann+ema": dict(policy="boltzmann", estimator="ema"),
+            "boltzmann+window": dict(policy="boltzmann", estimator="window"),
+        }
+    )
     for name in ("boltzmann+ema", "boltzmann+window"):
         assert np.all(np.diff(regret[name]) >= -1e-4)  # expected regret is never negative
         assert regret[name][-1] <= 0.8 * regret["uniform"][-1], (name, regret[name][-1])
@@ -349,14 +357,16 @@ def test_drifting_bandit_boltzmann_beats_uniform():
 @pytest.mark.slow
 def test_drifting_bandit_other_policies():
     """Regret of the alternatives on the same problem (numbers for the benchmarks notes)."""
-    regret = _drift_regrets({
-        "uniform": dict(policy="uniform"),
-        "thompson+ema": dict(policy="thompson", estimator="ema"),
-        "thompson+window": dict(policy="thompson", estimator="window"),
-        "ucb+window": dict(policy="ucb", estimator="window"),
-        "epsilon_greedy+ema": dict(policy="epsilon_greedy", estimator="ema"),
-        "exp3": dict(policy="exp3"),
-    })
+    regret = _drift_regrets(
+        {
+            "uniform": dict(policy="uniform"),
+            "thompson+ema": dict(policy="thompson", estimator="ema"),
+            "thompson+window": dict(policy="thompson", estimator="window"),
+            "ucb+window": dict(policy="ucb", estimator="window"),
+            "epsilon_greedy+ema": dict(policy="epsilon_greedy", estimator="ema"),
+            "exp3": dict(policy="exp3"),
+        }
+    )
     assert regret["thompson+ema"][-1] <= 0.8 * regret["uniform"][-1]
     assert regret["exp3"][-1] <= 1.05 * regret["uniform"][-1]  # ODM's EXP3 explores a lot: ~uniform
 
@@ -370,11 +380,19 @@ def _bandit_inputs(draw):
     active = draw(st.lists(st.booleans(), min_size=K, max_size=K).filter(any))
     n = draw(st.integers(0, 24))
     ids = draw(st.lists(st.integers(-2, K + 1), min_size=n, max_size=n))
-    rewards = draw(st.lists(
-        st.one_of(st.floats(-1e6, 1e6, width=32), st.sampled_from([np.nan, np.inf, -np.inf])),
-        min_size=n, max_size=n))
-    kw = dict(estimator=draw(st.sampled_from(ESTIMATORS)), policy=draw(st.sampled_from(POLICIES)),
-              normalize=draw(st.sampled_from(NORMALIZERS)), window=draw(st.integers(1, 4)))
+    rewards = draw(
+        st.lists(
+            st.one_of(st.floats(-1e6, 1e6, width=32), st.sampled_from([np.nan, np.inf, -np.inf])),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    kw = dict(
+        estimator=draw(st.sampled_from(ESTIMATORS)),
+        policy=draw(st.sampled_from(POLICIES)),
+        normalize=draw(st.sampled_from(NORMALIZERS)),
+        window=draw(st.integers(1, 4)),
+    )
     return K, np.array(active), np.array(ids, np.int32), np.array(rewards, np.float32), kw
 
 
@@ -396,16 +414,29 @@ def test_property_probs_valid_and_estimates_finite(inputs):
 # --------------------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("kwargs,name", [
-    (dict(num_arms=0), "num_arms"), (dict(num_arms=-3), "num_arms"), (dict(num_arms=2.0), "num_arms"),
-    (dict(tau=0.0), "tau"), (dict(tau=-1.0), "tau"),
-    (dict(alpha=0.0), "alpha"), (dict(alpha=1.5), "alpha"), (dict(alpha=float("nan")), "alpha"),
-    (dict(window=0), "window"), (dict(window=0, estimator="window"), "window"),
-    (dict(epsilon=-0.1), "epsilon"), (dict(epsilon=1.1), "epsilon"),
-    (dict(estimator="mean"), "estimator"), (dict(policy="softmax"), "policy"),
-    (dict(normalize="rank"), "normalize"), (dict(ucb_c=-1.0), "ucb_c"),
-    (dict(exp3_alpha=1.0), "exp3_alpha"), (dict(optimism=float("inf")), "optimism"),
-])
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        (dict(num_arms=0), "num_arms"),
+        (dict(num_arms=-3), "num_arms"),
+        (dict(num_arms=2.0), "num_arms"),
+        (dict(tau=0.0), "tau"),
+        (dict(tau=-1.0), "tau"),
+        (dict(alpha=0.0), "alpha"),
+        (dict(alpha=1.5), "alpha"),
+        (dict(alpha=float("nan")), "alpha"),
+        (dict(window=0), "window"),
+        (dict(window=0, estimator="window"), "window"),
+        (dict(epsilon=-0.1), "epsilon"),
+        (dict(epsilon=1.1), "epsilon"),
+        (dict(estimator="mean"), "estimator"),
+        (dict(policy="softmax"), "policy"),
+        (dict(normalize="rank"), "normalize"),
+        (dict(ucb_c=-1.0), "ucb_c"),
+        (dict(exp3_alpha=1.0), "exp3_alpha"),
+        (dict(optimism=float("inf")), "optimism"),
+    ],
+)
 def test_make_bandit_rejects_bad_arguments(kwargs, name):
     kwargs = {"num_arms": 4, **kwargs}
     with pytest.raises(ValueError, match=name):

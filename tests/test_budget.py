@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from amr import budget
+from amr.compute import ledger as budget
 
 
 def test_compiled_flops_of_a_matmul():

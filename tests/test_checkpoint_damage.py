@@ -12,15 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from amr.checkpoint import RunCheckpoints
-from amr import experiment
-from amr import train as train_lib
+from amr.io.checkpoint import RunCheckpoints
+from amr.runner import experiment
+from amr.train import loop as train_lib
 from configs import tiny
 
 
 def _state(offset):
-    return {"w": jnp.arange(1000, dtype=jnp.float32) + offset, "rng": jax.random.key(offset),
-            "step": jnp.int32(offset)}
+    return {"w": jnp.arange(1000, dtype=jnp.float32) + offset, "rng": jax.random.key(offset), "step": jnp.int32(offset)}
 
 
 def _saved(directory):
@@ -80,8 +79,11 @@ def _edit_host(step_dir):
         json.dump(host, f)
 
 
-@pytest.mark.parametrize("damage", [_truncate, _garbage_state, _garbage_host, _delete_manifest, _delete_state,
-                                    _flip_one_byte, _edit_host], ids=lambda f: f.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "damage",
+    [_truncate, _garbage_state, _garbage_host, _delete_manifest, _delete_state, _flip_one_byte, _edit_host],
+    ids=lambda f: f.__name__.strip("_"),
+)
 def test_damaged_latest_falls_back_to_previous_with_a_warning(tmp_path, caplog, damage):
     directory = _saved(tmp_path / "ckpt")
     damage(str(directory / "2"))
@@ -132,6 +134,7 @@ def test_all_checkpoints_damaged_means_a_fresh_start_with_a_warning(tmp_path, ca
 
 # ------------------------------------------------------------------ end to end on a tiny run
 
+
 def _config():
     cfg = tiny.get_config()
     cfg.strategies, cfg.baseline = ("none",), "none"
@@ -176,5 +179,6 @@ def test_every_checkpoint_and_the_run_file_damaged_reruns_from_scratch(finished,
     with caplog.at_level(logging.WARNING):
         again = experiment.train_and_evaluate(_config(), workdir, progress=False)
     assert "starts again from scratch" in caplog.text
-    np.testing.assert_array_equal(again["strategies"]["none"]["loss_matrix"],
-                                  reference["strategies"]["none"]["loss_matrix"])
+    np.testing.assert_array_equal(
+        again["strategies"]["none"]["loss_matrix"], reference["strategies"]["none"]["loss_matrix"]
+    )

@@ -1,4 +1,5 @@
 """Tests for amr/clustering.py: per-task arms and k-means in JAX (checked against scikit-learn)."""
+
 import chex
 import hypothesis
 import hypothesis.strategies as st
@@ -9,7 +10,7 @@ import pytest
 import sklearn.cluster
 import sklearn.datasets
 
-from amr import clustering as c
+from amr.replay import clustering as c
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +30,14 @@ def _best_of(x, k, seeds, **kw):
     return np.asarray(jax.vmap(lambda key: c.kmeans(key, x, k, **kw).inertia)(keys))
 
 
-@pytest.mark.parametrize("data, k", [
-    ("blobs", 12), ("digits", 10), pytest.param("digits", 32, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("data, k", [("blobs", 12), ("digits", 10), pytest.param("digits", 32, marks=pytest.mark.slow)])
 def test_lloyd_inertia_matches_sklearn(data, k, request):
     x = request.getfixturevalue(data)
     x = x[0] if isinstance(x, tuple) else x
     n_init = 4
     ref = sklearn.cluster.KMeans(k, n_init=n_init, random_state=0).fit(x).inertia_
     ours = _best_of(x, k, n_init, num_iters=100)
-    assert ours.min() <= 1.02 * ref, (ours, ref)   # best of the same number of restarts
+    assert ours.min() <= 1.02 * ref, (ours, ref)  # best of the same number of restarts
     assert np.median(ours) <= 1.02 * ref, (ours, ref)  # and a typical single run
     assert ours.min() >= 0.98 * ref  # a sanity bound: sklearn is no far worse than us
 
@@ -127,8 +127,9 @@ def test_chunked_assignment_matches_direct(monkeypatch):
 
 
 @hypothesis.settings(max_examples=25, deadline=None)
-@hypothesis.given(st.integers(0, 2**31 - 1), st.sampled_from([(1, None), (3, None), (3, 8), (40, None)]),
-                  st.floats(0.01, 100.0))
+@hypothesis.given(
+    st.integers(0, 2**31 - 1), st.sampled_from([(1, None), (3, None), (3, 8), (40, None)]), st.floats(0.01, 100.0)
+)
 def test_properties(seed, k_and_batch, scale):
     k, batch_size = k_and_batch
     x = (np.random.default_rng(seed).standard_t(3, size=(40, 2)) * scale).astype(np.float32)
@@ -136,8 +137,7 @@ def test_properties(seed, k_and_batch, scale):
     labels = np.asarray(res.labels)
     assert labels.min() >= 0 and labels.max() < k
     d = ((x[:, None, :].astype(np.float64) - np.asarray(res.centroids)[None]) ** 2).sum(-1)
-    np.testing.assert_allclose(float(res.inertia), d[np.arange(40), labels].sum(), rtol=1e-4,
-                               atol=1e-6 * scale**2)
+    np.testing.assert_allclose(float(res.inertia), d[np.arange(40), labels].sum(), rtol=1e-4, atol=1e-6 * scale**2)
     seeds = np.asarray(c.kmeans_plus_plus_init(jax.random.split(jax.random.key(seed))[0], x, k))
     seed_inertia = ((x[:, None, :] - seeds[None]) ** 2).sum(-1).min(1).sum()
     if batch_size is None:  # Lloyd never increases the inertia of its seeding
@@ -178,10 +178,17 @@ def test_one_cluster_is_per_task_without_embedding():
 # --- bad input ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("k, kw, name", [
-    (0, {}, "k must"), (-1, {}, "k must"), (11, {}, "k must"), (2.0, {}, "k must"),
-    (2, dict(num_iters=-1), "num_iters"), (2, dict(batch_size=0), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "k, kw, name",
+    [
+        (0, {}, "k must"),
+        (-1, {}, "k must"),
+        (11, {}, "k must"),
+        (2.0, {}, "k must"),
+        (2, dict(num_iters=-1), "num_iters"),
+        (2, dict(batch_size=0), "batch_size"),
+    ],
+)
 def test_kmeans_rejects(k, kw, name):
     x = np.zeros((10, 2), np.float32)
     with pytest.raises(ValueError, match=name):
@@ -196,17 +203,20 @@ def test_kmeans_rejects_non_matrix():
         c.kmeans(jax.random.key(0), np.zeros(10, np.float32), 2)
 
 
-@pytest.mark.parametrize("embed, data, k, kw, name", [
-    (lambda b: b, np.zeros((10, 2)), 0, {}, "num_clusters"),
-    (lambda b: b, np.zeros((10, 2)), 11, {}, "num_clusters"),
-    (lambda b: b, np.zeros((10, 2)), 2, dict(batch_size=0), "batch_size"),
-    (lambda b: b, np.zeros((10, 2)), 2, dict(tol=1e-3), "kmeans_kw"),
-    (lambda b: b[:, 0], np.zeros((10, 2)), 2, {}, "embed_fn"),
-    (lambda b: b[:3], np.zeros((10, 2)), 2, {}, "embed_fn"),
-    (lambda b: b * np.nan, np.zeros((10, 2)), 2, {}, "embed_fn"),
-    (lambda b: b["a"], {"a": np.zeros((10, 2)), "b": np.zeros(9)}, 2, {}, "data"),
-    (lambda b: b, {}, 2, {}, "data"),
-])
+@pytest.mark.parametrize(
+    "embed, data, k, kw, name",
+    [
+        (lambda b: b, np.zeros((10, 2)), 0, {}, "num_clusters"),
+        (lambda b: b, np.zeros((10, 2)), 11, {}, "num_clusters"),
+        (lambda b: b, np.zeros((10, 2)), 2, dict(batch_size=0), "batch_size"),
+        (lambda b: b, np.zeros((10, 2)), 2, dict(tol=1e-3), "kmeans_kw"),
+        (lambda b: b[:, 0], np.zeros((10, 2)), 2, {}, "embed_fn"),
+        (lambda b: b[:3], np.zeros((10, 2)), 2, {}, "embed_fn"),
+        (lambda b: b * np.nan, np.zeros((10, 2)), 2, {}, "embed_fn"),
+        (lambda b: b["a"], {"a": np.zeros((10, 2)), "b": np.zeros(9)}, 2, {}, "data"),
+        (lambda b: b, {}, 2, {}, "data"),
+    ],
+)
 def test_cluster_task_rejects(embed, data, k, kw, name):
     with pytest.raises(ValueError, match=name):
         c.cluster_task(jax.random.key(0), embed, data, k, **kw)

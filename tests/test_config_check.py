@@ -2,7 +2,7 @@
 
 import pytest
 
-from amr.experiment import prepare
+from amr.runner.experiment import prepare
 from configs import tiny
 
 BAD = [
@@ -35,8 +35,14 @@ BAD = [
     ("optim.warmup_steps", lambda c: setattr(c.optim, "warmup_steps", 100)),
     ("optim.schedule", lambda c: setattr(c.optim, "schedule", "cyclic")),
     ("replay.reward", lambda c: setattr(c.replay, "reward", "accuracy")),
-    ("replay.reference", lambda c: setattr(c.replay, "reference", "train") or setattr(c.replay, "clusters_per_task", 2)),
-    ("replay.probe_samples", lambda c: setattr(c.replay, "probe_samples", 8) or setattr(c.replay, "reward", "marginal")),
+    (
+        "replay.reference",
+        lambda c: setattr(c.replay, "reference", "train") or setattr(c.replay, "clusters_per_task", 2),
+    ),
+    (
+        "replay.probe_samples",
+        lambda c: setattr(c.replay, "probe_samples", 8) or setattr(c.replay, "reward", "marginal"),
+    ),
     ("replay.clusters_per_task", lambda c: setattr(c.replay, "clusters_per_task", 0)),
     ("replay.mir_candidates", lambda c: setattr(c.replay, "mir_candidates", 1)),
     ("memory.placement", lambda c: setattr(c.memory, "placement", "disk")),
@@ -56,17 +62,36 @@ def test_bad_config_names_key(key, mutate):
 
 def test_files_glob_matching_nothing(tmp_path):
     cfg = tiny.get_config()
-    cfg.data = cfg.data.__class__(dict(source="files", domains=(f"mine={tmp_path}/*.txt",), kind="text",
-                                       seq_len=32, max_train_per_task=64, test_per_task=8, seed=0))
+    cfg.data = cfg.data.__class__(
+        dict(
+            source="files",
+            domains=(f"mine={tmp_path}/*.txt",),
+            kind="text",
+            seq_len=32,
+            max_train_per_task=64,
+            test_per_task=8,
+            seed=0,
+        )
+    )
     with pytest.raises(ValueError, match=r"data\.domains"):
         prepare(cfg)
 
 
 def test_missing_tfds_dir(tmp_path):
     cfg = tiny.get_config()
-    cfg.data = cfg.data.__class__(dict(source="tfds", tfds_name="domainnet", tfds_data_dir=str(tmp_path / "nope"),
-                                       domains=("real",), image_size=8, channels=3, seed=0,
-                                       max_train_per_task=64, test_per_task=8))
+    cfg.data = cfg.data.__class__(
+        dict(
+            source="tfds",
+            tfds_name="domainnet",
+            tfds_data_dir=str(tmp_path / "nope"),
+            domains=("real",),
+            image_size=8,
+            channels=3,
+            seed=0,
+            max_train_per_task=64,
+            test_per_task=8,
+        )
+    )
     with pytest.raises(ValueError, match=r"data\.tfds_data_dir"):
         prepare(cfg)
 
@@ -76,13 +101,14 @@ def test_good_config_passes():
     assert [t.name for t in ctx.tasks] == list(tiny.get_config().data.domains)
 
 
-@pytest.mark.parametrize("name", ["quickstart", "tiny", "text_domains", "image_domains", "domainnet_mae",
-                                  "lm_pretrain"])
+@pytest.mark.parametrize(
+    "name", ["quickstart", "tiny", "text_domains", "image_domains", "domainnet_mae", "lm_pretrain"]
+)
 def test_every_shipped_config_is_valid(name):
     import importlib
 
-    from amr import config_check
     from amr.models import make_model
+    from amr.runner import config_check
 
     cfg = importlib.import_module(f"configs.{name}").get_config()
     config_check.validate(cfg, num_devices=1)

@@ -1,5 +1,6 @@
 """Tests of amr.data: every source's shapes / dtypes / ranges, leak-free splits, determinism,
 domain order, and the ValueErrors that name the offending config key."""
+
 import os
 import socket
 
@@ -11,8 +12,8 @@ import pytest
 from PIL import Image
 from sklearn import datasets
 
-from amr.data import default_data_config, make_tasks, SOURCES, Task
-from amr.data import images, splits, tasks as tasks_lib
+from amr.data import SOURCES, Task, default_data_config, images, make_tasks, splits
+from amr.data import tasks as tasks_lib
 
 
 def _rows(x):
@@ -53,12 +54,14 @@ def test_python_text_domains_shapes_ranges_disjoint():
     letters = np.isin(tasks[0].train, np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ", np.uint8))
     assert letters.mean() > 0.6  # English prose
     assert any(b"def " in bytes(w.astype(np.uint8)) for w in tasks[1].train)  # python source
-    assert any(b"#define" in bytes(w.astype(np.uint8)) or b"#ifndef" in bytes(w.astype(np.uint8))
-               for w in tasks[2].train)  # C headers
+    assert any(
+        b"#define" in bytes(w.astype(np.uint8)) or b"#ifndef" in bytes(w.astype(np.uint8)) for w in tasks[2].train
+    )  # C headers
 
 
 def test_python_text_stdlib_excludes_site_packages_and_tests():
     from amr.data import python_text
+
     paths = python_text.stdlib_paths()
     assert len(paths) > 100
     for p in paths:
@@ -111,6 +114,7 @@ def test_split_documents_reads_only_what_is_needed():
         def read(n):
             reads.append((i, n))
             return bytes([i]) * 1000 if n < 0 else bytes([i]) * min(n, 1000)
+
         return read
 
     splits.split_documents("d", [reader(i) for i in range(50)], 10, 5, 20, 0)
@@ -127,10 +131,18 @@ def test_drop_shared_rows():
 
 # ------------------------------------------------------------------ skimage_patches
 
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_skimage_patches_shapes_ranges_disjoint(channels):
-    cfg = _config("skimage_patches", domains=("coffee", "camera", "page"), image_size=12, stride=6,
-                  channels=channels, max_train_per_task=200, test_per_task=40)
+    cfg = _config(
+        "skimage_patches",
+        domains=("coffee", "camera", "page"),
+        image_size=12,
+        stride=6,
+        channels=channels,
+        max_train_per_task=200,
+        test_per_task=40,
+    )
     tasks = make_tasks(cfg)
     assert [t.name for t in tasks] == ["coffee", "camera", "page"]
     for t in tasks:
@@ -146,6 +158,7 @@ def test_skimage_patches_shapes_ranges_disjoint(channels):
 def test_every_listed_skimage_photo_loads_offline(monkeypatch):
     def no_network(*args, **kwargs):
         raise OSError("network disabled in this test")
+
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     for name in images.SKIMAGE_PHOTOS:
@@ -161,8 +174,9 @@ def test_patch_task_column_split_never_overlaps():
     img = np.broadcast_to((np.arange(w, dtype=np.float32) / w)[None, :, None], (h, w, 1)).copy()
     img += (np.arange(h, dtype=np.float32) / (1000 * h))[:, None, None]  # rows distinct too
     photo = images.Photo(h, w, lambda: img)
-    task = images.patch_task("cols", [photo], image_size=size, stride=4, test_fraction=0.2,
-                             test_per_task=10, max_train=0, seed=3)
+    task = images.patch_task(
+        "cols", [photo], image_size=size, stride=4, test_fraction=0.2, test_per_task=10, max_train=0, seed=3
+    )
     cut = w - 20
     assert task.train.max() < cut / w and task.test.min() >= cut / w - 1e-6
     assert len(task.train) == len(images.grid(h, w, 0, cut, size, 4))
@@ -182,6 +196,7 @@ def test_to_float_image_conversions():
 
 
 # ------------------------------------------------------------------ digits
+
 
 def test_digits_class_incremental():
     tasks = make_tasks(_config("digits"))
@@ -206,13 +221,15 @@ def test_digits_class_incremental():
 
 
 def test_digits_uneven_groups_and_order():
-    tasks = make_tasks(_config("digits", classes_per_task=3, domains=("9", "0-2"), test_per_task=4,
-                               max_train_per_task=50))
+    tasks = make_tasks(
+        _config("digits", classes_per_task=3, domains=("9", "0-2"), test_per_task=4, max_train_per_task=50)
+    )
     assert [t.name for t in tasks] == ["9", "0-2"]
     chex.assert_shape([tasks[0].train, tasks[1].train], (50, 8, 8, 1))
 
 
 # ------------------------------------------------------------------ files
+
 
 def _write_text(tmp_path):
     rng = np.random.default_rng(0)
@@ -225,8 +242,14 @@ def _write_text(tmp_path):
 
 def test_files_text(tmp_path):
     _write_text(tmp_path)
-    cfg = _config("files", kind="text", seq_len=32, test_per_task=8, max_train_per_task=0,
-                  domains=(f"digits={tmp_path}/b/*.txt", ("letters", str(tmp_path / "a" / "**" / "*.txt"))))
+    cfg = _config(
+        "files",
+        kind="text",
+        seq_len=32,
+        test_per_task=8,
+        max_train_per_task=0,
+        domains=(f"digits={tmp_path}/b/*.txt", ("letters", str(tmp_path / "a" / "**" / "*.txt"))),
+    )
     tasks = make_tasks(cfg)
     assert [t.name for t in tasks] == ["digits", "letters"]
     for t, alphabet in zip(tasks, (b"0123456789+-\n", b"abcdefgh \n")):
@@ -245,8 +268,15 @@ def test_files_images(tmp_path):
         Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "many" / f"{i}.png")
     Image.fromarray(rng.integers(0, 256, (64, 80), dtype=np.uint8)).save(tmp_path / "single.jpg", quality=95)
     Image.fromarray(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8)).save(tmp_path / "alpha.png")
-    cfg = _config("files", kind="image", image_size=16, stride=8, test_per_task=6, max_train_per_task=0,
-                  domains=(f"one={tmp_path}/single.jpg", f"many={tmp_path}/many/*.png", f"rgba={tmp_path}/alpha.png"))
+    cfg = _config(
+        "files",
+        kind="image",
+        image_size=16,
+        stride=8,
+        test_per_task=6,
+        max_train_per_task=0,
+        domains=(f"one={tmp_path}/single.jpg", f"many={tmp_path}/many/*.png", f"rgba={tmp_path}/alpha.png"),
+    )
     tasks = make_tasks(cfg)
     assert [t.name for t in tasks] == ["one", "many", "rgba"]
     for t in tasks:
@@ -257,8 +287,11 @@ def test_files_images(tmp_path):
     # Several files: whole files held out (each 40x48 image holds 4*5 = 20 patches).
     assert len(tasks[1].train) + 20 == 5 * 20
     _assert_same(tasks, make_tasks(cfg))
-    gray = make_tasks(_config("files", kind="image", image_size=16, channels=1, test_per_task=6,
-                              domains=(f"one={tmp_path}/single.jpg",)))
+    gray = make_tasks(
+        _config(
+            "files", kind="image", image_size=16, channels=1, test_per_task=6, domains=(f"one={tmp_path}/single.jpg",)
+        )
+    )
     chex.assert_shape(gray[0].test, (6, 16, 16, 1))
 
 
@@ -278,35 +311,64 @@ def test_files_errors(tmp_path):
 
 # ------------------------------------------------------------------ tfds
 
+
 @pytest.fixture(scope="module")
 def tiny_tfds_dir(tmp_path_factory):
     from support import tiny_domains
+
     data_dir = str(tmp_path_factory.mktemp("tfds"))
     tiny_domains.prepare(data_dir)
     return data_dir
 
 
 def test_tfds_config_domains(tiny_tfds_dir):
-    cfg = _config("tfds", tfds_name="tiny_domains", tfds_data_dir=tiny_tfds_dir, domains=("dark", "bright"),
-                  image_size=8, test_per_task=5, max_train_per_task=0)
+    cfg = _config(
+        "tfds",
+        tfds_name="tiny_domains",
+        tfds_data_dir=tiny_tfds_dir,
+        domains=("dark", "bright"),
+        image_size=8,
+        test_per_task=5,
+        max_train_per_task=0,
+    )
     tasks = make_tasks(cfg)
     assert [t.name for t in tasks] == ["dark", "bright"]
     for t in tasks:
         chex.assert_shape(t.train, (24, 8, 8, 3))  # the whole train split
-        chex.assert_shape(t.test, (5, 8, 8, 3))    # sampled from the test split
+        chex.assert_shape(t.test, (5, 8, 8, 3))  # sampled from the test split
         chex.assert_type(t.train, np.float32)
         _assert_disjoint(t)
     assert tasks[0].train.mean() < 0.5 < tasks[1].train.mean()  # dark = [0, 128), bright = [128, 256)
     _assert_same(tasks, make_tasks(cfg))
-    one = make_tasks(_config("tfds", tfds_name="tiny_domains", tfds_data_dir=tiny_tfds_dir, domains=("bright",),
-                             image_size=8, channels=1, test_per_task=3, max_train_per_task=10, tfds_test_split=""))
+    one = make_tasks(
+        _config(
+            "tfds",
+            tfds_name="tiny_domains",
+            tfds_data_dir=tiny_tfds_dir,
+            domains=("bright",),
+            image_size=8,
+            channels=1,
+            test_per_task=3,
+            max_train_per_task=10,
+            tfds_test_split="",
+        )
+    )
     chex.assert_shape(one[0].train, (10, 8, 8, 1))
     chex.assert_shape(one[0].test, (3, 8, 8, 1))
 
 
 def test_tfds_split_domains(tiny_tfds_dir):
-    tasks = make_tasks(_config("tfds", tfds_name="tiny_splits", tfds_data_dir=tiny_tfds_dir, domains=("b", "a"),
-                               image_size=8, test_per_task=4, max_train_per_task=0))
+    tasks = make_tasks(
+        _config(
+            "tfds",
+            tfds_name="tiny_splits",
+            tfds_data_dir=tiny_tfds_dir,
+            domains=("b", "a"),
+            image_size=8,
+            test_per_task=4,
+            max_train_per_task=0,
+        )
+    )
     assert [t.name for t in tasks] == ["b", "a"]
     chex.assert_shape(tasks[0].train, (12, 8, 8, 3))  # 16 - 4 carved out
     chex.assert_shape(tasks[1].train, (16, 8, 8, 3))  # 20 - 4
@@ -319,8 +381,18 @@ def test_tfds_errors(tiny_tfds_dir, tmp_path):
     missing = str(tmp_path / "absent")
     # The data dir is checked before anything else, even before other bad keys.
     with pytest.raises(ValueError, match=r"data\.tfds_data_dir"):
-        make_tasks(_config("tfds", **{**base, "tfds_data_dir": missing, "domains": ("nope",), "image_size": 0,
-                                      "tfds_name": "no_such_dataset"}))
+        make_tasks(
+            _config(
+                "tfds",
+                **{
+                    **base,
+                    "tfds_data_dir": missing,
+                    "domains": ("nope",),
+                    "image_size": 0,
+                    "tfds_name": "no_such_dataset",
+                },
+            )
+        )
     with pytest.raises(ValueError, match=r"data\.tfds_data_dir"):  # prepared elsewhere, not here
         make_tasks(_config("tfds", **{**base, "tfds_data_dir": str(tmp_path), "domains": ("dark",)}))
     with pytest.raises(ValueError, match=r"data\.domains"):
@@ -339,8 +411,15 @@ def test_tfds_errors(tiny_tfds_dir, tmp_path):
 
 def test_tfds_mock_domainnet(tmp_path):
     import tensorflow_datasets as tfds
-    cfg = _config("tfds", tfds_data_dir=str(tmp_path), domains=("sketch", "real"), image_size=16,
-                  test_per_task=4, max_train_per_task=6)
+
+    cfg = _config(
+        "tfds",
+        tfds_data_dir=str(tmp_path),
+        domains=("sketch", "real"),
+        image_size=16,
+        test_per_task=4,
+        max_train_per_task=6,
+    )
     with tfds.testing.mock_data(num_examples=12):
         tasks = make_tasks(cfg)
         # The mock generates example i identically for every split: here the test part is
@@ -358,6 +437,7 @@ def test_tfds_mock_domainnet(tmp_path):
 
 def test_resize_square():
     from amr.data import tfds_source
+
     x = np.zeros((10, 30, 3), np.uint8)
     x[:, 10:20] = 255  # the center square is white
     chex.assert_trees_all_close(tfds_source.resize_square(x, 4, 3), np.ones((4, 4, 3)), atol=1e-6)
@@ -366,29 +446,33 @@ def test_resize_square():
 
 # ------------------------------------------------------------------ validation
 
-@pytest.mark.parametrize("source,overrides,key", [
-    ("nope", {}, "data.source"),
-    ("python_text", {"domains": ("docs", "poetry")}, "data.domains"),
-    ("python_text", {"domains": ()}, "data.domains"),
-    ("python_text", {"domains": "docs"}, "data.domains"),
-    ("python_text", {"domains": ("docs", "docs")}, "data.domains"),
-    ("python_text", {"seq_len": 1}, "data.seq_len"),
-    ("python_text", {"seq_len": "128"}, "data.seq_len"),
-    ("python_text", {"test_per_task": 0}, "data.test_per_task"),
-    ("python_text", {"test_per_task": 10**7}, "data.test_per_task"),
-    ("python_text", {"max_train_per_task": -1}, "data.max_train_per_task"),
-    ("python_text", {"seed": -1}, "data.seed"),
-    ("python_text", {"max_trian_per_task": 5}, "data.max_trian_per_task"),
-    ("skimage_patches", {"domains": ("camera", "lena")}, "data.domains"),
-    ("skimage_patches", {"image_size": 0}, "data.image_size"),
-    ("skimage_patches", {"channels": 2}, "data.channels"),
-    ("skimage_patches", {"stride": 0}, "data.stride"),
-    ("skimage_patches", {"test_fraction": 1.0}, "data.test_fraction"),
-    ("skimage_patches", {"domains": ("camera",), "image_size": 600}, "data.test_per_task"),
-    ("digits", {"domains": ("0-2",)}, "data.domains"),
-    ("digits", {"classes_per_task": 0}, "data.classes_per_task"),
-    ("digits", {"test_per_task": 400}, "data.test_per_task"),
-])
+
+@pytest.mark.parametrize(
+    "source,overrides,key",
+    [
+        ("nope", {}, "data.source"),
+        ("python_text", {"domains": ("docs", "poetry")}, "data.domains"),
+        ("python_text", {"domains": ()}, "data.domains"),
+        ("python_text", {"domains": "docs"}, "data.domains"),
+        ("python_text", {"domains": ("docs", "docs")}, "data.domains"),
+        ("python_text", {"seq_len": 1}, "data.seq_len"),
+        ("python_text", {"seq_len": "128"}, "data.seq_len"),
+        ("python_text", {"test_per_task": 0}, "data.test_per_task"),
+        ("python_text", {"test_per_task": 10**7}, "data.test_per_task"),
+        ("python_text", {"max_train_per_task": -1}, "data.max_train_per_task"),
+        ("python_text", {"seed": -1}, "data.seed"),
+        ("python_text", {"max_trian_per_task": 5}, "data.max_trian_per_task"),
+        ("skimage_patches", {"domains": ("camera", "lena")}, "data.domains"),
+        ("skimage_patches", {"image_size": 0}, "data.image_size"),
+        ("skimage_patches", {"channels": 2}, "data.channels"),
+        ("skimage_patches", {"stride": 0}, "data.stride"),
+        ("skimage_patches", {"test_fraction": 1.0}, "data.test_fraction"),
+        ("skimage_patches", {"domains": ("camera",), "image_size": 600}, "data.test_per_task"),
+        ("digits", {"domains": ("0-2",)}, "data.domains"),
+        ("digits", {"classes_per_task": 0}, "data.classes_per_task"),
+        ("digits", {"test_per_task": 400}, "data.test_per_task"),
+    ],
+)
 def test_bad_config_names_the_key(source, overrides, key):
     cfg = dict(source=source, **overrides)
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):
@@ -423,6 +507,7 @@ def test_default_configs_resolve(source):
 
 def test_quickstart_defaults_are_fast():
     import time
+
     for source in ("python_text", "skimage_patches", "digits"):
         start = time.perf_counter()
         tasks = make_tasks(default_data_config(source), min_examples=32)
@@ -433,6 +518,9 @@ def test_licenses_domain_leaves_out_amr_itself():
     """amr's METADATA carries the README: installing amr must not change the licenses data."""
     from amr.data.python_text import license_paths
 
-    ours = [p for p in license_paths()
-            if any(part.startswith("amr-") and part.endswith(".dist-info") for part in p.split(os.sep))]
+    ours = [
+        p
+        for p in license_paths()
+        if any(part.startswith("amr-") and part.endswith(".dist-info") for part in p.split(os.sep))
+    ]
     assert not ours

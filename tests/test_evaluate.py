@@ -1,4 +1,5 @@
 """Tests for amr/evaluate.py: forgetting metrics, seeds, confidence intervals."""
+
 import math
 
 import chex
@@ -11,13 +12,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import stats
 
-from amr import evaluate
+from amr.analysis import forgetting as evaluate
 
 # L[i][j]: loss on task j after training on task i. Values are dyadic, so every
 # metric below is exact in floating point.
-L3 = [[1.0, 3.0, 4.0],
-      [1.5, 0.75, 3.5],
-      [2.0, 1.25, 0.5]]
+L3 = [[1.0, 3.0, 4.0], [1.5, 0.75, 3.5], [2.0, 1.25, 0.5]]
 INIT3 = [4.0, 4.0, 4.0]
 
 
@@ -49,8 +48,15 @@ def test_negative_forgetting_and_no_init():
 
 def test_single_task():
     m = evaluate.forgetting_metrics([[2.5]], init_losses=[3.0])
-    assert m == {"avg_forgetting": 0.0, "max_forgetting": 0.0, "final_avg_loss": 2.5,
-                 "new_task_loss": 2.5, "bwt": 0.0, "fwt": 0.0, "forgetting_per_task": []}
+    assert m == {
+        "avg_forgetting": 0.0,
+        "max_forgetting": 0.0,
+        "final_avg_loss": 2.5,
+        "new_task_loss": 2.5,
+        "bwt": 0.0,
+        "fwt": 0.0,
+        "forgetting_per_task": [],
+    }
 
 
 def _reference_metrics(L, init):
@@ -69,9 +75,10 @@ def _reference_metrics(L, init):
 
 
 @settings(max_examples=40, deadline=None)
-@given(hnp.arrays(np.float64, st.integers(2, 6).map(lambda t: (t + 1, t)),
-                  elements=st.floats(0.0, 10.0, allow_nan=False)),
-       st.floats(-3.0, 3.0))
+@given(
+    hnp.arrays(np.float64, st.integers(2, 6).map(lambda t: (t + 1, t)), elements=st.floats(0.0, 10.0, allow_nan=False)),
+    st.floats(-3.0, 3.0),
+)
 def test_metrics_match_reference_and_properties(LI, shift):
     L, init = LI[:-1], LI[-1]
     m = evaluate.forgetting_metrics(L, init)
@@ -86,15 +93,18 @@ def test_metrics_match_reference_and_properties(LI, shift):
     assert s["final_avg_loss"] == pytest.approx(m["final_avg_loss"] + shift, abs=1e-9)
 
 
-@pytest.mark.parametrize("bad", [
-    [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]],  # not square
-    [1.0, 2.0],  # 1-D
-    np.ones((2, 2, 2)),  # 3-D
-    np.zeros((0, 0)),  # no task
-    [[1.0, np.nan], [1.0, 1.0]],
-    [[1.0, 2.0], [np.inf, 1.0]],
-    [["a", "b"], ["c", "d"]],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]],  # not square
+        [1.0, 2.0],  # 1-D
+        np.ones((2, 2, 2)),  # 3-D
+        np.zeros((0, 0)),  # no task
+        [[1.0, np.nan], [1.0, 1.0]],
+        [[1.0, 2.0], [np.inf, 1.0]],
+        [["a", "b"], ["c", "d"]],
+    ],
+)
 def test_bad_loss_matrix(bad):
     with pytest.raises(ValueError, match="loss_matrix"):
         evaluate.forgetting_metrics(bad)
@@ -198,18 +208,22 @@ def test_aggregate_seeds_matches_numpy_on_many_seeds():
     assert agg["avg_forgetting"] == pytest.approx(np.mean(vals))
     assert agg["avg_forgetting_std"] == pytest.approx(np.std(vals, ddof=1))
     assert agg["forgetting_per_task_std"] == pytest.approx(
-        np.std([m["forgetting_per_task"] for m in per_seed], axis=0, ddof=1).tolist())
+        np.std([m["forgetting_per_task"] for m in per_seed], axis=0, ddof=1).tolist()
+    )
 
 
-@pytest.mark.parametrize("bad", [
-    [],
-    {"avg_forgetting": 1.0},
-    [{"a": 1.0}, {"b": 1.0}],  # different keys
-    [{"a": 1.0}, {"a": None}],  # number in one seed, None in the other
-    [{"a": [1.0, 2.0]}, {"a": [1.0]}],  # shapes differ
-    [{"a": "x"}, {"a": "y"}],  # strings differ
-    [1.0, 2.0],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        {"avg_forgetting": 1.0},
+        [{"a": 1.0}, {"b": 1.0}],  # different keys
+        [{"a": 1.0}, {"a": None}],  # number in one seed, None in the other
+        [{"a": [1.0, 2.0]}, {"a": [1.0]}],  # shapes differ
+        [{"a": "x"}, {"a": "y"}],  # strings differ
+        [1.0, 2.0],
+    ],
+)
 def test_aggregate_seeds_bad_input(bad):
     with pytest.raises(ValueError, match="per_seed"):
         evaluate.aggregate_seeds(bad)

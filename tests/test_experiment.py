@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from amr import train as train_lib
-from amr.experiment import train_and_evaluate
+from amr.runner.experiment import train_and_evaluate
+from amr.train import loop as train_lib
 from configs import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,14 +35,18 @@ def test_results_schema_and_files(finished):
     T = len(on_disk["tasks"])
     assert set(on_disk["strategies"]) == {"none", "uniform", "amr"}
     for entry in on_disk["strategies"].values():
-        for key in ("seeds", "loss_matrix", "avg_forgetting", "avg_forgetting_std", "final_avg_loss",
-                    "new_task_loss"):
+        for key in ("seeds", "loss_matrix", "avg_forgetting", "avg_forgetting_std", "final_avg_loss", "new_task_loss"):
             assert key in entry
         assert np.asarray(entry["loss_matrix"]).shape == (T, T)
         assert np.all(np.isfinite(entry["loss_matrix"]))
         assert set(entry["flops"]) >= {"total", "train_new", "train_replay", "selection", "eval"}
-    for name in ("loss_matrix_amr.png", "forgetting_curves.png", "arm_probs.png", "forgetting_vs_flops.png",
-                 "metrics.jsonl"):
+    for name in (
+        "loss_matrix_amr.png",
+        "forgetting_curves.png",
+        "arm_probs.png",
+        "forgetting_vs_flops.png",
+        "metrics.jsonl",
+    ):
         assert os.path.getsize(os.path.join(workdir, name)) > 0, name
     assert os.listdir(os.path.join(workdir, "tensorboard"))
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
@@ -87,9 +91,19 @@ def test_resume_after_crash_gives_same_results(finished, tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_cli(tmp_path):
     out = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "experiments", "main.py"), f"--config={ROOT}/configs/tiny.py",
-         f"--workdir={tmp_path}", "--config.strategies=('none','uniform')", "--config.train.steps_per_task=8"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "XLA_FLAGS": ""})
+        [
+            sys.executable,
+            os.path.join(ROOT, "experiments", "main.py"),
+            f"--config={ROOT}/configs/tiny.py",
+            f"--workdir={tmp_path}",
+            "--config.strategies=('none','uniform')",
+            "--config.train.steps_per_task=8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "XLA_FLAGS": ""},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| uniform |" in out.stdout
     assert os.path.exists(tmp_path / "results.json")

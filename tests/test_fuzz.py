@@ -8,29 +8,31 @@ import functools
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from amr import bandit as bandit_lib
-from amr import bandit_policies as pol
-from amr import memory as memory_lib
-from amr import replay as replay_lib
+from amr.replay import bandit as bandit_lib
+from amr.replay import bandit_math as pol
+from amr.replay import memory as memory_lib
+from amr.replay import policies as replay_lib
 
 K, N, DRAWS, CAPACITY = 6, 12, 64, 48
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Finite rewards, including ones beyond ~1.8e19 whose square overflows float32 (the bandit ignores those
 # like non-finite ones), plus NaN and +-inf.
-rewards_st = st.one_of(st.floats(-1e9, 1e9, width=32), st.floats(width=32, allow_nan=False, allow_infinity=False),
-                       st.sampled_from([float("nan"), float("inf"), -float("inf")]))
+rewards_st = st.one_of(
+    st.floats(-1e9, 1e9, width=32),
+    st.floats(width=32, allow_nan=False, allow_infinity=False),
+    st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+)
 active_st = st.lists(st.booleans(), min_size=K, max_size=K)
 arm_ids_st = st.lists(st.integers(-2, K + 1), min_size=N, max_size=N)  # includes out-of-range ids
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bandit(policy, estimator):
     """(observe, probs, sample) jitted once for a policy; observe runs twice (state reuse)."""
     b = bandit_lib.make_bandit(K, policy=policy, estimator=estimator, window=4)
@@ -94,11 +96,15 @@ def test_bandit_ignores_non_finite_rewards_and_invalid_arms(data, policy, estima
 
 
 bad_hparams = st.one_of(
-    st.tuples(st.just("alpha"), st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0, exclude_min=True),
-                                          st.just(float("nan")))),
+    st.tuples(
+        st.just("alpha"),
+        st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0, exclude_min=True), st.just(float("nan"))),
+    ),
     st.tuples(st.just("tau"), st.one_of(st.floats(max_value=0.0), st.just(float("inf")), st.just(float("nan")))),
-    st.tuples(st.just("epsilon"), st.one_of(st.floats(max_value=0.0, exclude_max=True),
-                                            st.floats(min_value=1.0, exclude_min=True))),
+    st.tuples(
+        st.just("epsilon"),
+        st.one_of(st.floats(max_value=0.0, exclude_max=True), st.floats(min_value=1.0, exclude_min=True)),
+    ),
     st.tuples(st.just("window"), st.integers(max_value=0)),
     st.tuples(st.just("exp3_alpha"), st.one_of(st.floats(min_value=1.0), st.floats(max_value=0.0, exclude_max=True))),
     st.tuples(st.just("optimism"), st.sampled_from([float("nan"), float("inf"), "a"])),
@@ -118,6 +124,7 @@ def test_bandit_bad_hyper_parameters_raise_value_error(bad):
 
 # ------------------------------------------------------------------ memory index
 
+
 @st.composite
 def task_stream(draw):
     """1-3 tasks: disjoint ids from a shuffled [0, CAPACITY), labels in [0, clusters)."""
@@ -127,7 +134,7 @@ def task_stream(draw):
         n = draw(st.integers(0, 12))
         clusters = draw(st.integers(1, 2))
         labels = draw(st.lists(st.integers(0, clusters - 1), min_size=n, max_size=n))
-        tasks.append((np.asarray(perm[start:start + n], np.int32), np.asarray(labels, np.int32), clusters))
+        tasks.append((np.asarray(perm[start : start + n], np.int32), np.asarray(labels, np.int32), clusters))
         start += n
     return tasks
 
@@ -145,7 +152,7 @@ def _check_index(index, added):
         expected_arm_of[ids] = first + labels
         for c in range(labels.max(initial=-1) + 1):
             a = first + c
-            got = sorted_ids[offsets[a]:offsets[a] + sizes[a]]
+            got = sorted_ids[offsets[a] : offsets[a] + sizes[a]]
             assert sorted(got.tolist()) == sorted(ids[labels == c].tolist())
             assert arm_task[a] == task
     np.testing.assert_array_equal(arm_of, expected_arm_of)
@@ -186,18 +193,22 @@ def test_memory_bad_add_task_raises_value_error_and_leaves_the_index_intact(task
     index, _ = memory_lib.add_task(memory_lib.empty_index(K, CAPACITY), ids, labels, 0, num_clusters=clusters)
     before = jax.tree.map(np.asarray, index)
     fresh = np.setdiff1d(np.arange(CAPACITY), ids)[:4].astype(np.int32)
-    bad = data.draw(st.sampled_from([
-        ("duplicate", np.concatenate([fresh[:2], fresh[:1]]), np.zeros(3, np.int32), 1),
-        ("already stored", ids[:1] if len(ids) else None, np.zeros(1, np.int32), 1),
-        ("capacity", np.asarray([CAPACITY + data.draw(st.integers(0, 5))], np.int32), np.zeros(1, np.int32), 1),
-        ("capacity", np.asarray([-1 - data.draw(st.integers(0, 5))], np.int32), np.zeros(1, np.int32), 1),
-        ("cluster_labels", fresh[:2], np.asarray([0, data.draw(st.integers(1, 4))], np.int32), 1),
-        ("cluster_labels", fresh[:2], np.asarray([-1, 0], np.int32), 1),
-        ("same length", fresh[:2], np.zeros(3, np.int32), 1),
-        ("integer", fresh[:2].astype(np.float32), np.zeros(2, np.int32), 1),
-        ("num_clusters", fresh[:2], np.zeros(2, np.int32), 0),
-        ("max_arms", fresh[:2], np.zeros(2, np.int32), K),
-    ]))
+    bad = data.draw(
+        st.sampled_from(
+            [
+                ("duplicate", np.concatenate([fresh[:2], fresh[:1]]), np.zeros(3, np.int32), 1),
+                ("already stored", ids[:1] if len(ids) else None, np.zeros(1, np.int32), 1),
+                ("capacity", np.asarray([CAPACITY + data.draw(st.integers(0, 5))], np.int32), np.zeros(1, np.int32), 1),
+                ("capacity", np.asarray([-1 - data.draw(st.integers(0, 5))], np.int32), np.zeros(1, np.int32), 1),
+                ("cluster_labels", fresh[:2], np.asarray([0, data.draw(st.integers(1, 4))], np.int32), 1),
+                ("cluster_labels", fresh[:2], np.asarray([-1, 0], np.int32), 1),
+                ("same length", fresh[:2], np.zeros(3, np.int32), 1),
+                ("integer", fresh[:2].astype(np.float32), np.zeros(2, np.int32), 1),
+                ("num_clusters", fresh[:2], np.zeros(2, np.int32), 0),
+                ("max_arms", fresh[:2], np.zeros(2, np.int32), K),
+            ]
+        )
+    )
     what, bad_ids, bad_labels, bad_clusters = bad
     if bad_ids is None:
         return
@@ -208,10 +219,17 @@ def test_memory_bad_add_task_raises_value_error_and_leaves_the_index_intact(task
 
 # ------------------------------------------------------------------ replay policies
 
-@functools.lru_cache(maxsize=None)
+
+@functools.cache
 def _replay(name):
-    policy = replay_lib.make_replay(name, max_arms=K, capacity=CAPACITY, reward="loss_increase", reference="arm",
-                                    candidates=2 if name == "mir" else 1)
+    policy = replay_lib.make_replay(
+        name,
+        max_arms=K,
+        capacity=CAPACITY,
+        reward="loss_increase",
+        reference="arm",
+        candidates=2 if name == "mir" else 1,
+    )
 
     @jax.jit
     def presample_and_observe(state, key, sample_ids, arm_ids, losses):
@@ -229,8 +247,9 @@ def test_replay_draws_only_stored_ids_and_ignores_non_finite_losses(name, tasks,
     for t, (ids, labels, clusters) in enumerate(tasks):
         if int(state.memory.num_arms) + clusters > K:
             break
-        ref = np.asarray(data.draw(st.lists(st.floats(0, 5, width=32), min_size=clusters, max_size=clusters)),
-                         np.float32)
+        ref = np.asarray(
+            data.draw(st.lists(st.floats(0, 5, width=32), min_size=clusters, max_size=clusters)), np.float32
+        )
         state = policy.add_task(state, ids, labels, t, ref, num_clusters=clusters)
     if int(state.memory.num_samples) == 0:
         return
@@ -238,8 +257,7 @@ def test_replay_draws_only_stored_ids_and_ignores_non_finite_losses(name, tasks,
     sample_ids = np.asarray(data.draw(st.lists(st.integers(0, CAPACITY - 1), min_size=N, max_size=N)), np.int32)
     losses = np.full(N, np.nan, np.float32)
     losses[::3] = np.inf
-    ids, observed, probs = run(state, jax.random.key(data.draw(st.integers(0, 2**31 - 1))), sample_ids, arm_ids,
-                               losses)
+    ids, observed, probs = run(state, jax.random.key(data.draw(st.integers(0, 2**31 - 1))), sample_ids, arm_ids, losses)
     arm_of = np.asarray(state.memory.arm_of)
     assert np.all(arm_of[np.asarray(ids)] >= 0), "replay drew an id that is not in the memory"
     jax.tree.map(np.testing.assert_array_equal, observed, state)  # NaN / inf losses change nothing

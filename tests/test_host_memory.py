@@ -13,13 +13,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from amr import host_memory
-from amr import replay as replay_lib
-from amr import step as step_lib
-from amr import train as train_lib
-from amr.experiment import prepare
 from amr.models import default_model_config, make_model
-from amr.train_state import TrainState, make_optimizer
+from amr.replay import policies as replay_lib
+from amr.runner.experiment import prepare
+from amr.train import chunk as step_lib
+from amr.train import host_memory
+from amr.train import loop as train_lib
+from amr.train.state import TrainState, make_optimizer
 from configs import tiny
 
 
@@ -44,8 +44,9 @@ def test_shard_round_trip_with_checksums(tmp_path):
     loader = host_memory.RowLoader(host_memory.RowSource(d, [30, 20]), workers=2)
     ids = np.array([[0, 29, 30], [49, 5, 31]])
     np.testing.assert_array_equal(loader.read(ids), np.concatenate(tasks)[ids])
-    np.testing.assert_array_equal(host_memory.RowLoader(loader.source, workers=0).read(ids[0]),
-                                  np.concatenate(tasks)[ids[0]])
+    np.testing.assert_array_equal(
+        host_memory.RowLoader(loader.source, workers=0).read(ids[0]), np.concatenate(tasks)[ids[0]]
+    )
     with pytest.raises(host_memory.ShardError, match=re.escape(shard)):
         host_memory.write_shard(d, 0, "t0", _rows(30, 7))  # same task, different rows
 
@@ -85,9 +86,17 @@ def _manifest_count(shard, manifest):  # the manifest claims another record coun
         json.dump(m, f)
 
 
-@pytest.mark.parametrize("damage,expected", [
-    (_missing, "missing"), (_unreadable, "unreadable"), (_truncated, "truncated"), (_altered, "altered"),
-    (_manifest_count, "records"), (None, "index expects 31")])
+@pytest.mark.parametrize(
+    "damage,expected",
+    [
+        (_missing, "missing"),
+        (_unreadable, "unreadable"),
+        (_truncated, "truncated"),
+        (_altered, "altered"),
+        (_manifest_count, "records"),
+        (None, "index expects 31"),
+    ],
+)
 def test_bad_shard_names_the_file(tmp_path, damage, expected):
     d = str(tmp_path)
     host_memory.write_shard(d, 0, "t0", _rows(30))
@@ -107,17 +116,36 @@ def _chunk_setup(policy_name, on_host, **kw):
     model = make_model(cfg)
     cap = 96
     memory = _rows(cap, 3)
-    policy = replay_lib.make_replay(policy_name, max_arms=4, capacity=cap, reference="sample",
-                                    track_arms=not on_host, **kw)
-    optim = ml_collections.ConfigDict(dict(name="adamw", learning_rate=3e-3, warmup_steps=1, schedule="constant",
-                                           min_lr_ratio=0.1, b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0))
+    policy = replay_lib.make_replay(
+        policy_name, max_arms=4, capacity=cap, reference="sample", track_arms=not on_host, **kw
+    )
+    optim = ml_collections.ConfigDict(
+        dict(
+            name="adamw",
+            learning_rate=3e-3,
+            warmup_steps=1,
+            schedule="constant",
+            min_lr_ratio=0.1,
+            b1=0.9,
+            b2=0.99,
+            weight_decay=0.0,
+            grad_clip=1.0,
+        )
+    )
     tx = make_optimizer(optim, steps_per_task=12)
     params = model.init(jax.random.key(0))
     replay = policy.init()
     for t in range(2):
         replay = policy.add_task(replay, t * 32 + np.arange(32), np.arange(32) % 2, t, num_clusters=2)
-    state = TrainState(params=params, opt_state=tx.init(params), replay=replay, rng=jax.random.key(3),
-                       step=jnp.zeros((), jnp.int32), task=jnp.ones((), jnp.int32), skipped=jnp.zeros((), jnp.int32))
+    state = TrainState(
+        params=params,
+        opt_state=tx.init(params),
+        replay=replay,
+        rng=jax.random.key(3),
+        step=jnp.zeros((), jnp.int32),
+        task=jnp.ones((), jnp.int32),
+        skipped=jnp.zeros((), jnp.int32),
+    )
     return model, tx, policy, state, memory
 
 
@@ -135,10 +163,12 @@ def test_host_chunk_equals_device_chunk(policy_name, probes, kw):
         chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, spec, host_memory=on_host)
         if on_host:
             drawn = jax.device_get(step_lib.make_presample_fn(policy, spec)(state.replay, state.rng, state.step))
-            local = step_lib.LocalMemory(drawn.ids, drawn.arms, memory[drawn.ids], drawn.probe_ids,
-                                         drawn.probe_arms, memory[drawn.probe_ids])
-            arg = jax.device_put(local, step_lib.LocalMemory(
-                *[jax.sharding.NamedSharding(mesh, s) for s in step_lib.LOCAL_MEMORY_SPECS]))
+            local = step_lib.LocalMemory(
+                drawn.ids, drawn.arms, memory[drawn.ids], drawn.probe_ids, drawn.probe_arms, memory[drawn.probe_ids]
+            )
+            arg = jax.device_put(
+                local, step_lib.LocalMemory(*[jax.sharding.NamedSharding(mesh, s) for s in step_lib.LOCAL_MEMORY_SPECS])
+            )
         else:
             arg = step_lib.replicate(mesh, memory)
         outs.append(jax.device_get(chunk(state, new, new_ids, arg)))
@@ -161,7 +191,7 @@ def test_host_index_stores_8_bytes_per_sample():
 # ---------------------------------------------------------------- whole runs on the tiny config
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(placement):
     """(context, amr strategy) of one placement; runs share them, as seeds do (staleness is read per run)."""
     cfg = tiny.get_config()
@@ -174,8 +204,9 @@ def _compiled(placement):
         ctx = prepare(cfg)
     else:  # the device context's tasks and compiled held-out passes, without the device-resident rows
         device_ctx = _compiled("device")[0]
-        ctx = dataclasses.replace(device_ctx, config=cfg,
-                                  memory=step_lib.replicate(device_ctx.mesh, np.zeros((1,), np.int32)))
+        ctx = dataclasses.replace(
+            device_ctx, config=cfg, memory=step_lib.replicate(device_ctx.mesh, np.zeros((1,), np.int32))
+        )
     return ctx, train_lib.make_strategy(ctx, "amr")
 
 

@@ -16,8 +16,14 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # amr only (it has every stage: arms, bandit, references), 2 tasks of 2 chunks, a checkpoint after every chunk.
-OVERRIDES = ("--config.strategies=('amr',)", "--config.baseline=amr", "--config.data.domains=('docs','headers')",
-             "--config.train.steps_per_task=8", "--config.train.checkpoint_every=1", "--config.train.eval_every=4")
+OVERRIDES = (
+    "--config.strategies=('amr',)",
+    "--config.baseline=amr",
+    "--config.data.domains=('docs','headers')",
+    "--config.train.steps_per_task=8",
+    "--config.train.checkpoint_every=1",
+    "--config.train.eval_every=4",
+)
 
 # (fault point, hit) in order; each process counts its hits from 1. Checkpoints are saved at
 # task 0 chunk 1 (step 1), task 0 end (1000000), task 1 chunk 1 (1000001), task 1 end (2000000).
@@ -32,14 +38,32 @@ KILLS = (
 
 
 def _run(workdir, cache, kill=None):
-    env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(cache),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+    env = {
+        **os.environ,
+        "XLA_FLAGS": "",
+        "JAX_PLATFORMS": "cpu",
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    }
     env.pop("AMR_FAULT_KILL", None)
     if kill:
         env["AMR_FAULT_KILL"] = f"{kill[0]}:{kill[1]}"
     return subprocess.run(
-        [sys.executable, "-m", "experiments.main", f"--config={ROOT}/configs/tiny.py", f"--workdir={workdir}",
-         *OVERRIDES], cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+        [
+            sys.executable,
+            "-m",
+            "experiments.main",
+            f"--config={ROOT}/configs/tiny.py",
+            f"--workdir={workdir}",
+            *OVERRIDES,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
 
 
 def _read(path):

@@ -1,4 +1,5 @@
 """Tests for amr/memory.py: the arm -> sample-id index and its O(1) draws."""
+
 import chex
 import hypothesis
 import hypothesis.strategies as st
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from amr import memory as m
+from amr.replay import memory as m
 
 MAPS = pytest.mark.parametrize("fn_map", [lambda f: f, jax.jit], ids=["eager", "jit"])
 
@@ -44,7 +45,7 @@ def test_draw_stays_inside_chosen_arm(fn_map):
     # Every id of an arm gets drawn (5000 draws over arms of <= ~45 ids).
     for a in active:
         got = np.unique(ids[np.asarray(arms) == a])
-        want = np.sort(np.asarray(index.sorted_ids)[index.offsets[a]:index.offsets[a] + sizes[a]])
+        want = np.sort(np.asarray(index.sorted_ids)[index.offsets[a] : index.offsets[a] + sizes[a]])
         chex.assert_trees_all_equal(got, want)
 
 
@@ -77,7 +78,7 @@ def test_draw_uniform_is_uniform(fn_map):
 def test_draw_inside_arm_is_uniform():
     index, (t0, _, _), _ = _three_tasks()
     ids = np.asarray(jax.jit(m.draw)(index, jax.random.key(4), jnp.zeros((100_000,), jnp.int32)))
-    members = np.asarray(index.sorted_ids)[:int(index.sizes[0])]
+    members = np.asarray(index.sorted_ids)[: int(index.sizes[0])]
     counts = np.bincount(ids, minlength=index.capacity)[members]
     assert counts.sum() == 100_000
     assert scipy.stats.chisquare(counts).pvalue > 1e-3
@@ -88,8 +89,9 @@ def test_jit_matches_eager():
     arms = jnp.array([0, 1, 2, 3, 5] * 20, jnp.int32)
     key = jax.random.key(7)
     chex.assert_trees_all_equal(jax.jit(m.draw)(index, key, arms), m.draw(index, key, arms))
-    chex.assert_trees_all_equal(jax.jit(m.draw_uniform, static_argnums=2)(index, key, (64,)),
-                                m.draw_uniform(index, key, (64,)))
+    chex.assert_trees_all_equal(
+        jax.jit(m.draw_uniform, static_argnums=2)(index, key, (64,)), m.draw_uniform(index, key, (64,))
+    )
     chex.assert_trees_all_equal(jax.jit(m.arms_of)(index, arms), m.arms_of(index, arms))
 
 
@@ -109,7 +111,7 @@ def test_no_retrace_while_tasks_are_added(donate):
     rng = np.random.default_rng(0)
     perm, start = rng.permutation(5000), 0
     for task, (n, k) in enumerate([(7, 1), (1500, 4), (100, 3), (2000, 8), (3, 2)]):
-        ids = perm[start:start + n]
+        ids = perm[start : start + n]
         start += n
         m.check_nonempty(index) if task else None
         index, arm_ids = m.add_task(index, ids, rng.integers(0, k, n), task, num_clusters=k, donate=donate)
@@ -159,13 +161,13 @@ def _tasks(draw):
     num_tasks = draw(st.integers(1, 4))
     perm = draw(st.permutations(range(capacity)))
     tasks, start, arms = [], 0, 0
-    for t in range(num_tasks):
+    for _t in range(num_tasks):
         k = draw(st.integers(1, max(1, max_arms - arms)))
         sizes = draw(st.lists(st.integers(0, 40), min_size=k, max_size=k))
         n = min(sum(sizes), capacity - start)
         labels = np.repeat(np.arange(k), sizes)[:n]
         labels = draw(st.permutations(labels.tolist())) if n else []
-        tasks.append((np.array(perm[start:start + n], np.int64), np.array(labels, np.int64), k))
+        tasks.append((np.array(perm[start : start + n], np.int64), np.array(labels, np.int64), k))
         start, arms = start + n, arms + k
     return max_arms, capacity, tasks
 
@@ -194,13 +196,13 @@ def test_properties_over_arbitrary_cluster_sizes(spec, seed):
         for c in range(k):
             a = arm_ids[c]
             off, size = host.offsets[a], host.sizes[a]
-            members = host.sorted_ids[off:off + size]
+            members = host.sorted_ids[off : off + size]
             chex.assert_trees_all_equal(np.sort(members), np.sort(ids[labels == c]))
             assert host.arm_task[a] == t
         arms_used += k
     stored = np.concatenate(stored)
     assert int(index.num_samples) == stored.size and int(index.num_arms) == arms_used
-    chex.assert_trees_all_equal(np.sort(np.asarray(index.sorted_ids)[:stored.size]), np.sort(stored))
+    chex.assert_trees_all_equal(np.sort(np.asarray(index.sorted_ids)[: stored.size]), np.sort(stored))
     arm_of = np.asarray(index.arm_of)
     assert (arm_of[stored] >= 0).all() and (np.delete(arm_of, stored) == -1).all()
     if stored.size == 0:
@@ -217,14 +219,17 @@ def test_properties_over_arbitrary_cluster_sizes(spec, seed):
 # --- bad input ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kw, name", [
-    (dict(max_arms=0, capacity=10), "max_arms"),
-    (dict(max_arms=-3, capacity=10), "max_arms"),
-    (dict(max_arms=2.0, capacity=10), "max_arms"),
-    (dict(max_arms=2, capacity=0), "capacity"),
-    (dict(max_arms=2, capacity=-1), "capacity"),
-    (dict(max_arms=2, capacity=2**31), "capacity"),
-])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(max_arms=0, capacity=10), "max_arms"),
+        (dict(max_arms=-3, capacity=10), "max_arms"),
+        (dict(max_arms=2.0, capacity=10), "max_arms"),
+        (dict(max_arms=2, capacity=0), "capacity"),
+        (dict(max_arms=2, capacity=-1), "capacity"),
+        (dict(max_arms=2, capacity=2**31), "capacity"),
+    ],
+)
 def test_empty_index_rejects(kw, name):
     with pytest.raises(ValueError, match=name):
         m.empty_index(**kw)
@@ -243,22 +248,25 @@ def test_int64_ids_need_x64():
         chex.assert_trees_all_equal(m.arms_of(index, ids), jnp.array([0, 1, 2], jnp.int32))
 
 
-@pytest.mark.parametrize("args, kw, name", [
-    (([1, 2], [0]), {}, "sample_ids.*cluster_labels"),
-    (([1, 2], [0, -1]), {}, "cluster_labels"),
-    (([1, 2], [0, 3]), dict(num_clusters=3), "cluster_labels"),
-    (([1, 2], [0.0, 1.0]), {}, "cluster_labels"),
-    (([[1, 2]], [[0, 1]]), {}, "sample_ids"),
-    (([1, 50], [0, 0]), {}, "sample_ids"),
-    (([-1, 2], [0, 0]), {}, "sample_ids"),
-    (([4, 4], [0, 0]), {}, "sample_ids"),
-    (([7, 8], [0, 0]), {}, "sample_ids.*already stored"),
-    (([], []), {}, "sample_ids"),
-    (([1, 2], [0, 0]), dict(num_clusters=0), "num_clusters"),
-    (([1, 2], [0, 0]), dict(num_clusters=3), "max_arms"),
-    (([1, 2], [0, 4]), {}, "max_arms"),
-    (([1, 2], [0, 0]), dict(task_id=-1), "task_id"),
-])
+@pytest.mark.parametrize(
+    "args, kw, name",
+    [
+        (([1, 2], [0]), {}, "sample_ids.*cluster_labels"),
+        (([1, 2], [0, -1]), {}, "cluster_labels"),
+        (([1, 2], [0, 3]), dict(num_clusters=3), "cluster_labels"),
+        (([1, 2], [0.0, 1.0]), {}, "cluster_labels"),
+        (([[1, 2]], [[0, 1]]), {}, "sample_ids"),
+        (([1, 50], [0, 0]), {}, "sample_ids"),
+        (([-1, 2], [0, 0]), {}, "sample_ids"),
+        (([4, 4], [0, 0]), {}, "sample_ids"),
+        (([7, 8], [0, 0]), {}, "sample_ids.*already stored"),
+        (([], []), {}, "sample_ids"),
+        (([1, 2], [0, 0]), dict(num_clusters=0), "num_clusters"),
+        (([1, 2], [0, 0]), dict(num_clusters=3), "max_arms"),
+        (([1, 2], [0, 4]), {}, "max_arms"),
+        (([1, 2], [0, 0]), dict(task_id=-1), "task_id"),
+    ],
+)
 def test_add_task_rejects(args, kw, name):
     index = m.empty_index(4, 50)
     index, _ = m.add_task(index, [7, 9], [0, 1], 0)

@@ -18,16 +18,22 @@ import time
 import numpy as np
 import pytest
 
-from amr import distributed
-from amr import experiment as experiment_lib
-from amr.config_check import ConfigError, validate_processes
+from amr.runner import experiment as experiment_lib
+from amr.runner.config_check import ConfigError, validate_processes
+from amr.train import distributed
 from configs import tiny
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_ARGS = [  # one chunk per task; AMR with probed reference losses; task-end checkpoints only
-    "--config=configs/tiny.py", "--config.strategies=('amr',)", "--config.baseline=",
-    "--config.data.domains=('docs','headers')", "--config.train.steps_per_task=4", "--config.train.eval_every=0",
-    "--config.train.checkpoint_every=0", "--config.train.batch_size=32", "--config.replay.fraction=0.25",
+    "--config=configs/tiny.py",
+    "--config.strategies=('amr',)",
+    "--config.baseline=",
+    "--config.data.domains=('docs','headers')",
+    "--config.train.steps_per_task=4",
+    "--config.train.eval_every=0",
+    "--config.train.checkpoint_every=0",
+    "--config.train.batch_size=32",
+    "--config.replay.fraction=0.25",
     "--config.replay.reference=probe",
 ]
 
@@ -41,8 +47,13 @@ def _free_port() -> int:
 def _launch(args, devices: int, log_path: str) -> subprocess.Popen:
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     with open(log_path, "w") as log:
-        return subprocess.Popen([sys.executable, "-m", "experiments.main", *CONFIG_ARGS, *args], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "experiments.main", *CONFIG_ARGS, *args],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _wait(procs, logs, timeout=600):
@@ -64,17 +75,35 @@ def test_two_processes_match_one_process(tmp_path):
     port = _free_port()
     multi, single = str(tmp_path / "multi"), str(tmp_path / "single")
     logs = [str(tmp_path / f"{n}.log") for n in ("p0", "p1", "single")]
-    procs = [_launch([f"--workdir={multi}", "--config.mesh.num_devices=0", f"--coordinator=localhost:{port}",
-                      "--num_processes=2", f"--process_id={i}", "--init_timeout=120"], 4, logs[i]) for i in range(2)]
+    procs = [
+        _launch(
+            [
+                f"--workdir={multi}",
+                "--config.mesh.num_devices=0",
+                f"--coordinator=localhost:{port}",
+                "--num_processes=2",
+                f"--process_id={i}",
+                "--init_timeout=120",
+            ],
+            4,
+            logs[i],
+        )
+        for i in range(2)
+    ]
     procs.append(_launch([f"--workdir={single}", "--config.mesh.num_devices=8"], 8, logs[2]))
     _wait(procs, logs)
 
     results = [json.load(open(os.path.join(w, "results.json"))) for w in (multi, single)]
     runs = [json.load(open(os.path.join(w, "runs", "amr_seed0.json"))) for w in (multi, single)]
-    np.testing.assert_allclose(results[0]["strategies"]["amr"]["loss_matrix"],
-                               results[1]["strategies"]["amr"]["loss_matrix"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose([p["probs"] for p in runs[0]["arm_history"]],
-                               [p["probs"] for p in runs[1]["arm_history"]], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        results[0]["strategies"]["amr"]["loss_matrix"],
+        results[1]["strategies"]["amr"]["loss_matrix"],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(
+        [p["probs"] for p in runs[0]["arm_history"]], [p["probs"] for p in runs[1]["arm_history"]], rtol=1e-4, atol=1e-5
+    )
     assert runs[0]["flops"] == runs[1]["flops"]
     assert len(runs[0]["arm_history"]) > 0 and np.asarray(runs[0]["loss_matrix"]).shape == (2, 2)
     # Only process 0 writes: one task_end record per task, not one per process.
@@ -90,9 +119,24 @@ def test_unreachable_coordinator_fails_clearly_after_bounded_wait(tmp_path):
     address = f"localhost:{_free_port()}"  # nobody listens there
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "experiments.main", *CONFIG_ARGS, f"--workdir={tmp_path}",
-                           f"--coordinator={address}", "--num_processes=2", "--process_id=1", "--init_timeout=3"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.main",
+            *CONFIG_ARGS,
+            f"--workdir={tmp_path}",
+            f"--coordinator={address}",
+            "--num_processes=2",
+            "--process_id=1",
+            "--init_timeout=3",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.monotonic() - start
     assert proc.returncode == 1, proc.stderr[-2000:]  # a Python error, not XLA's SIGABRT
     assert f"coordinator {address!r} could not be reached within 3 s" in proc.stderr
@@ -111,11 +155,14 @@ def test_wait_for_coordinator_is_bounded_and_succeeds_when_listening():
     assert time.monotonic() - start < 30
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(coordinator="localhost:1234"), "num_processes, process_id missing"),
-    (dict(coordinator="localhost:1234", num_processes=2, process_id=2), r"process_id=2 must lie in \[0, "),
-    (dict(coordinator="localhost", num_processes=2, process_id=1), "expected host:port"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(coordinator="localhost:1234"), "num_processes, process_id missing"),
+        (dict(coordinator="localhost:1234", num_processes=2, process_id=2), r"process_id=2 must lie in \[0, "),
+        (dict(coordinator="localhost", num_processes=2, process_id=1), "expected host:port"),
+    ],
+)
 def test_initialize_rejects_incomplete_launch_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         distributed.initialize(**kwargs, timeout_s=1)

@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from amr import experiment
-from amr import train as train_lib
 from amr.data import tasks as tasks_lib
 from amr.models import make_model
+from amr.runner import experiment
+from amr.train import loop as train_lib
 from configs import tiny
 
 POISON = 0xFF

@@ -2,8 +2,8 @@
 
 import pytest
 
-from amr import budget
-from amr.plan import plan_strategy
+from amr.compute import ledger as budget
+from amr.compute.plan import plan_strategy
 from configs.base import get_base_config
 
 
@@ -25,8 +25,11 @@ class LinearCosts:
 
 def _spent(cfg, plan, costs):
     chunks = cfg.train.steps_per_task // cfg.train.chunk_size
-    return (cfg.train.steps_per_task * costs.train(plan.new_batch + plan.replay_batch)
-            + chunks * plan.chunk_selection_flops + plan.boundary_selection_flops)
+    return (
+        cfg.train.steps_per_task * costs.train(plan.new_batch + plan.replay_batch)
+        + chunks * plan.chunk_selection_flops
+        + plan.boundary_selection_flops
+    )
 
 
 def _cfg(**replay):
@@ -37,8 +40,10 @@ def _cfg(**replay):
 
 
 @pytest.mark.parametrize("num_devices", [1, 2])
-@pytest.mark.parametrize("strategy,replay", [("amr", dict(probe_samples=64)), ("mir", {}),
-                                             ("amr", dict(clusters_per_task=4, embed_dim_hint=8))])
+@pytest.mark.parametrize(
+    "strategy,replay",
+    [("amr", dict(probe_samples=64)), ("mir", {}), ("amr", dict(clusters_per_task=4, embed_dim_hint=8))],
+)
 def test_trims_the_fewest_rows_that_fit(strategy, replay, num_devices):
     cfg, costs = _cfg(**replay), LinearCosts()
     plan = plan_strategy(cfg, strategy, costs, num_devices, max_task_rows=4096)
@@ -48,10 +53,16 @@ def test_trims_the_fewest_rows_that_fit(strategy, replay, num_devices):
     wider = plan_strategy(_cfg(**replay, zero_cost=False), strategy, costs, num_devices, 4096)
     assert wider.new_batch == cfg.train.batch_size - plan.replay_batch
     bigger = dict(plan.__dict__, new_batch=plan.new_batch + num_devices)
-    per_chunk = (cfg.train.chunk_size * (costs.grad(bigger["new_batch"]) + 2 * costs.forward(plan.replay_batch * 4))
-                 if strategy == "mir" else plan.chunk_selection_flops)
-    over = (cfg.train.steps_per_task * costs.train(bigger["new_batch"] + plan.replay_batch)
-            + cfg.train.steps_per_task // cfg.train.chunk_size * per_chunk + plan.boundary_selection_flops)
+    per_chunk = (
+        cfg.train.chunk_size * (costs.grad(bigger["new_batch"]) + 2 * costs.forward(plan.replay_batch * 4))
+        if strategy == "mir"
+        else plan.chunk_selection_flops
+    )
+    over = (
+        cfg.train.steps_per_task * costs.train(bigger["new_batch"] + plan.replay_batch)
+        + cfg.train.steps_per_task // cfg.train.chunk_size * per_chunk
+        + plan.boundary_selection_flops
+    )
     assert over > plan.naive_task_flops
 
 

@@ -1,4 +1,5 @@
 """Tests for amr/plots.py (PNG figures) and amr/report.py (markdown, JSON files)."""
+
 import json
 import math
 import os
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amr import plots, report
+from amr.analysis import plots, report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 L3 = [[1.0, 3.0, 4.0], [1.5, 0.75, 3.5], [2.0, 1.25, 0.5]]
@@ -57,12 +58,13 @@ def test_plot_loss_matrix_bad_input(tmp_path):
 
 def test_plot_forgetting_curves(tmp_path):
     steps = np.arange(0, 200, 10)
-    per_task = np.stack([np.where(steps >= 50, 0.01 * (steps - 50), np.nan),
-                         np.where(steps >= 120, 0.02 * (steps - 120), np.nan)], axis=1)
+    per_task = np.stack(
+        [np.where(steps >= 50, 0.01 * (steps - 50), np.nan), np.where(steps >= 120, 0.02 * (steps - 120), np.nan)],
+        axis=1,
+    )
     curves = {
         "naive": {"steps": steps, "forgetting": per_task},
-        "uniform": {"steps": steps.tolist(), "forgetting": (0.5 * per_task).tolist(),
-                    "labels": ["prose", "stdlib"]},
+        "uniform": {"steps": steps.tolist(), "forgetting": (0.5 * per_task).tolist(), "labels": ["prose", "stdlib"]},
         "amr": {"steps": steps, "forgetting": np.nan_to_num(per_task[:, 0])},  # 1-D: one line
         "mir": {"steps": steps, "forgetting": 0.4 * per_task, "task_names": ["p", "s"]},  # 2nd row
     }
@@ -70,14 +72,17 @@ def test_plot_forgetting_curves(tmp_path):
     _assert_png(path, plots.plot_forgetting_curves(curves, path))
 
 
-@pytest.mark.parametrize("curves, match", [
-    ({}, "curves"),
-    ({"a": {"steps": [1, 2]}}, "curves"),
-    ({"a": {"steps": [1, 2], "forgetting": [0.1, 0.2, 0.3]}}, "curves"),
-    ({"a": {"steps": [1, 2], "forgetting": [[0.1], [0.2]], "labels": ["x", "y"]}}, "labels"),
-    ({"a": {"steps": [1, 2], "forgetting": [[0.1], [0.2]], "task_names": []}}, "task_names"),
-    ({"a": {"steps": [1, 2], "forgetting": [[0.1], [np.inf]]}}, "forgetting"),
-])
+@pytest.mark.parametrize(
+    "curves, match",
+    [
+        ({}, "curves"),
+        ({"a": {"steps": [1, 2]}}, "curves"),
+        ({"a": {"steps": [1, 2], "forgetting": [0.1, 0.2, 0.3]}}, "curves"),
+        ({"a": {"steps": [1, 2], "forgetting": [[0.1], [0.2]], "labels": ["x", "y"]}}, "labels"),
+        ({"a": {"steps": [1, 2], "forgetting": [[0.1], [0.2]], "task_names": []}}, "task_names"),
+        ({"a": {"steps": [1, 2], "forgetting": [[0.1], [np.inf]]}}, "forgetting"),
+    ],
+)
 def test_plot_forgetting_curves_bad_input(tmp_path, curves, match):
     with pytest.raises(ValueError, match=match):
         plots.plot_forgetting_curves(curves, tmp_path / "x.png")
@@ -91,21 +96,28 @@ def test_plot_arm_probs(tmp_path):
     _assert_png(path, plots.plot_arm_probs(np.arange(30) * 8, probs, ["t0", "t1", "t2", "t3"], path))
 
 
-@pytest.mark.parametrize("probs, labels, match", [
-    (np.full((3, 2), 0.5), ["a"], "arm_labels"),
-    (np.full((4, 2), 0.5), ["a", "b"], "probs_SxK"),  # 4 rows, 3 steps
-    (np.full((3, 2), 0.4), ["a", "b"], "probs_SxK"),  # rows sum to 0.8
-    (np.array([[1.5, -0.5]] * 3), ["a", "b"], "probs_SxK"),
-    (np.full(3, 1.0), ["a"], "probs_SxK"),
-])
+@pytest.mark.parametrize(
+    "probs, labels, match",
+    [
+        (np.full((3, 2), 0.5), ["a"], "arm_labels"),
+        (np.full((4, 2), 0.5), ["a", "b"], "probs_SxK"),  # 4 rows, 3 steps
+        (np.full((3, 2), 0.4), ["a", "b"], "probs_SxK"),  # rows sum to 0.8
+        (np.array([[1.5, -0.5]] * 3), ["a", "b"], "probs_SxK"),
+        (np.full(3, 1.0), ["a"], "probs_SxK"),
+    ],
+)
 def test_plot_arm_probs_bad_input(tmp_path, probs, labels, match):
     with pytest.raises(ValueError, match=match):
         plots.plot_arm_probs([0, 1, 2], probs, labels, tmp_path / "x.png")
 
 
 def test_plot_forgetting_vs_flops(tmp_path):
-    points = {"naive": (1e12, 0.55, 0.02), "uniform": (1e12, 0.21, 0.01),
-              "amr": (1e12, 0.19, 0.015), "mir": (3e13, 0.17, 0.02)}
+    points = {
+        "naive": (1e12, 0.55, 0.02),
+        "uniform": (1e12, 0.21, 0.01),
+        "amr": (1e12, 0.19, 0.015),
+        "mir": (3e13, 0.17, 0.02),
+    }
     path = tmp_path / "flops.png"
     _assert_png(path, plots.plot_forgetting_vs_flops(points, path))
     with pytest.raises(ValueError, match="points"):
@@ -123,13 +135,21 @@ def test_log_scale_rule():
     assert not plots._log_scale([5.0], 10.0)
 
 
-@pytest.mark.parametrize("xs", [[0.1, 1.0, 10.0, 0.3], ["task", "kmeans", "hier", "flat"]],
-                         ids=["numeric", "categorical"])
+@pytest.mark.parametrize(
+    "xs", [[0.1, 1.0, 10.0, 0.3], ["task", "kmeans", "hier", "flat"]], ids=["numeric", "categorical"]
+)
 def test_plot_ablation(tmp_path, xs):
     path = tmp_path / "ablation.png"
-    out = plots.plot_ablation(xs, [0.2, 0.18, 0.22, 0.19], [0.01, 0.02, 0.015, 0.0], path,
-                              xlabel="temperature", ylabel="avg forgetting", title="Temperature",
-                              baselines={"uniform": 0.215, "naive": 0.25})
+    out = plots.plot_ablation(
+        xs,
+        [0.2, 0.18, 0.22, 0.19],
+        [0.01, 0.02, 0.015, 0.0],
+        path,
+        xlabel="temperature",
+        ylabel="avg forgetting",
+        title="Temperature",
+        baselines={"uniform": 0.215, "naive": 0.25},
+    )
     _assert_png(path, out)
 
 
@@ -149,14 +169,14 @@ def test_plot_ablation_bad_input(tmp_path):
 
 
 def test_markdown_table_exact():
-    rows = [{"name": "amr", "f": 0.123456, "ci": 0.01, "n": 3, "ok": True},
-            {"name": "a|b", "f": float("nan"), "n": 12}]
+    rows = [{"name": "amr", "f": 0.123456, "ci": 0.01, "n": 3, "ok": True}, {"name": "a|b", "f": float("nan"), "n": 12}]
     cols = [("name", "strategy"), (("f", "ci"), "forgetting"), ("n", "seeds"), ("ok", "ok?")]
     assert report.markdown_table(rows, cols, float_fmt="{:.3f}") == (
         "| strategy | forgetting | seeds | ok? |\n"
         "| --- | ---: | ---: | --- |\n"
         "| amr | 0.123 ± 0.010 | 3 | True |\n"
-        "| a\\|b | nan | 12 | — |")
+        "| a\\|b | nan | 12 | — |"
+    )
 
 
 def test_markdown_table_defaults_and_empty():
@@ -164,14 +184,17 @@ def test_markdown_table_defaults_and_empty():
     assert report.markdown_table([], [("x", "X")]) == "| X |\n| --- |"
 
 
-@pytest.mark.parametrize("columns, fmt, match", [
-    ([], "{:.4f}", "columns"),
-    ([("x",)], "{:.4f}", "columns"),
-    ([(("a", "b", "c"), "X")], "{:.4f}", "columns"),
-    ([("x", 3)], "{:.4f}", "columns"),
-    ([("x", "X")], "{:.4d}", "float_fmt"),
-    ([("x", "X")], "{0} {1}", "float_fmt"),
-])
+@pytest.mark.parametrize(
+    "columns, fmt, match",
+    [
+        ([], "{:.4f}", "columns"),
+        ([("x",)], "{:.4f}", "columns"),
+        ([(("a", "b", "c"), "X")], "{:.4f}", "columns"),
+        ([("x", 3)], "{:.4f}", "columns"),
+        ([("x", "X")], "{:.4d}", "float_fmt"),
+        ([("x", "X")], "{0} {1}", "float_fmt"),
+    ],
+)
 def test_markdown_table_bad_input(columns, fmt, match):
     with pytest.raises(ValueError, match=match):
         report.markdown_table([{"x": 1.0}], columns, float_fmt=fmt)
@@ -182,8 +205,9 @@ def test_markdown_table_bad_rows():
         report.markdown_table([1.0], [("x", "X")])
 
 
-_cell_values = st.one_of(st.none(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
-                         st.text(max_size=8), st.booleans())
+_cell_values = st.one_of(
+    st.none(), st.integers(-(10**6), 10**6), st.floats(allow_nan=True), st.text(max_size=8), st.booleans()
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -199,20 +223,33 @@ def test_markdown_table_shape(rows):
 
 def _results():
     flops = {"total": 1.5e15, "train_new": 1.2e15, "train_replay": 0.2e15, "selection": 0.1e15, "eval": 1e13}
-    entry = lambda f, std, **kw: {"seeds": [0, 1, 2], "loss_matrix": L3, "avg_forgetting": f,
-                                  "avg_forgetting_std": std, "final_avg_loss": 1.25,
-                                  "new_task_loss": 0.75, "flops": flops, **kw}
-    return {"config": {"seed": 0}, "tasks": ["a", "b", "c"], "strategies": {
-        "naive": entry(0.8, 0.02),
-        "uniform": entry(0.4, 0.01, max_forgetting=0.6),
-        "amr": entry(0.36, 0.03, bwt=-0.36),
-    }}
+    entry = lambda f, std, **kw: {
+        "seeds": [0, 1, 2],
+        "loss_matrix": L3,
+        "avg_forgetting": f,
+        "avg_forgetting_std": std,
+        "final_avg_loss": 1.25,
+        "new_task_loss": 0.75,
+        "flops": flops,
+        **kw,
+    }
+    return {
+        "config": {"seed": 0},
+        "tasks": ["a", "b", "c"],
+        "strategies": {
+            "naive": entry(0.8, 0.02),
+            "uniform": entry(0.4, 0.01, max_forgetting=0.6),
+            "amr": entry(0.36, 0.03, bwt=-0.36),
+        },
+    }
 
 
 def test_summary_table():
     lines = report.summary_table(_results()).split("\n")
-    assert lines[0] == ("| strategy | avg forgetting (mean ± std) | max forgetting | new-task loss "
-                        "| final avg loss | total FLOPs | vs uniform (× forgetting) |")
+    assert lines[0] == (
+        "| strategy | avg forgetting (mean ± std) | max forgetting | new-task loss "
+        "| final avg loss | total FLOPs | vs uniform (× forgetting) |"
+    )
     assert lines[1] == "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     # naive's max forgetting comes from its loss matrix (1.0); uniform's is read (0.6).
     assert lines[2] == "| naive | 0.8000 ± 0.0200 | 1.0000 | 0.7500 | 1.2500 | 1.5e+15 | 2.00× |"
@@ -231,14 +268,17 @@ def test_summary_table_baseline_choice():
     assert no_baseline[0].endswith("| vs baseline |") and no_baseline[2].endswith("| — |")
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda r: r.pop("strategies"), "results"),
-    (lambda r: r["strategies"].clear(), "results"),
-    (lambda r: r["strategies"]["amr"].pop("new_task_loss"), "new_task_loss"),
-    (lambda r: r["strategies"]["amr"].pop("flops"), "flops"),
-    (lambda r: r["strategies"]["amr"].update(flops={"eval": 1.0}), "flops"),
-    (lambda r: r.update(baseline="mir"), "baseline"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda r: r.pop("strategies"), "results"),
+        (lambda r: r["strategies"].clear(), "results"),
+        (lambda r: r["strategies"]["amr"].pop("new_task_loss"), "new_task_loss"),
+        (lambda r: r["strategies"]["amr"].pop("flops"), "flops"),
+        (lambda r: r["strategies"]["amr"].update(flops={"eval": 1.0}), "flops"),
+        (lambda r: r.update(baseline="mir"), "baseline"),
+    ],
+)
 def test_summary_table_bad_input(mutate, match):
     res = _results()
     mutate(res)
@@ -251,9 +291,14 @@ def test_summary_table_bad_input(mutate, match):
 
 def test_write_json_atomic_round_trip(tmp_path):
     path = tmp_path / "out" / "results.json"
-    obj = {**_results(), "nan": float("nan"), "inf": -math.inf,
-           "arr": np.array([[1.0, np.nan], [2.0, 3.0]], dtype=np.float32),
-           "np_scalars": [np.int64(3), np.float32(0.5), np.bool_(True)], 7: "int key"}
+    obj = {
+        **_results(),
+        "nan": float("nan"),
+        "inf": -math.inf,
+        "arr": np.array([[1.0, np.nan], [2.0, 3.0]], dtype=np.float32),
+        "np_scalars": [np.int64(3), np.float32(0.5), np.bool_(True)],
+        7: "int key",
+    }
     report.write_json_atomic(path, obj)
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -310,7 +355,7 @@ def test_append_jsonl(tmp_path):
     with pytest.raises(ValueError, match="record"):
         report.append_jsonl(path, {"step": 3, "bad": {1, 2}})
     lines = path.read_text().splitlines()
-    assert [json.loads(l) for l in lines] == [
+    assert [json.loads(line) for line in lines] == [
         {"step": 1, "loss": 0.5, "note": "two\nlines"},
         {"step": 2, "loss": None, "arr": [0, 1]},
     ]

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from amr import memory as memory_lib
-from amr import replay as replay_lib
+from amr.replay import memory as memory_lib
+from amr.replay import policies as replay_lib
 
 CAPACITY = 1000
 
@@ -22,8 +22,9 @@ def _filled(policy, sizes_per_task=((100, 50), (200,)), current_task_rows=300):
     for t, sizes in enumerate(sizes_per_task):
         labels = np.concatenate([np.full(s, c) for c, s in enumerate(sizes)]).astype(np.int32)
         ids = start + np.arange(len(labels))
-        state = policy.add_task(state, ids, labels, t, ref_losses=np.ones(len(sizes), np.float32),
-                                num_clusters=len(sizes))
+        state = policy.add_task(
+            state, ids, labels, t, ref_losses=np.ones(len(sizes), np.float32), num_clusters=len(sizes)
+        )
         start += len(labels)
     return state, start
 
@@ -96,8 +97,7 @@ def test_rewards():
 
 
 def test_observe_moves_amr_towards_forgotten_arm():
-    policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAPACITY,
-                                    bandit=dict(tau=0.5, epsilon=0.05))
+    policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAPACITY, bandit=dict(tau=0.5, epsilon=0.05))
     state, _ = _filled(policy)
     before = np.asarray(policy.arm_probs(state))
     arms = jnp.array([0, 1, 2] * 10, jnp.int32)
@@ -147,8 +147,11 @@ def test_bad_input():
 
 
 @settings(max_examples=25, deadline=None)
-@given(sizes=st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=3), min_size=1, max_size=4),
-       batch=st.integers(1, 16), name=st.sampled_from(["uniform", "task_balanced", "amr"]))
+@given(
+    sizes=st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=3), min_size=1, max_size=4),
+    batch=st.integers(1, 16),
+    name=st.sampled_from(["uniform", "task_balanced", "amr"]),
+)
 def test_any_cluster_sizes(sizes, batch, name):
     if sum(map(sum, sizes)) == 0:
         sizes[0][0] = 1

@@ -10,8 +10,8 @@ import os
 import numpy as np
 import pytest
 
-from amr import experiment
-from amr import train as train_lib
+from amr.runner import experiment
+from amr.train import loop as train_lib
 from configs import tiny
 
 # |held-out loss (1 device) - held-out loss (n devices)| in nats, tiny config: measured 4.8e-7 at most (one float32
@@ -73,6 +73,7 @@ def test_one_and_two_devices_agree_within_the_documented_tolerance(one_device, t
     _, results, _ = one_device
     two, _ = _run(_config(2), tmp_path)
     for name, entry in results["strategies"].items():
-        np.testing.assert_allclose(two["strategies"][name]["loss_matrix"], entry["loss_matrix"], rtol=0,
-                                   atol=DEVICE_COUNT_ATOL, err_msg=name)
+        np.testing.assert_allclose(
+            two["strategies"][name]["loss_matrix"], entry["loss_matrix"], rtol=0, atol=DEVICE_COUNT_ATOL, err_msg=name
+        )
         assert two["strategies"][name]["flops"] == entry["flops"], name  # the ledger does not depend on devices

@@ -1,4 +1,5 @@
 """Tests of amr/sampling.py: inverse-CDF draws follow the probabilities, never a p == 0 arm."""
+
 import chex
 import hypothesis
 import hypothesis.strategies as st
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from amr import sampling
+from amr.replay import sampling
 
 JITS = pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
 U_BELOW_ONE = np.nextafter(np.float32(1), np.float32(0))  # the largest float32 uniform: 1 - 2**-24
@@ -25,12 +26,16 @@ def _inverse_cdf(jit):
 
 
 @JITS
-@pytest.mark.parametrize("probs", [
-    [0.1, 0.0, 0.3, 0.6],
-    [5.0, 1.0, 0.0, 0.0, 2.0, 0.0],  # unnormalised, trailing zeros
-    SHORT_SUM_P.tolist(),
-    list(np.random.default_rng(0).dirichlet(np.ones(100)) * (np.arange(100) % 3 > 0)),  # K > 64: binary search
-], ids=["zeros", "unnormalised", "short_sum", "k100"])
+@pytest.mark.parametrize(
+    "probs",
+    [
+        [0.1, 0.0, 0.3, 0.6],
+        [5.0, 1.0, 0.0, 0.0, 2.0, 0.0],  # unnormalised, trailing zeros
+        SHORT_SUM_P.tolist(),
+        list(np.random.default_rng(0).dirichlet(np.ones(100)) * (np.arange(100) % 3 > 0)),  # K > 64: binary search
+    ],
+    ids=["zeros", "unnormalised", "short_sum", "k100"],
+)
 def test_draws_follow_probs_chi_square(probs, jit):
     n = 100_000
     p = np.asarray(probs, np.float64)
@@ -86,8 +91,11 @@ def _probs_with_zeros(draw):
 
 @JITS
 @hypothesis.settings(max_examples=60, deadline=None)
-@hypothesis.given(p=_probs_with_zeros(), seed=st.integers(0, 2**31 - 1),
-                  extra_u=st.lists(st.floats(0.0, float(U_BELOW_ONE), width=32), max_size=8))
+@hypothesis.given(
+    p=_probs_with_zeros(),
+    seed=st.integers(0, 2**31 - 1),
+    extra_u=st.lists(st.floats(0.0, float(U_BELOW_ONE), width=32), max_size=8),
+)
 def test_zero_probability_arms_never_drawn(jit, p, seed, extra_u):
     positive = np.flatnonzero(p > 0)
     ids = np.asarray(_sampler(jit)(jax.random.key(seed), p, (512,)))
@@ -138,8 +146,9 @@ def test_one_trace_for_new_probabilities():
         assert np.all(p[ids] > 0)
 
 
-@pytest.mark.parametrize("bad", [np.float32(0.5), np.zeros((0,), np.float32), np.ones((2, 3), np.float32)],
-                         ids=["scalar", "empty", "2d"])
+@pytest.mark.parametrize(
+    "bad", [np.float32(0.5), np.zeros((0,), np.float32), np.ones((2, 3), np.float32)], ids=["scalar", "empty", "2d"]
+)
 def test_bad_probs_raise_naming_the_argument(bad):
     with pytest.raises(ValueError, match="probs_K"):
         sampling.sample_from_probs(jax.random.key(0), bad, (3,))

@@ -7,17 +7,28 @@ import ml_collections
 import numpy as np
 import pytest
 
-from amr import replay as replay_lib
-from amr import step as step_lib
 from amr.models import default_model_config, make_model
-from amr.train_state import TrainState, make_optimizer
+from amr.replay import policies as replay_lib
+from amr.train import chunk as step_lib
+from amr.train.state import TrainState, make_optimizer
 
 S, CAP = 3, 160
 
 
 def _optim():
-    return ml_collections.ConfigDict(dict(name="adamw", learning_rate=3e-3, warmup_steps=1, schedule="constant",
-                                          min_lr_ratio=0.1, b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0))
+    return ml_collections.ConfigDict(
+        dict(
+            name="adamw",
+            learning_rate=3e-3,
+            warmup_steps=1,
+            schedule="constant",
+            min_lr_ratio=0.1,
+            b1=0.9,
+            b2=0.99,
+            weight_decay=0.0,
+            grad_clip=1.0,
+        )
+    )
 
 
 def _lm():
@@ -45,10 +56,18 @@ def _setup(model, policy_name="amr", tasks=2, **policy_kw):
     params = model.init(jax.random.key(0))
     replay = policy.init()
     for t in range(tasks):
-        replay = policy.add_task(replay, t * 24 + np.arange(24), np.arange(24) % 2, t, np.ones(2, np.float32),
-                                 num_clusters=2)
-    state = TrainState(params=params, opt_state=tx.init(params), replay=replay, rng=jax.random.key(3),
-                       step=jnp.zeros((), jnp.int32), task=jnp.ones((), jnp.int32), skipped=jnp.zeros((), jnp.int32))
+        replay = policy.add_task(
+            replay, t * 24 + np.arange(24), np.arange(24) % 2, t, np.ones(2, np.float32), num_clusters=2
+        )
+    state = TrainState(
+        params=params,
+        opt_state=tx.init(params),
+        replay=replay,
+        rng=jax.random.key(3),
+        step=jnp.zeros((), jnp.int32),
+        task=jnp.ones((), jnp.int32),
+        skipped=jnp.zeros((), jnp.int32),
+    )
     return policy, tx, state, memory
 
 
@@ -64,25 +83,30 @@ def _run(model, policy, tx, state, memory, mesh, new, spec):
     mem = step_lib.replicate(mesh, memory)
     out = []
     for c in range(new.shape[0]):
-        state, metrics = chunk(state, step_lib.shard_new_batches(mesh, new[c]), _ids(mesh, new[c], 48 + c * S * 16), mem)
+        state, metrics = chunk(
+            state, step_lib.shard_new_batches(mesh, new[c]), _ids(mesh, new[c], 48 + c * S * 16), mem
+        )
         out.append(metrics)
     return state, out
 
 
-@pytest.mark.parametrize("policy_name,extra", [("amr", {}), ("amr", {"reference": "sample"}),
-                                               ("mir", {"candidates": 2}), ("amr", {"reward": "marginal"})])
+@pytest.mark.parametrize(
+    "policy_name,extra",
+    [("amr", {}), ("amr", {"reference": "sample"}), ("mir", {"candidates": 2}), ("amr", {"reward": "marginal"})],
+)
 def test_one_device_equals_eight(policy_name, extra):
     model = _lm()
     policy, tx, state, memory = _setup(model, policy_name, **extra)
-    new = np.asarray(memory[48:48 + 2 * S * 16]).reshape((2, S, 16) + model.example_shape)
+    new = np.asarray(memory[48 : 48 + 2 * S * 16]).reshape((2, S, 16) + model.example_shape)
     spec = step_lib.ChunkSpec(S, 16, 8, probe_samples=8 if policy_name == "amr" and "reward" not in extra else 0)
     s1, m1 = _run(model, policy, tx, state, memory, step_lib.make_mesh(1), new, spec)
     s8, m8 = _run(model, policy, tx, state, memory, step_lib.make_mesh(8), new, spec)
     # Adam divides by sqrt(v): parameters whose gradient is ~0 (the key bias) turn reduction-order
     # rounding into updates of up to lr per step, hence atol 1e-4 on params; losses agree to 2e-5.
     chex.assert_trees_all_close(jax.device_get(s1.params), jax.device_get(s8.params), atol=1e-4, rtol=1e-4)
-    chex.assert_trees_all_close(jax.device_get(s1.replay.bandit), jax.device_get(s8.replay.bandit),
-                                atol=2e-5, rtol=2e-5)
+    chex.assert_trees_all_close(
+        jax.device_get(s1.replay.bandit), jax.device_get(s8.replay.bandit), atol=2e-5, rtol=2e-5
+    )
     chex.assert_trees_all_close(jax.device_get(m1), jax.device_get(m8), atol=2e-5, rtol=2e-5)
 
 
@@ -93,12 +117,13 @@ def test_one_trace_across_chunks_and_tasks():
     mesh = step_lib.make_mesh(2)
     chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, step_lib.ChunkSpec(S, 4, 2))
     state, mem = step_lib.replicate(mesh, state), step_lib.replicate(mesh, memory)
-    new = np.asarray(memory[:S * 4]).reshape((S, 4) + model.example_shape)
+    new = np.asarray(memory[: S * 4]).reshape((S, 4) + model.example_shape)
     for t in range(1, 4):  # tasks 1..3 become arms between chunks: shapes stay, nothing recompiles
         for _ in range(2):
             state, metrics = chunk(state, step_lib.shard_new_batches(mesh, new), _ids(mesh, new, 0), mem)
-        replay = policy.add_task(state.replay, t * 24 + np.arange(24), np.arange(24) % 2, t,
-                                 np.ones(2, np.float32), num_clusters=2)
+        replay = policy.add_task(
+            state.replay, t * 24 + np.arange(24), np.arange(24) % 2, t, np.ones(2, np.float32), num_clusters=2
+        )
         state = state.replace(replay=step_lib.replicate(mesh, replay))
     chex.assert_shape(metrics["loss"], (S,))
 
@@ -106,13 +131,14 @@ def test_one_trace_across_chunks_and_tasks():
 def test_nonfinite_steps_are_skipped():
     model = _mae()
     policy, tx, state, memory = _setup(model, "uniform")
-    new = np.asarray(memory[:S * 4]).reshape((S, 4) + model.example_shape).copy()
+    new = np.asarray(memory[: S * 4]).reshape((S, 4) + model.example_shape).copy()
     new[1, 0, 0, 0, 0] = np.nan  # step 1 of the chunk sees a NaN pixel
     mesh = step_lib.make_mesh(1)
     chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, step_lib.ChunkSpec(S, 4, 2))
     s0 = step_lib.replicate(mesh, state)
-    state1, metrics = chunk(s0, step_lib.shard_new_batches(mesh, new), _ids(mesh, new, 0),
-                            step_lib.replicate(mesh, memory))
+    state1, metrics = chunk(
+        s0, step_lib.shard_new_batches(mesh, new), _ids(mesh, new, 0), step_lib.replicate(mesh, memory)
+    )
     loss = np.asarray(metrics["loss"])
     assert np.isfinite(loss[0]) and not np.isfinite(loss[1]) and np.isfinite(loss[2])
     assert int(state1.skipped) == 1
@@ -120,8 +146,12 @@ def test_nonfinite_steps_are_skipped():
     # a chunk whose only step is non-finite leaves params, optimizer and bandit exactly as they were
     one = step_lib.make_chunk_fn(model, tx, policy, mesh, step_lib.ChunkSpec(1, 4, 2))
     before = jax.device_get(state1)
-    state2, _ = one(step_lib.replicate(mesh, before), step_lib.shard_new_batches(mesh, new[1:2]), _ids(mesh, new[1:2], 4),
-                    step_lib.replicate(mesh, memory))
+    state2, _ = one(
+        step_lib.replicate(mesh, before),
+        step_lib.shard_new_batches(mesh, new[1:2]),
+        _ids(mesh, new[1:2], 4),
+        step_lib.replicate(mesh, memory),
+    )
     after = jax.device_get(state2)
     chex.assert_trees_all_equal(after.params, before.params)
     chex.assert_trees_all_equal(after.opt_state, before.opt_state)

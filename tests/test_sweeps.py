@@ -6,15 +6,24 @@ import os
 import numpy as np
 import pytest
 
-from amr import ablation, seed_stats, sweep
+from amr.analysis import stats as seed_stats
+from amr.runner import ablation, sweep
 from configs import benchmarks
 from experiments import results_page
 
 
 def _run(seed, af, new=2.0):
-    return {"seed": seed, "avg_forgetting": af, "max_forgetting": af * 2, "new_task_loss": new, "final_avg_loss": new,
-            "forgetting_per_task": [af, af], "loss_matrix": [[1.0] * 3] * 3, "within_budget": True,
-            "flops": {"total": 10.0, "train_new": 8.0}}
+    return {
+        "seed": seed,
+        "avg_forgetting": af,
+        "max_forgetting": af * 2,
+        "new_task_loss": new,
+        "final_avg_loss": new,
+        "forgetting_per_task": [af, af],
+        "loss_matrix": [[1.0] * 3] * 3,
+        "within_budget": True,
+        "flops": {"total": 10.0, "train_new": 8.0},
+    }
 
 
 def test_paired_comparison_matches_a_hand_computation():
@@ -28,7 +37,9 @@ def test_paired_comparison_matches_a_hand_computation():
     assert out["forgetting_ratio"] == pytest.approx(0.60 / 0.72)
     assert seed_stats.paired(amr, [_run(7, 0.1)]) is None  # no shared seed, no comparison
     reg = seed_stats.regime(uni)
-    assert reg["clearly_forgets"] and reg["forgetting_over_std"] == pytest.approx(0.24 / np.std([.25, .21, .26], ddof=1))
+    assert reg["clearly_forgets"] and reg["forgetting_over_std"] == pytest.approx(
+        0.24 / np.std([0.25, 0.21, 0.26], ddof=1)
+    )
 
 
 def test_unknown_names_fail_before_any_run(tmp_path):
@@ -65,8 +76,9 @@ def test_ablation_points_share_the_default_run_and_write_json_and_plot(tmp_path,
     assert [p["label"] for p in points] == ["0.25", "0.5", "1.0", "2.0", "4.0"]
     assert [p["workdir"] for p in points][2] == "default"  # tau=1.0 is the default point: shared, not a new workdir
     assert len(set(calls)) == 5  # default + 4 other points
-    np.testing.assert_allclose([p["amr"]["avg_forgetting_mean"] for p in points],
-                               [0.2 * t + 0.01 for t in (0.25, 0.5, 1.0, 2.0, 4.0)])
+    np.testing.assert_allclose(
+        [p["amr"]["avg_forgetting_mean"] for p in points], [0.2 * t + 0.01 for t in (0.25, 0.5, 1.0, 2.0, 4.0)]
+    )
     assert points[2]["amr"]["vs_uniform"]["forgetting_diff_mean"] == pytest.approx(0.2 - 0.3)
     assert os.path.getsize(tmp_path / "docs" / "ablation_digits_tau.png") > 0
     with open(out) as f:
@@ -87,8 +99,13 @@ def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
         entry = results["benchmarks"][bench]  # the earlier benchmarks were kept from the file
         assert entry["seeds"] == [0] and len(entry["tasks"]) >= 4
         s = entry["strategies"]["amr"]
-        for key in ("avg_forgetting_mean", "avg_forgetting_ci95", "new_task_loss_mean", "final_avg_loss_mean",
-                    "flops_total"):
+        for key in (
+            "avg_forgetting_mean",
+            "avg_forgetting_ci95",
+            "new_task_loss_mean",
+            "final_avg_loss_mean",
+            "flops_total",
+        ):
             assert isinstance(s[key], float), (bench, key)
         assert s["within_budget"]
     uniform = results["benchmarks"]["digits"]["strategies"]["uniform"]

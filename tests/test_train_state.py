@@ -4,19 +4,30 @@ import ml_collections
 import numpy as np
 import pytest
 
-from amr.train_state import make_optimizer, per_task_schedule
+from amr.train.state import make_optimizer, per_task_schedule
 
 
 def _optim(schedule):
-    return ml_collections.ConfigDict(dict(name="adamw", learning_rate=1e-3, warmup_steps=10, schedule=schedule,
-                                          min_lr_ratio=0.1, b1=0.9, b2=0.99, weight_decay=0.0, grad_clip=1.0))
+    return ml_collections.ConfigDict(
+        dict(
+            name="adamw",
+            learning_rate=1e-3,
+            warmup_steps=10,
+            schedule=schedule,
+            min_lr_ratio=0.1,
+            b1=0.9,
+            b2=0.99,
+            weight_decay=0.0,
+            grad_clip=1.0,
+        )
+    )
 
 
 def test_rewarm_redecay_restarts_every_task():
     lr = per_task_schedule(_optim("rewarm_redecay"), steps_per_task=100)
     values = np.array([float(lr(i)) for i in range(300)])
     for start in (0, 100, 200):  # every task: warm-up from near 0, peak, cosine down to 10%
-        task = values[start:start + 100]
+        task = values[start : start + 100]
         assert task[0] == pytest.approx(1e-4) and task[9] == pytest.approx(1e-3)
         assert np.all(np.diff(task[:10]) > 0) and np.all(np.diff(task[10:]) <= 1e-12)
         assert task[-1] == pytest.approx(1e-4, rel=1e-2)

@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from amr import clustering
-from amr import step as step_lib
-from amr.experiment import prepare
-from amr.train import _task_stream, make_strategy
-from amr.train_state import TrainState
+from amr.replay import clustering
+from amr.runner.experiment import prepare
+from amr.train import chunk as step_lib
+from amr.train.loop import _task_stream, make_strategy
+from amr.train.state import TrainState
 from configs import tiny
 
 
@@ -36,15 +36,21 @@ def setup():
         return strategy.policy.presample(*args, **kwargs)
 
     policy = strategy.policy._replace(presample=chex.assert_max_traces(presample, n=1))
-    chunk = step_lib.make_chunk_fn(ctx.model, strategy.tx, policy, ctx.mesh, step_lib.ChunkSpec(
-        cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples))
+    chunk = step_lib.make_chunk_fn(
+        ctx.model,
+        strategy.tx,
+        policy,
+        ctx.mesh,
+        step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples),
+    )
     return ctx, strategy, plan, chunk, traces
 
 
 def _add_arms(ctx, policy, replay, t):
     n = len(ctx.tasks[t].train)
-    return policy.add_task(replay, ctx.offsets[t] + np.arange(n), clustering.per_task_labels(n), t, None,
-                           num_clusters=1)
+    return policy.add_task(
+        replay, ctx.offsets[t] + np.arange(n), clustering.per_task_labels(n), t, None, num_clusters=1
+    )
 
 
 def _host_chunks(ctx, plan, count):
@@ -59,10 +65,15 @@ def _host_chunks(ctx, plan, count):
 def test_chunk_makes_no_host_transfers_and_traces_once(setup):
     ctx, strategy, plan, chunk, traces = setup
     params = ctx.model.init(jax.random.key(0))
-    state = TrainState(params=params, opt_state=strategy.tx.init(params),
-                       replay=_add_arms(ctx, strategy.policy, strategy.policy.init(), 0),
-                       rng=jax.random.key(1), step=jnp.zeros((), jnp.int32), task=jnp.zeros((), jnp.int32),
-                       skipped=jnp.zeros((), jnp.int32))
+    state = TrainState(
+        params=params,
+        opt_state=strategy.tx.init(params),
+        replay=_add_arms(ctx, strategy.policy, strategy.policy.init(), 0),
+        rng=jax.random.key(1),
+        step=jnp.zeros((), jnp.int32),
+        task=jnp.zeros((), jnp.int32),
+        skipped=jnp.zeros((), jnp.int32),
+    )
     state = step_lib.replicate(ctx.mesh, state)
     on_device = [tuple(step_lib.shard_new_batches(ctx.mesh, x) for x in c) for c in _host_chunks(ctx, plan, 4)]
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from amr.workdir_lock import WorkdirLock, WorkdirLocked
+from amr.io.workdir_lock import WorkdirLock, WorkdirLocked
 
 
 def test_second_run_refused_while_owner_lives(tmp_path):

@@ -7,6 +7,7 @@ held out, see splits.split_documents); kind="image" opens any format PIL reads
 (first frame, EXIF orientation applied) and cuts patches like skimage_patches
 (whole files held out when a domain has several, else a column split).
 """
+
 from __future__ import annotations
 
 import glob
@@ -52,11 +53,13 @@ def _reader(path: str) -> splits.Reader:
     def read(n: int) -> bytes:
         with open(path, "rb") as f:
             return f.read(n)
+
     return read
 
 
 def _pil_array(img) -> np.ndarray:
     from PIL import ImageOps  # pylint: disable=import-outside-toplevel
+
     img = ImageOps.exif_transpose(img)
     if img.mode.startswith("I;16"):
         return np.asarray(img).astype(np.uint16)
@@ -73,6 +76,7 @@ def _pil_array(img) -> np.ndarray:
 def image_photo(path: str, channels: int) -> images.Photo:
     """A Photo of one image file; only the header is read here."""
     from PIL import Image, UnidentifiedImageError  # pylint: disable=import-outside-toplevel
+
     try:
         with Image.open(path) as img:
             width, height = img.size
@@ -97,13 +101,26 @@ def files_tasks(cfg: dict) -> list[Task]:
     for name, paths in domains:
         if kind == "text":
             train, test = splits.split_documents(
-                name, [_reader(p) for p in paths], cfg["seq_len"], cfg["test_per_task"],
-                cfg["max_train_per_task"], cfg["seed"])
+                name,
+                [_reader(p) for p in paths],
+                cfg["seq_len"],
+                cfg["test_per_task"],
+                cfg["max_train_per_task"],
+                cfg["seed"],
+            )
             tasks.append(Task(name, train, test))
         else:
             photos = [image_photo(p, cfg["channels"]) for p in paths]
-            tasks.append(images.patch_task(
-                name, photos, image_size=cfg["image_size"], stride=cfg["stride"],
-                test_fraction=float(cfg["test_fraction"]), test_per_task=cfg["test_per_task"],
-                max_train=cfg["max_train_per_task"], seed=cfg["seed"]))
+            tasks.append(
+                images.patch_task(
+                    name,
+                    photos,
+                    image_size=cfg["image_size"],
+                    stride=cfg["stride"],
+                    test_fraction=float(cfg["test_fraction"]),
+                    test_per_task=cfg["test_per_task"],
+                    max_train=cfg["max_train_per_task"],
+                    seed=cfg["seed"],
+                )
+            )
     return tasks

@@ -7,10 +7,11 @@ photos are held out (the first ones of a seeded permutation, until they hold
 `test_per_task` patches). Patches lie on a grid of step `stride`; the count
 grows as the stride shrinks (no flips). Values are float32 in [0, 1].
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -19,9 +20,26 @@ from amr.data.tasks import Task
 
 # Photos bundled inside the scikit-image wheel (checked to load with the network off).
 SKIMAGE_PHOTOS = (
-    "astronaut", "brick", "camera", "cell", "chelsea", "clock", "coffee", "coins", "grass",
-    "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "logo", "microaneurysms",
-    "moon", "page", "retina", "rocket", "text",
+    "astronaut",
+    "brick",
+    "camera",
+    "cell",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "horse",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "logo",
+    "microaneurysms",
+    "moon",
+    "page",
+    "retina",
+    "rocket",
+    "text",
 )
 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601-2, as PIL's "L" mode
@@ -51,6 +69,7 @@ def to_float_image(a: np.ndarray, channels: int) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Photo:
     """An image known by its size; `load()` returns float32 [height, width, C]."""
+
     height: int
     width: int
     load: Callable[[], np.ndarray]
@@ -67,12 +86,17 @@ def grid(height: int, width: int, col_lo: int, col_hi: int, size: int, stride: i
 def crop(image_HxWxC: np.ndarray, corners_Nx2: np.ndarray, size: int) -> np.ndarray:
     """float32 [N, size, size, C] patches at the given top-left corners."""
     windows = np.lib.stride_tricks.sliding_window_view(image_HxWxC, (size, size), axis=(0, 1))
-    return np.ascontiguousarray(
-        windows[corners_Nx2[:, 0], corners_Nx2[:, 1]].transpose(0, 2, 3, 1))
+    return np.ascontiguousarray(windows[corners_Nx2[:, 0], corners_Nx2[:, 1]].transpose(0, 2, 3, 1))
 
 
-def _patches(photos: Sequence[Photo], regions: Sequence[tuple[int, int]], n: int, size: int,
-             stride: int, rng: np.random.Generator) -> np.ndarray:
+def _patches(
+    photos: Sequence[Photo],
+    regions: Sequence[tuple[int, int]],
+    n: int,
+    size: int,
+    stride: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """A seeded sample of n (0 = all) grid patches from photos[i] restricted to columns regions[i]."""
     corners = [grid(p.height, p.width, lo, hi, size, stride) for p, (lo, hi) in zip(photos, regions)]
     owner = np.concatenate([np.full(len(c), i) for i, c in enumerate(corners)] + [np.zeros(0, int)])
@@ -87,8 +111,17 @@ def _patches(photos: Sequence[Photo], regions: Sequence[tuple[int, int]], n: int
     return np.stack(out) if out else np.zeros((0, size, size, 1), np.float32)
 
 
-def patch_task(name: str, photos: Sequence[Photo], *, image_size: int, stride: int,
-               test_fraction: float, test_per_task: int, max_train: int, seed: int) -> Task:
+def patch_task(
+    name: str,
+    photos: Sequence[Photo],
+    *,
+    image_size: int,
+    stride: int,
+    test_fraction: float,
+    test_per_task: int,
+    max_train: int,
+    seed: int,
+) -> Task:
     """A Task of patches [N, image_size, image_size, C] from `photos` (see the module docstring)."""
     rng = splits.domain_rng(seed, "patches", name)
     n_grid = lambda p, lo, hi: len(grid(p.height, p.width, lo, hi, image_size, stride))
@@ -112,7 +145,8 @@ def patch_task(name: str, photos: Sequence[Photo], *, image_size: int, stride: i
         raise ValueError(
             f"data.test_per_task: domain {name!r} has only {available} held-out patches of side "
             f"{image_size} at stride {stride}, fewer than test_per_task={test_per_task} "
-            f"(lower it, or the stride / image_size, or raise data.test_fraction).")
+            f"(lower it, or the stride / image_size, or raise data.test_fraction)."
+        )
     test = _patches(test_set, test_regions, test_per_task, image_size, stride, rng)
     # A little slack so that dropping train patches equal to test patches still leaves max_train.
     n_train = max_train + max_train // 64 + 1 if max_train else 0
@@ -126,6 +160,7 @@ def patch_task(name: str, photos: Sequence[Photo], *, image_size: int, stride: i
 
 def skimage_photo(name: str, channels: int) -> Photo:
     import skimage.data  # pylint: disable=import-outside-toplevel
+
     image = to_float_image(getattr(skimage.data, name)(), channels)
     return Photo(image.shape[0], image.shape[1], lambda: image)
 
@@ -134,12 +169,18 @@ def skimage_tasks(cfg: dict) -> list[Task]:
     for domain in cfg["domains"]:
         if domain not in SKIMAGE_PHOTOS:
             raise ValueError(
-                f"data.domains: {domain!r} is not a bundled scikit-image photo; expected one of "
-                f"{SKIMAGE_PHOTOS}.")
+                f"data.domains: {domain!r} is not a bundled scikit-image photo; expected one of {SKIMAGE_PHOTOS}."
+            )
     return [
-        patch_task(d, [skimage_photo(d, cfg["channels"])], image_size=cfg["image_size"],
-                   stride=cfg["stride"], test_fraction=float(cfg["test_fraction"]),
-                   test_per_task=cfg["test_per_task"], max_train=cfg["max_train_per_task"],
-                   seed=cfg["seed"])
+        patch_task(
+            d,
+            [skimage_photo(d, cfg["channels"])],
+            image_size=cfg["image_size"],
+            stride=cfg["stride"],
+            test_fraction=float(cfg["test_fraction"]),
+            test_per_task=cfg["test_per_task"],
+            max_train=cfg["max_train_per_task"],
+            seed=cfg["seed"],
+        )
         for d in cfg["domains"]
     ]

@@ -8,20 +8,20 @@
 A document is one file (one dict entry for `docs`); documents are listed in
 sorted order and held out whole (see `splits.split_documents`).
 """
+
 from __future__ import annotations
 
 import functools
 import os
 import sysconfig
-from typing import Callable
+from collections.abc import Callable
 
 from amr.data import splits
 from amr.data.tasks import Task
 
 DOMAINS = ("docs", "stdlib", "headers", "licenses")
 
-_SKIP_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test",
-                        "__pycache__", "pydoc_data"})
+_SKIP_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "pydoc_data"})
 _LICENSE_MARKERS = ("LICEN", "COPYING", "NOTICE", "AUTHORS", "README", "DESCRIPTION")
 
 
@@ -29,6 +29,7 @@ def _file_reader(path: str) -> splits.Reader:
     def read(n: int) -> bytes:
         with open(path, "rb") as f:
             return f.read(n)
+
     return read
 
 
@@ -53,8 +54,11 @@ def _is_license_file(dirpath: str, filename: str) -> bool:
     if filename.endswith((".json", ".html", ".cdx")):
         return False
     upper = filename.upper()
-    return (filename == "METADATA" or any(m in upper for m in _LICENSE_MARKERS)
-            or os.path.basename(dirpath) in ("licenses", "license_files"))
+    return (
+        filename == "METADATA"
+        or any(m in upper for m in _LICENSE_MARKERS)
+        or os.path.basename(dirpath) in ("licenses", "license_files")
+    )
 
 
 def license_paths() -> list[str]:
@@ -97,7 +101,7 @@ def python_text_tasks(cfg: dict) -> list[Task]:
     tasks = []
     for domain in cfg["domains"]:
         train, test = splits.split_documents(
-            domain, domain_readers(domain), cfg["seq_len"], cfg["test_per_task"],
-            cfg["max_train_per_task"], cfg["seed"])
+            domain, domain_readers(domain), cfg["seq_len"], cfg["test_per_task"], cfg["max_train_per_task"], cfg["seed"]
+        )
         tasks.append(Task(domain, train, test))
     return tasks

@@ -8,11 +8,12 @@ Every random choice comes from `domain_rng(seed, name)`: one independent stream
 per (seed, domain), so adding or reordering domains never changes another
 domain's arrays.
 """
+
 from __future__ import annotations
 
 import hashlib
 import zlib
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -47,8 +48,9 @@ def byte_windows(data: bytes, seq_len: int) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, count=n * seq_len).reshape(n, seq_len).astype(np.int32)
 
 
-def _read_until(readers: Sequence[Reader], order: np.ndarray, budget: int | None,
-                seen: set[bytes]) -> tuple[bytes, int]:
+def _read_until(
+    readers: Sequence[Reader], order: np.ndarray, budget: int | None, seen: set[bytes]
+) -> tuple[bytes, int]:
     """Concatenates documents readers[order[0]], readers[order[1]], ... until `budget` bytes.
 
     The last document is truncated to the budget. Documents whose content was
@@ -71,8 +73,9 @@ def _read_until(readers: Sequence[Reader], order: np.ndarray, budget: int | None
     return b"".join(parts), used
 
 
-def split_documents(name: str, readers: Sequence[Reader], seq_len: int, test_per_task: int,
-                    max_train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_documents(
+    name: str, readers: Sequence[Reader], seq_len: int, test_per_task: int, max_train: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(train [N, seq_len], test [test_per_task, seq_len]) int32 byte windows held out by document.
 
     The documents (given in a deterministic order, e.g. sorted paths) are
@@ -89,7 +92,8 @@ def split_documents(name: str, readers: Sequence[Reader], seq_len: int, test_per
     if len(test) < test_per_task:
         raise ValueError(
             f"data.test_per_task: domain {name!r} holds only {len(test)} windows of "
-            f"{seq_len} bytes, fewer than test_per_task={test_per_task}.")
+            f"{seq_len} bytes, fewer than test_per_task={test_per_task}."
+        )
     # A little slack so that dropping train rows equal to test rows still leaves max_train.
     train_budget = (max_train + max_train // 64 + 1) * seq_len if max_train else None
     train_bytes, _ = _read_until(readers, order[used:], train_budget, seen)

@@ -10,12 +10,14 @@ Sources (all real data, nothing downloaded at run time):
 Every config error is a ValueError naming the key (`data.<key>`), raised before
 any data is read.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import importlib
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import ml_collections
 import numpy as np
@@ -29,31 +31,33 @@ class Task:
 
     Text: int32 [N, L] byte tokens in [0, 255]. Images: float32 [N, H, W, C] in [0, 1].
     """
+
     name: str
     train: np.ndarray  # [N_train, ...]
-    test: np.ndarray   # [N_test, ...], same trailing shape, never overlapping train
+    test: np.ndarray  # [N_test, ...], same trailing shape, never overlapping train
 
     def __post_init__(self):
         if self.train.shape[1:] != self.test.shape[1:] or self.train.dtype != self.test.dtype:
             raise ValueError(
                 f"Task {self.name!r}: train {self.train.dtype}{self.train.shape} and test "
-                f"{self.test.dtype}{self.test.shape} must share dtype and trailing shape.")
+                f"{self.test.dtype}{self.test.shape} must share dtype and trailing shape."
+            )
 
 
 def _common(domains: tuple, max_train: int, test_per_task: int) -> dict[str, Any]:
     return dict(
-        seed=0,                         # seed of every split / shuffle / subsample (same seed -> same arrays)
-        max_train_per_task=max_train,   # cap on train examples per task (seeded subsample); 0 = all
-        test_per_task=test_per_task,    # held-out examples per task (exactly this many)
-        domains=domains,                # which domains, in the order the tasks arrive
+        seed=0,  # seed of every split / shuffle / subsample (same seed -> same arrays)
+        max_train_per_task=max_train,  # cap on train examples per task (seeded subsample); 0 = all
+        test_per_task=test_per_task,  # held-out examples per task (exactly this many)
+        domains=domains,  # which domains, in the order the tasks arrive
     )
 
 
 def _image_fields() -> dict[str, Any]:
     return dict(
-        image_size=16,      # patch side in pixels (images are [image_size, image_size, channels])
-        channels=3,         # 3: gray replicated to RGB; 1: RGB converted to luma (ITU-R 601)
-        stride=8,           # patch grid stride in pixels (more patches = smaller stride; no flips)
+        image_size=16,  # patch side in pixels (images are [image_size, image_size, channels])
+        channels=3,  # 3: gray replicated to RGB; 1: RGB converted to luma (ITU-R 601)
+        stride=8,  # patch grid stride in pixels (more patches = smaller stride; no flips)
         test_fraction=0.2,  # single-image domains: the right-most fraction of columns is held out
     )
 
@@ -62,30 +66,31 @@ def default_data_config(source: str) -> ml_collections.ConfigDict:
     """The defaults of one source; every field is commented. Raises ValueError for an unknown source."""
     if source == "python_text":
         fields = _common(("docs", "stdlib", "headers", "licenses"), 4096, 256)
-        fields.update(seq_len=128)      # bytes per example (non-overlapping windows)
+        fields.update(seq_len=128)  # bytes per example (non-overlapping windows)
     elif source == "skimage_patches":
-        fields = _common(("camera", "coffee", "hubble_deep_field", "immunohistochemistry", "brick"),
-                         4096, 256)
+        fields = _common(("camera", "coffee", "hubble_deep_field", "immunohistochemistry", "brick"), 4096, 256)
         fields.update(_image_fields())
     elif source == "digits":
         fields = _common(("0-1", "2-3", "4-5", "6-7", "8-9"), 0, 60)
         fields.update(classes_per_task=2)  # digits classes per task; names are "a-b" (or "a")
     elif source == "files":
-        fields = _common((), 4096, 256)    # domains: "name=glob" strings or (name, glob) pairs
-        fields.update(kind="text",         # "text": byte windows; "image": patches (PIL, any format)
-                      seq_len=128)         # kind="text": bytes per example
-        fields.update(_image_fields())     # kind="image": as for skimage_patches
+        fields = _common((), 4096, 256)  # domains: "name=glob" strings or (name, glob) pairs
+        fields.update(
+            kind="text",  # "text": byte windows; "image": patches (PIL, any format)
+            seq_len=128,
+        )  # kind="text": bytes per example
+        fields.update(_image_fields())  # kind="image": as for skimage_patches
     elif source == "tfds":
         fields = _common(("clipart", "infograph", "painting", "quickdraw", "real", "sketch"), 4096, 256)
         fields.update(
-            tfds_name="domainnet",                    # TFDS dataset; domain d -> builder f"{tfds_name}/{d}"
-                                                      # if it has configs, else d is a split of tfds_name
-            tfds_data_dir="~/tensorflow_datasets",    # where the prepared ArrayRecord data lives (must exist)
-            tfds_train_split="train",                 # config domains: split giving the train examples
-            tfds_test_split="test",                   # config domains: held-out split; "" = carve from train
-            image_key="image",                        # feature holding the image
-            image_size=32,                            # center-cropped to a square, resized to this side
-            channels=3,                               # 3 = RGB, 1 = luma
+            tfds_name="domainnet",  # TFDS dataset; domain d -> builder f"{tfds_name}/{d}"
+            # if it has configs, else d is a split of tfds_name
+            tfds_data_dir="~/tensorflow_datasets",  # where the prepared ArrayRecord data lives (must exist)
+            tfds_train_split="train",  # config domains: split giving the train examples
+            tfds_test_split="test",  # config domains: held-out split; "" = carve from train
+            image_key="image",  # feature holding the image
+            image_size=32,  # center-cropped to a square, resized to this side
+            channels=3,  # 3 = RGB, 1 = luma
         )
     else:
         raise ValueError(f"data.source: unknown source {source!r}; expected one of {SOURCES}.")
@@ -120,7 +125,8 @@ def resolve_config(data_config: ml_collections.ConfigDict | Mapping[str, Any]) -
         if not data_dir or not os.path.isdir(data_dir):
             raise ValueError(
                 f"data.tfds_data_dir: {cfg['tfds_data_dir']!r} is not an existing directory; prepare "
-                f"the dataset there first (tfds build / download_and_prepare), nothing is downloaded here.")
+                f"the dataset there first (tfds build / download_and_prepare), nothing is downloaded here."
+            )
         cfg["tfds_data_dir"] = data_dir
     unknown = sorted(set(user) - _KNOWN_KEYS)
     if unknown:
@@ -157,8 +163,7 @@ _DISPATCH = {
 }
 
 
-def make_tasks(data_config: ml_collections.ConfigDict | Mapping[str, Any],
-               min_examples: int = 1) -> list[Task]:
+def make_tasks(data_config: ml_collections.ConfigDict | Mapping[str, Any], min_examples: int = 1) -> list[Task]:
     """The task stream of `data_config`, in the order of `data_config.domains`.
 
     Args:
@@ -176,5 +181,6 @@ def make_tasks(data_config: ml_collections.ConfigDict | Mapping[str, Any],
             raise ValueError(
                 f"data.max_train_per_task: task {task.name!r} has {len(task.train)} train examples "
                 f"< {min_examples} needed (the batch); raise data.max_train_per_task (0 = all), lower "
-                f"data.test_per_task, or use a larger domain.")
+                f"data.test_per_task, or use a larger domain."
+            )
     return tasks

@@ -13,6 +13,7 @@ disjoint by index from the train examples. Images are center-cropped to a
 square and resized (PIL bilinear, antialiased) to image_size x image_size.
 Nothing is downloaded: the data must already be prepared under `tfds_data_dir`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,20 +32,30 @@ def _open(tfds, builder: str, split: str, data_dir: str, split_key: str):
     except Exception as e:  # pylint: disable=broad-except  # not prepared, wrong format, ...
         raise ValueError(
             f"data.tfds_data_dir: {builder!r} split {split!r} is not prepared as ArrayRecord under "
-            f"{data_dir!r} ({type(e).__name__}: {e}).") from e
+            f"{data_dir!r} ({type(e).__name__}: {e})."
+        ) from e
 
 
 def resize_square(image: np.ndarray, size: int, channels: int) -> np.ndarray:
     """Any image -> float32 [size, size, channels] in [0, 1]: center square crop, then resize."""
     from PIL import Image  # pylint: disable=import-outside-toplevel
-    x = images.to_float_image(np.squeeze(image, -1) if np.ndim(image) == 3 and np.shape(image)[-1] == 1
-                              else image, channels)
+
+    x = images.to_float_image(
+        np.squeeze(image, -1) if np.ndim(image) == 3 and np.shape(image)[-1] == 1 else image, channels
+    )
     h, w = x.shape[:2]
     s = min(h, w)
-    x = x[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+    x = x[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
     if s != size:
-        x = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(x[..., c])).resize(
-            (size, size), Image.Resampling.BILINEAR)) for c in range(x.shape[-1])], axis=-1)
+        x = np.stack(
+            [
+                np.asarray(
+                    Image.fromarray(np.ascontiguousarray(x[..., c])).resize((size, size), Image.Resampling.BILINEAR)
+                )
+                for c in range(x.shape[-1])
+            ],
+            axis=-1,
+        )
     return np.clip(x, 0.0, 1.0).astype(np.float32)
 
 
@@ -53,14 +64,14 @@ def _read(source, idx: np.ndarray, key: str, size: int, channels: int, where: st
     for slot in np.argsort(idx, kind="stable"):  # ascending record order reads faster
         example = source[int(idx[slot])]
         if key not in example:
-            raise ValueError(f"data.image_key: {where} examples have no feature {key!r} "
-                             f"(features: {sorted(example)}).")
+            raise ValueError(f"data.image_key: {where} examples have no feature {key!r} (features: {sorted(example)}).")
         out[slot] = resize_square(np.asarray(example[key]), size, channels)
     return out
 
 
 def tfds_tasks(cfg: dict) -> list[Task]:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+
     name, data_dir = cfg["tfds_name"], cfg["tfds_data_dir"]
     try:
         builder_cls = tfds.builder_cls(name)
@@ -87,15 +98,19 @@ def tfds_tasks(cfg: dict) -> list[Task]:
         if test_split:
             test_src = _open(tfds, builder, test_split, data_dir, "data.tfds_test_split")
             if len(test_src) < n_test:
-                raise ValueError(f"data.test_per_task: {builder}[{test_split}] has {len(test_src)} "
-                                 f"examples < test_per_task={n_test}.")
+                raise ValueError(
+                    f"data.test_per_task: {builder}[{test_split}] has {len(test_src)} "
+                    f"examples < test_per_task={n_test}."
+                )
             test_idx = rng.permutation(len(test_src))[:n_test]
             train_idx = splits.shuffle_cap(np.arange(len(train_src)), cap, rng)
         else:
             test_src = train_src
             if len(train_src) <= n_test:
-                raise ValueError(f"data.test_per_task: {builder}[{train_split}] has {len(train_src)} "
-                                 f"examples, so test_per_task={n_test} leaves none to train on.")
+                raise ValueError(
+                    f"data.test_per_task: {builder}[{train_split}] has {len(train_src)} "
+                    f"examples, so test_per_task={n_test} leaves none to train on."
+                )
             perm = rng.permutation(len(train_src))
             test_idx, rest = perm[:n_test], perm[n_test:]
             train_idx = rest[:cap] if cap else rest

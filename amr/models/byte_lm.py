@@ -4,6 +4,7 @@ Learned absolute positions, causal self-attention, untied output projection.
 `loss` is the mean next-byte negative log-likelihood of one row over its L-1
 predicted positions, in nats per byte.
 """
+
 from typing import Any
 
 import flax.linen as nn
@@ -16,80 +17,90 @@ VOCAB = 256
 
 
 class ByteLM(nn.Module):
-  width: int
-  depth: int
-  heads: int
-  mlp_dim: int
-  seq_len: int
-  remat: bool = False
-  dtype: Any = jnp.float32
+    width: int
+    depth: int
+    heads: int
+    mlp_dim: int
+    seq_len: int
+    remat: bool = False
+    dtype: Any = jnp.float32
 
-  def setup(self):
-    self.tok_embed = nn.Embed(
-        VOCAB, self.width, dtype=self.dtype, param_dtype=jnp.float32,
-        embedding_init=nn.initializers.normal(stddev=1.0))
-    self.pos_embed = self.param("pos_embed", nn.initializers.normal(stddev=0.02),
-                                (self.seq_len, self.width), jnp.float32)
-    self.transformer = layers.Transformer(
-        self.depth, self.heads, self.mlp_dim, causal=True, remat=self.remat,
-        dtype=self.dtype)
-    # Small readout so the loss starts near log(256).
-    self.head = nn.Dense(VOCAB, dtype=self.dtype, param_dtype=jnp.float32,
-                         kernel_init=nn.initializers.normal(stddev=0.02))
+    def setup(self):
+        self.tok_embed = nn.Embed(
+            VOCAB,
+            self.width,
+            dtype=self.dtype,
+            param_dtype=jnp.float32,
+            embedding_init=nn.initializers.normal(stddev=1.0),
+        )
+        self.pos_embed = self.param(
+            "pos_embed", nn.initializers.normal(stddev=0.02), (self.seq_len, self.width), jnp.float32
+        )
+        self.transformer = layers.Transformer(
+            self.depth, self.heads, self.mlp_dim, causal=True, remat=self.remat, dtype=self.dtype
+        )
+        # Small readout so the loss starts near log(256).
+        self.head = nn.Dense(
+            VOCAB, dtype=self.dtype, param_dtype=jnp.float32, kernel_init=nn.initializers.normal(stddev=0.02)
+        )
 
-  def _check(self, tokens_BxL):
-    if tokens_BxL.ndim != 2 or not 1 <= tokens_BxL.shape[1] <= self.seq_len:
-      raise ValueError(
-          f"batch: expected int tokens of shape [B, L] with 1 <= L <= "
-          f"model.seq_len={self.seq_len}, got shape {tokens_BxL.shape}")
+    def _check(self, tokens_BxL):
+        if tokens_BxL.ndim != 2 or not 1 <= tokens_BxL.shape[1] <= self.seq_len:
+            raise ValueError(
+                f"batch: expected int tokens of shape [B, L] with 1 <= L <= "
+                f"model.seq_len={self.seq_len}, got shape {tokens_BxL.shape}"
+            )
 
-  def hidden(self, tokens_BxL):
-    """Final (layer-normed) hidden states: [B, L, width] in the compute dtype."""
-    self._check(tokens_BxL)
-    length = tokens_BxL.shape[1]
-    x_BxLxD = self.tok_embed(tokens_BxL.astype(jnp.int32))
-    x_BxLxD = x_BxLxD + self.pos_embed[:length].astype(self.dtype)
-    return self.transformer(x_BxLxD)
+    def hidden(self, tokens_BxL):
+        """Final (layer-normed) hidden states: [B, L, width] in the compute dtype."""
+        self._check(tokens_BxL)
+        length = tokens_BxL.shape[1]
+        x_BxLxD = self.tok_embed(tokens_BxL.astype(jnp.int32))
+        x_BxLxD = x_BxLxD + self.pos_embed[:length].astype(self.dtype)
+        return self.transformer(x_BxLxD)
 
-  def __call__(self, tokens_BxL):
-    """Next-byte logits: float32[B, L, 256]; logits[:, t] predicts token t+1."""
-    return self.head(self.hidden(tokens_BxL)).astype(jnp.float32)
+    def __call__(self, tokens_BxL):
+        """Next-byte logits: float32[B, L, 256]; logits[:, t] predicts token t+1."""
+        return self.head(self.hidden(tokens_BxL)).astype(jnp.float32)
 
-  def embed(self, tokens_BxL):
-    """Mean over positions of the final hidden state: float32[B, width]."""
-    return jnp.mean(self.hidden(tokens_BxL).astype(jnp.float32), axis=1)
+    def embed(self, tokens_BxL):
+        """Mean over positions of the final hidden state: float32[B, width]."""
+        return jnp.mean(self.hidden(tokens_BxL).astype(jnp.float32), axis=1)
 
 
 def next_byte_nll(logits_BxTxV, targets_BxT):
-  """Per-row mean negative log-likelihood (nats): float32[B]."""
-  logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(jnp.float32), axis=-1)
-  nll_BxT = -jnp.take_along_axis(
-      logp_BxTxV, targets_BxT[..., None].astype(jnp.int32), axis=-1)[..., 0]
-  return jnp.mean(nll_BxT, axis=1)
+    """Per-row mean negative log-likelihood (nats): float32[B]."""
+    logp_BxTxV = jax.nn.log_softmax(logits_BxTxV.astype(jnp.float32), axis=-1)
+    nll_BxT = -jnp.take_along_axis(logp_BxTxV, targets_BxT[..., None].astype(jnp.int32), axis=-1)[..., 0]
+    return jnp.mean(nll_BxT, axis=1)
 
 
 def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any]:
-  """(module, init, loss, embed) for an already validated config."""
-  module = ByteLM(width=cfg.width, depth=cfg.depth, heads=cfg.heads,
-                  mlp_dim=cfg.mlp_dim, seq_len=cfg.seq_len, remat=cfg.remat,
-                  dtype=jnp.dtype(cfg.dtype))
+    """(module, init, loss, embed) for an already validated config."""
+    module = ByteLM(
+        width=cfg.width,
+        depth=cfg.depth,
+        heads=cfg.heads,
+        mlp_dim=cfg.mlp_dim,
+        seq_len=cfg.seq_len,
+        remat=cfg.remat,
+        dtype=jnp.dtype(cfg.dtype),
+    )
 
-  def init(key):
-    dummy_1xL = jnp.zeros((1, cfg.seq_len), jnp.int32)
-    return module.init(key, dummy_1xL)["params"]
+    def init(key):
+        dummy_1xL = jnp.zeros((1, cfg.seq_len), jnp.int32)
+        return module.init(key, dummy_1xL)["params"]
 
-  def loss(params, batch_BxL, key=None):
-    """Mean next-byte NLL per row, float32[B]; `key` is unused (no dropout)."""
-    del key
-    if batch_BxL.ndim != 2 or batch_BxL.shape[1] < 2:
-      raise ValueError(f"batch: byte_lm loss needs shape [B, L] with L >= 2, "
-                       f"got {batch_BxL.shape}")
-    tokens_BxL = batch_BxL.astype(jnp.int32)
-    logits_BxTxV = module.apply({"params": params}, tokens_BxL[:, :-1])
-    return next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:])
+    def loss(params, batch_BxL, key=None):
+        """Mean next-byte NLL per row, float32[B]; `key` is unused (no dropout)."""
+        del key
+        if batch_BxL.ndim != 2 or batch_BxL.shape[1] < 2:
+            raise ValueError(f"batch: byte_lm loss needs shape [B, L] with L >= 2, got {batch_BxL.shape}")
+        tokens_BxL = batch_BxL.astype(jnp.int32)
+        logits_BxTxV = module.apply({"params": params}, tokens_BxL[:, :-1])
+        return next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:])
 
-  def embed(params, batch_BxL):
-    return module.apply({"params": params}, batch_BxL.astype(jnp.int32),
-                        method=ByteLM.embed)
+    def embed(params, batch_BxL):
+        return module.apply({"params": params}, batch_BxL.astype(jnp.int32), method=ByteLM.embed)
 
-  return module, init, loss, embed
+    return module, init, loss, embed

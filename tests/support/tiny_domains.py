@@ -4,6 +4,7 @@
 domainnet; `TinySplits` has no configs and two splits ("a", "b") used as domains.
 Images are variable-sized RGB, encoded to PNG by PIL (TFDS' own encoder needs TensorFlow).
 """
+
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
@@ -25,10 +26,12 @@ def _image(rng, base):
 
 
 def _features():
-    return tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=(None, None, 3)),
-        "label": tfds.features.ClassLabel(num_classes=3),
-    })
+    return tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(num_classes=3),
+        }
+    )
 
 
 class TinyDomains(_NoTFCodePath, tfds.core.GeneratorBasedBuilder):

@@ -1,0 +1,1 @@
+"""Forgetting metrics, across-seed statistics, report tables and plots."""

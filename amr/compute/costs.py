@@ -1,0 +1,68 @@
+"""FLOPs of the passes a run makes, from XLA's cost analysis of single-device functions.
+
+The ledger is computed on global shapes without sharding, so it is the same on one
+device or many. Each function is compiled once per row count and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import optax
+
+from amr.compute import ledger as budget
+from amr.train.chunk import per_example_losses
+
+
+class CostModel:
+    def __init__(self, model, tx: optax.GradientTransformation, params, opt_state):
+        self.model, self.tx = model, tx
+        self._params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), params)
+        self._opt = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), opt_state)
+
+    def _rows(self, n: int):
+        rows = jax.ShapeDtypeStruct((n,) + tuple(self.model.example_shape), self.model.example_dtype)
+        keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), n))
+        return rows, keys
+
+    @functools.cache
+    def forward(self, n: int) -> float:
+        """Per-example losses of n rows."""
+        if n <= 0:
+            return 0.0
+        fn = lambda p, x, k: per_example_losses(self.model, p, x, k)  # noqa: E731
+        return budget.compiled_flops(fn, self._params, *self._rows(n))
+
+    @functools.cache
+    def grad(self, n: int) -> float:
+        """Mean loss and gradient over n rows (forward + backward)."""
+        if n <= 0:
+            return 0.0
+        fn = jax.grad(lambda p, x, k: per_example_losses(self.model, p, x, k).mean())
+        return budget.compiled_flops(fn, self._params, *self._rows(n))
+
+    @functools.cache
+    def train(self, n: int) -> float:
+        """One optimizer step on n rows: forward, backward and the update."""
+        if n <= 0:
+            return 0.0
+
+        def step(p, o, x, k):
+            g = jax.grad(lambda q: per_example_losses(self.model, q, x, k).mean())(p)
+            updates, o = self.tx.update(g, o, p)
+            return optax.apply_updates(p, updates), o
+
+        return budget.compiled_flops(step, self._params, self._opt, *self._rows(n))
+
+    @functools.cache
+    def embed(self, n: int) -> float:
+        if n <= 0:
+            return 0.0
+        rows, _ = self._rows(n)
+        return budget.compiled_flops(lambda p, x: self.model.embed(p, x), self._params, rows)
+
+
+def kmeans_flops(num_rows: int, dim: int, k: int, iters: int) -> float:
+    """Distance computations of Lloyd iterations plus k-means++ seeding (3 flops per coordinate)."""
+    return 3.0 * num_rows * dim * k * (iters + 1)

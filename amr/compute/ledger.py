@@ -1,0 +1,86 @@
+"""The compute ledger and the zero-cost protocol.
+
+FLOPs come from XLA's cost analysis of each compiled function, times the number
+of calls. XLA counts a `lax.scan` body once, so the ledger analyses single steps
+(one train step, one probe, one embedding batch) and multiplies by the calls the
+host makes. Categories:
+
+  train_new     forward + backward on new-task rows
+  train_replay  forward + backward on replayed rows
+  selection     everything spent choosing what to replay: probes, embeddings for
+                k-means arms, reference losses, MIR's virtual step, post-update passes
+  eval          held-out evaluation (not part of the training budget)
+
+Zero-cost protocol: a strategy's `train_new + train_replay + selection` per task
+may not exceed naive fine-tuning's; AMR pays for selection by trimming new-task
+rows from every step of the task (a static batch size, so nothing recompiles).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+CATEGORIES = ("train_new", "train_replay", "selection", "eval")
+BUDGET_CATEGORIES = ("train_new", "train_replay", "selection")
+
+
+def compiled_flops(fn: Callable, *args: Any, **kwargs: Any) -> float:
+    """FLOPs XLA reports for one call of `jax.jit(fn)` on these (abstract) args."""
+    compiled = jax.jit(fn).lower(*args, **kwargs).compile()
+    analysis = compiled.cost_analysis()
+    if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
+        analysis = analysis[0] if analysis else {}
+    flops = float((analysis or {}).get("flops", 0.0))
+    if not math.isfinite(flops) or flops < 0:
+        raise RuntimeError(f"XLA cost analysis gave no usable flop count for {getattr(fn, '__name__', fn)}")
+    return flops
+
+
+@dataclasses.dataclass
+class Ledger:
+    """FLOPs and sample passes per category (plain Python numbers: checkpointable as JSON)."""
+
+    flops: dict[str, float] = dataclasses.field(default_factory=lambda: {c: 0.0 for c in CATEGORIES})
+    samples: dict[str, int] = dataclasses.field(default_factory=lambda: {c: 0 for c in CATEGORIES})
+    per_task: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    _task: int = 0  # the task that charges go to
+
+    def charge(self, category: str, flops: float, samples: int = 0, calls: int = 1) -> None:
+        if category not in CATEGORIES:
+            raise ValueError(f"category: unknown ledger category {category!r}; expected one of {CATEGORIES}")
+        self.flops[category] += float(flops) * calls
+        self.samples[category] += int(samples) * calls
+        while len(self.per_task) <= self._task:
+            self.per_task.append({c: 0.0 for c in CATEGORIES})
+        self.per_task[self._task][category] += float(flops) * calls
+
+    def start_task(self, task: int) -> None:
+        self._task = task
+
+    def budget_flops(self, task: int | None = None) -> float:
+        src = self.flops if task is None else self.per_task[task]
+        return sum(src[c] for c in BUDGET_CATEGORIES)
+
+    def summary(self) -> dict[str, float]:
+        out = dict(self.flops)
+        out["total"] = self.budget_flops()
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"flops": self.flops, "samples": self.samples, "per_task": self.per_task, "task": self._task}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Ledger:
+        ledger = cls(flops=dict(d["flops"]), samples=dict(d["samples"]), per_task=[dict(t) for t in d["per_task"]])
+        ledger._task = int(d.get("task", 0))
+        return ledger
+
+
+def check_zero_cost(strategy_flops: float, naive_flops: float, tolerance: float = 0.005) -> bool:
+    """True when the strategy spent at most naive fine-tuning's FLOPs (within `tolerance`)."""
+    return strategy_flops <= naive_flops * (1.0 + tolerance)

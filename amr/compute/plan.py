@@ -1,0 +1,116 @@
+"""Static per-strategy plan: batch split, selection work, and the zero-cost trimming.
+
+Every strategy trains `steps_per_task` steps of `batch_size` rows. `none` fills the
+batch with new-task rows; replay strategies give `round(replay.fraction * batch)`
+rows to replay. Strategies that spend FLOPs choosing (AMR's probes, k-means arms and
+reference losses; MIR's virtual step; the marginal reward's post-update pass) pay
+for it, when `replay.zero_cost` is on, by trimming new-task rows from every step, so
+each task costs at most what naive fine-tuning costs.
+
+`joint` is the over-budget upper reference: on task t it trains on `batch_size` new rows
+plus `t * batch_size` rows drawn uniformly from the t finished tasks, i.e. joint training
+on all data seen so far at (t + 1)x naive fine-tuning's compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from amr.compute import ledger as budget
+from amr.compute.costs import CostModel, kmeans_flops
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategyPlan:
+    strategy: str
+    new_batch: int  # global new-task rows per step (after trimming)
+    replay_batch: int  # global replay rows per step
+    probe_samples: int  # global probe rows per chunk
+    candidates: int  # MIR candidates per replay slot
+    clusters_per_task: int
+    trimmed_rows: int  # new-task rows per step given up to pay for selection
+    step_flops: float  # one train step (forward + backward + update)
+    chunk_selection_flops: float  # selection work inside one chunk
+    boundary_selection_flops: float  # selection work when a task's data becomes arms
+    naive_task_flops: float  # naive fine-tuning's cost of one task: the budget
+
+
+def _batches(rows: int, batch: int) -> int:
+    return -(-rows // batch) if rows > 0 else 0
+
+
+def plan_strategy(
+    cfg,
+    strategy: str,
+    costs: CostModel,
+    num_devices: int,
+    max_task_rows: int,
+    paid_reference: bool = False,
+    past_tasks: int = 1,
+) -> StrategyPlan:
+    t, r = cfg.train, cfg.replay
+    steps, chunk, batch = t.steps_per_task, t.chunk_size, t.batch_size
+    chunks = steps // chunk
+    is_amr, is_mir = strategy == "amr", strategy == "mir"
+    replay_batch = 0 if strategy == "none" else int(round(r.fraction * batch))
+    replay_batch = min(replay_batch, batch - num_devices)
+    if strategy == "joint":
+        replay_batch = batch * past_tasks
+    probe = r.probe_samples if is_amr else 0
+    candidates = r.mir_candidates if is_mir else 1
+    clusters = r.clusters_per_task if is_amr else 1
+    eval_batch = -(-t.eval_batch // num_devices) * num_devices
+    naive_task = steps * costs.train(batch)
+
+    def selection(new_rows: int) -> tuple[float, float]:
+        per_step = 0.0
+        if is_mir:
+            per_step += costs.grad(new_rows) + 2 * costs.forward(replay_batch * candidates)
+        if is_amr and cfg.replay.reward == "marginal":
+            per_step += costs.forward(replay_batch)
+        per_chunk = chunk * per_step + costs.forward(probe)
+        boundary = 0.0
+        if is_amr and clusters > 1:
+            boundary += _batches(max_task_rows, eval_batch) * costs.embed(eval_batch)
+            boundary += kmeans_flops(max_task_rows, r.embed_dim_hint, clusters, r.kmeans_iters)
+        if paid_reference:
+            boundary += _batches(clusters * r.ref_samples, eval_batch) * costs.forward(eval_batch)
+        return per_chunk, boundary
+
+    new_rows = batch if strategy == "joint" else batch - replay_batch
+
+    def spent(n: int) -> float:
+        per_chunk, boundary = selection(n)
+        return steps * costs.train(n + replay_batch) + chunks * per_chunk + boundary
+
+    if r.zero_cost and strategy != "joint" and not budget.check_zero_cost(spent(new_rows), naive_task, 0.0):
+        # The most new rows (a multiple of the device count) that fit the budget. MIR's selection
+        # shrinks with the new rows it differentiates, so search rather than trim once.
+        lo, hi = 1, new_rows // num_devices  # in units of num_devices; hi does not fit
+        if not budget.check_zero_cost(spent(lo * num_devices), naive_task):
+            selection_flops = spent(num_devices) - steps * costs.train(num_devices + replay_batch)
+            raise ValueError(
+                f"replay.zero_cost: {strategy}'s selection ({selection_flops:.3g} FLOPs per task) cannot be paid by trimming new-task rows; lower replay.probe_samples, "
+                f"replay.clusters_per_task or replay.mir_candidates, or set replay.zero_cost=False"
+            )
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if budget.check_zero_cost(spent(mid * num_devices), naive_task, 0.0):
+                lo = mid
+            else:
+                hi = mid
+        new_rows = lo * num_devices
+    per_chunk, boundary = selection(new_rows)
+    return StrategyPlan(
+        strategy=strategy,
+        new_batch=new_rows,
+        replay_batch=replay_batch,
+        probe_samples=probe,
+        candidates=candidates,
+        clusters_per_task=clusters,
+        trimmed_rows=0 if strategy == "joint" else batch - replay_batch - new_rows,
+        step_flops=costs.train(new_rows + replay_batch),
+        chunk_selection_flops=per_chunk,
+        boundary_selection_flops=boundary,
+        naive_task_flops=naive_task,
+    )

@@ -1,0 +1,1 @@
+"""Checkpoints, the workdir lock, the metrics log and fault points."""

@@ -1,0 +1,1 @@
+"""Experiments, sweeps, ablations and config validation."""

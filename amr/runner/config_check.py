@@ -1,0 +1,208 @@
+"""Config validation before anything compiles: every error names the offending key."""
+
+from __future__ import annotations
+
+from amr.replay import policies as replay_lib
+from amr.train.state import OPTIMIZERS, SCHEDULES
+
+STRATEGIES = ("none", "uniform", "task_balanced", "amr", "mir", "joint")
+ESTIMATORS = ("ema", "window")
+BANDIT_POLICIES = ("boltzmann", "greedy", "epsilon_greedy", "ucb", "exp3", "thompson", "uniform")
+NORMALIZERS = ("zscore", "pooled", "minmax", "none")
+
+
+class ConfigError(ValueError):
+    """A bad config value; the message starts with the key, e.g. 'replay.fraction: ...'."""
+
+
+def _require(ok: bool, key: str, msg: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {msg}")
+
+
+def lookup(cfg, dotted: str):
+    """cfg['a']['b'] for 'a.b'; a ConfigError naming the key when it is missing."""
+    node = cfg
+    for part in dotted.split("."):
+        if part not in node:
+            raise ConfigError(f"{dotted}: missing from the config")
+        node = node[part]
+    return node
+
+
+def validate_processes(cfg, num_processes: int, device_count: int) -> None:
+    """Multi-process runs: every process feeds an equal share of each global batch.
+
+    The mesh spans every device of every process, so the new / replay / probe splits,
+    which `validate` requires to be multiples of the device count, divide too."""
+    if num_processes <= 1:
+        return
+    batch = lookup(cfg, "train.batch_size")
+    _require(
+        isinstance(batch, int) and batch % num_processes == 0,
+        "train.batch_size",
+        f"{batch!r} is not divisible by the {num_processes} processes (each process feeds an equal share of "
+        "every global batch)",
+    )
+    n = lookup(cfg, "mesh.num_devices")
+    _require(
+        n in (0, device_count),
+        "mesh.num_devices",
+        f"{n}: a run over {num_processes} processes uses all {device_count} devices (set 0 or {device_count})",
+    )
+
+
+def validate(cfg, num_devices: int) -> None:
+    """Raises ConfigError naming the key of the first bad value."""
+    g = lambda k: lookup(cfg, k)  # noqa: E731
+    strategies = tuple(g("strategies"))
+    _require(len(strategies) > 0, "strategies", "at least one strategy is needed")
+    for s in strategies:
+        _require(s in STRATEGIES, "strategies", f"unknown strategy {s!r}; expected one of {STRATEGIES}")
+    _require(len(set(strategies)) == len(strategies), "strategies", f"duplicates in {strategies}")
+    _require(
+        g("baseline") in strategies or g("baseline") == "",
+        "baseline",
+        f"{g('baseline')!r} is not among config.strategies {strategies}",
+    )
+    seeds = tuple(g("seeds"))
+    _require(
+        len(seeds) > 0 and all(isinstance(s, int) and s >= 0 for s in seeds),
+        "seeds",
+        f"need one or more non-negative integers, got {seeds}",
+    )
+
+    t = "train."
+    for key in ("steps_per_task", "batch_size", "chunk_size", "eval_batch"):
+        _require(
+            isinstance(g(t + key), int) and g(t + key) >= 1, t + key, f"must be an integer >= 1, got {g(t + key)!r}"
+        )
+    _require(
+        g("train.steps_per_task") % g("train.chunk_size") == 0,
+        "train.chunk_size",
+        f"{g('train.chunk_size')} does not divide train.steps_per_task={g('train.steps_per_task')}",
+    )
+    for key in ("eval_every", "checkpoint_every"):
+        _require(
+            isinstance(g(t + key), int) and g(t + key) >= 0, t + key, f"must be an integer >= 0, got {g(t + key)!r}"
+        )
+    if g("train.eval_every"):
+        _require(
+            g("train.eval_every") % g("train.chunk_size") == 0,
+            "train.eval_every",
+            f"{g('train.eval_every')} is not a multiple of train.chunk_size={g('train.chunk_size')}",
+        )
+    _require(
+        g("train.nonfinite") in ("skip", "halt"),
+        "train.nonfinite",
+        f"expected 'skip' or 'halt', got {g('train.nonfinite')!r}",
+    )
+    batch = g("train.batch_size")
+    _require(batch % num_devices == 0, "train.batch_size", f"{batch} is not divisible by the {num_devices} devices")
+
+    frac = g("replay.fraction")
+    _require(
+        isinstance(frac, (int, float)) and 0.0 <= frac < 1.0, "replay.fraction", f"must lie in [0, 1), got {frac!r}"
+    )
+    replay_rows = int(round(frac * batch))
+    if any(s != "none" for s in strategies):
+        _require(
+            replay_rows >= num_devices,
+            "replay.fraction",
+            f"{frac} of train.batch_size={batch} gives {replay_rows} replay rows, fewer than one per device "
+            f"({num_devices} devices)",
+        )
+        _require(
+            replay_rows % num_devices == 0,
+            "replay.fraction",
+            f"{frac} x {batch} = {replay_rows} replay rows, not divisible by the {num_devices} devices",
+        )
+    _require(
+        g("replay.reward") in replay_lib.REWARDS,
+        "replay.reward",
+        f"unknown reward {g('replay.reward')!r}; expected one of {replay_lib.REWARDS}",
+    )
+    _require(
+        g("replay.reference") in ("auto", "sample", "visit", "train", "probe"),
+        "replay.reference",
+        f"expected auto, sample, visit, train or probe, got {g('replay.reference')!r}",
+    )
+    _require(
+        not (g("replay.reference") == "train" and g("replay.clusters_per_task") > 1),
+        "replay.reference",
+        "'train' gives one reference per task; k-means arms (replay.clusters_per_task > 1) need 'probe'",
+    )
+    for key, lo in (("clusters_per_task", 1), ("ref_samples", 1), ("mir_candidates", 2), ("kmeans_iters", 1)):
+        v = g("replay." + key)
+        _require(isinstance(v, int) and v >= lo, "replay." + key, f"must be an integer >= {lo}, got {v!r}")
+    for key in ("probe_samples", "max_arms"):
+        v = g("replay." + key)
+        _require(isinstance(v, int) and v >= 0, "replay." + key, f"must be an integer >= 0, got {v!r}")
+    _require(
+        g("replay.probe_samples") % num_devices == 0,
+        "replay.probe_samples",
+        f"{g('replay.probe_samples')} is not divisible by the {num_devices} devices",
+    )
+    _require(
+        not (g("replay.probe_samples") and g("replay.reward") == "marginal"),
+        "replay.probe_samples",
+        "probes measure loss levels, which the 'marginal' reward cannot use; set it to 0",
+    )
+    _require(g("replay.mir_lr") > 0, "replay.mir_lr", f"must be > 0, got {g('replay.mir_lr')!r}")
+
+    m = "memory."
+    _require(
+        g(m + "placement") in ("device", "host"),
+        m + "placement",
+        f"expected 'device' or 'host', got {g(m + 'placement')!r}",
+    )
+    for key in ("staleness", "workers"):
+        v = g(m + key)
+        _require(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0, m + key, f"must be an integer >= 0, got {v!r}"
+        )
+    _require(
+        isinstance(g(m + "dir"), str), m + "dir", f"must be a path string ('' = <workdir>/memory), got {g(m + 'dir')!r}"
+    )
+
+    b = "bandit."
+    _require(
+        g(b + "estimator") in ESTIMATORS,
+        b + "estimator",
+        f"unknown estimator {g(b + 'estimator')!r}; expected one of {ESTIMATORS}",
+    )
+    _require(
+        g(b + "policy") in BANDIT_POLICIES,
+        b + "policy",
+        f"unknown policy {g(b + 'policy')!r}; expected one of {BANDIT_POLICIES}",
+    )
+    _require(
+        g(b + "normalize") in NORMALIZERS,
+        b + "normalize",
+        f"unknown normalisation {g(b + 'normalize')!r}; expected one of {NORMALIZERS}",
+    )
+    _require(g(b + "tau") > 0, b + "tau", f"must be > 0, got {g(b + 'tau')!r}")
+    _require(0 < g(b + "alpha") <= 1, b + "alpha", f"must lie in (0, 1], got {g(b + 'alpha')!r}")
+    _require(
+        isinstance(g(b + "window"), int) and g(b + "window") >= 1,
+        b + "window",
+        f"must be an integer >= 1, got {g(b + 'window')!r}",
+    )
+    _require(0 <= g(b + "epsilon") <= 1, b + "epsilon", f"must lie in [0, 1], got {g(b + 'epsilon')!r}")
+
+    o = "optim."
+    _require(
+        g(o + "name") in OPTIMIZERS, o + "name", f"unknown optimizer {g(o + 'name')!r}; expected one of {OPTIMIZERS}"
+    )
+    _require(
+        g(o + "schedule") in SCHEDULES,
+        o + "schedule",
+        f"unknown schedule {g(o + 'schedule')!r}; expected one of {SCHEDULES}",
+    )
+    _require(g(o + "learning_rate") > 0, o + "learning_rate", f"must be > 0, got {g(o + 'learning_rate')!r}")
+    _require(
+        0 <= g(o + "warmup_steps") < g("train.steps_per_task"),
+        o + "warmup_steps",
+        f"must lie in [0, train.steps_per_task), got {g(o + 'warmup_steps')!r}",
+    )
+    _require(0 <= g(o + "min_lr_ratio") <= 1, o + "min_lr_ratio", f"must lie in [0, 1], got {g(o + 'min_lr_ratio')!r}")

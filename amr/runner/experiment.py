@@ -1,0 +1,193 @@
+"""`train_and_evaluate(config, workdir)`: every strategy x seed at equal compute, then the report.
+
+Writes to `workdir`: results.json (schema in the README), metrics.jsonl, TensorBoard
+events, PNG plots, runs/<strategy>_seed<k>.json per finished run, and checkpoints
+under ckpt/. Finished runs are not redone; an unfinished one resumes from its
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from typing import Any
+
+import jax
+import numpy as np
+
+from amr.analysis import forgetting as evaluate
+from amr.analysis import plots, report
+from amr.data.tasks import make_tasks
+from amr.io import faults
+from amr.io.metrics_log import MetricsLog
+from amr.io.workdir_lock import WorkdirLock
+from amr.models import make_model
+from amr.runner import config_check
+from amr.train import chunk as step_lib
+from amr.train import distributed, host_memory
+from amr.train.loop import Run, make_context, make_strategy
+
+
+def prepare(config, num_devices: int | None = None):
+    """Validates the config and builds tasks, model and mesh, all before any compile."""
+    config_check.validate_processes(config, jax.process_count(), jax.device_count())
+    mesh = step_lib.make_mesh(config.mesh.num_devices or num_devices)
+    n_dev = mesh.shape[step_lib.AXIS]
+    config_check.validate(config, n_dev)
+    model = make_model(config.model)
+    tasks = make_tasks(config.data, min_examples=config.train.batch_size)
+    _check_shapes(config, tasks, model)
+    return make_context(config, tasks, model, mesh)
+
+
+def _check_shapes(config, tasks, model) -> None:
+    for t in tasks:
+        if tuple(t.train.shape[1:]) != tuple(model.example_shape):
+            raise config_check.ConfigError(
+                f"model: task {t.name!r} has examples of shape {t.train.shape[1:]} but the model expects "
+                f"{tuple(model.example_shape)} (check data.seq_len / data.image_size against the model's)"
+            )
+        if len(t.test) == 0:
+            raise config_check.ConfigError(f"data.test_per_task: task {t.name!r} has no held-out examples")
+
+
+def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seeds of one strategy -> the results.json entry (means, with std for forgetting)."""
+    keys = ("avg_forgetting", "max_forgetting", "final_avg_loss", "new_task_loss", "bwt", "fwt")
+    out: dict[str, Any] = {
+        "seeds": [r["seed"] for r in runs],
+        "loss_matrix": np.mean([r["loss_matrix"] for r in runs], axis=0).tolist(),
+    }
+    for k in keys:
+        vals = [r[k] for r in runs if r.get(k) is not None]
+        out[k] = float(np.mean(vals)) if vals else None
+    af = [r["avg_forgetting"] for r in runs]
+    out["avg_forgetting_std"] = float(np.std(af, ddof=1)) if len(af) > 1 else 0.0
+    out["avg_forgetting_per_seed"] = af
+    out["flops"] = {k: float(np.mean([r["flops"][k] for r in runs])) for k in runs[0]["flops"]}
+    out["within_budget"] = all(r["within_budget"] for r in runs)
+    out["naive_task_flops"] = runs[0]["naive_task_flops"]
+    out["plan"] = runs[0]["plan"]
+    out["skipped_steps"] = int(sum(r["skipped_steps"] for r in runs))
+    return out
+
+
+def _load_finished_run(path: str, strategy: str, seed: int) -> dict[str, Any] | None:
+    """A finished run's result from runs/<strategy>_seed<k>.json; None (redo it) if absent or damaged."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            result = json.load(f)
+        if (
+            not isinstance(result, dict)
+            or result.get("strategy") != strategy
+            or result.get("seed") != seed
+            or "loss_matrix" not in result
+        ):
+            raise ValueError(f"not the result of {strategy} seed {seed}")
+    except (OSError, UnicodeDecodeError, ValueError) as err:  # JSONDecodeError is a ValueError
+        os.replace(path, path + ".damaged")
+        logging.warning(
+            "%s seed %d: finished run file %s is damaged (%s); moved it to %s.damaged and redoing "
+            "the run (it resumes from its last checkpoint)",
+            strategy,
+            seed,
+            path,
+            err,
+            path,
+        )
+        return None
+    logging.info("%s seed %d: finished earlier, loaded %s", strategy, seed, path)
+    return result
+
+
+def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict[str, Any]:
+    ctx = prepare(config)
+    primary = distributed.is_primary()  # only process 0 locks the workdir and writes files
+    with WorkdirLock(workdir) if primary else contextlib.nullcontext():
+        return _train_and_evaluate(ctx, config, workdir, progress and primary, primary)
+
+
+def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool = True) -> dict[str, Any]:
+    if primary:
+        os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
+    log = MetricsLog(workdir) if primary else None
+    per_strategy: dict[str, list[dict[str, Any]]] = {}
+    try:
+        for strategy in config.strategies:
+            compiled = None
+            for seed in config.seeds:
+                path = os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json")
+                result = _load_finished_run(path, strategy, seed)
+                if result is None:
+                    compiled = compiled or make_strategy(ctx, strategy)
+                    run = Run(
+                        ctx,
+                        compiled,
+                        seed,
+                        os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"),
+                        log,
+                        memory_dir=host_memory.memory_dir(config, workdir),
+                    )
+                    result = run.run(progress=progress)
+                    if primary:
+                        report.write_json_atomic(path, result)
+                    faults.fault_point("run_json")
+                per_strategy.setdefault(strategy, []).append(result)
+    finally:
+        if log is not None:
+            log.close()
+
+    results = {
+        "config": json.loads(config.to_json_best_effort()),
+        "tasks": [t.name for t in ctx.tasks],
+        "baseline": config.baseline,
+        "strategies": {s: aggregate(runs) for s, runs in per_strategy.items()},
+    }
+    base = config.baseline
+    if base in results["strategies"]:
+        for _s, entry in results["strategies"].items():
+            entry["forgetting_reduction_vs_" + base] = evaluate.forgetting_reduction(entry, results["strategies"][base])
+    if primary:
+        report.write_json_atomic(os.path.join(workdir, "results.json"), results)
+        _plots(results, per_strategy, workdir, config.train.steps_per_task)
+    return results
+
+
+def _plots(results, per_strategy, workdir: str, steps_per_task: int) -> None:
+    tasks = results["tasks"]
+    for s, entry in results["strategies"].items():
+        plots.plot_loss_matrix(
+            np.asarray(entry["loss_matrix"]),
+            tasks,
+            os.path.join(workdir, f"loss_matrix_{s}.png"),
+            title=f"held-out loss after each task ({s})",
+        )
+    curves = {}
+    for s, runs in per_strategy.items():
+        run = runs[0]  # first seed: curves of one run, not averages of differently-timed points
+        diag = np.diag(np.asarray(run["loss_matrix"]))
+        points = [p for p in run["curves"] if p["task"] > 0]
+        curves[s] = {
+            "steps": [p["step"] for p in points],
+            "forgetting": [
+                [p["losses"][j] - diag[j] if j < p["task"] else float("nan") for j in range(len(tasks) - 1)]
+                for p in points
+            ],
+            "task_names": tasks[:-1],
+        }
+    plots.plot_forgetting_curves(curves, os.path.join(workdir, "forgetting_curves.png"))
+    if "amr" in per_strategy and per_strategy["amr"][0]["arm_history"]:
+        hist = per_strategy["amr"][0]["arm_history"]
+        probs = np.asarray([h["probs"] for h in hist])
+        used = np.flatnonzero(probs.max(axis=0) > 0)
+        k = per_strategy["amr"][0]["plan"]["clusters_per_task"]  # arms are allocated task by task
+        labels = [tasks[i // k] if k == 1 else f"{tasks[i // k]}/{i % k}" for i in used]
+        plots.plot_arm_probs([h["step"] for h in hist], probs[:, used], labels, os.path.join(workdir, "arm_probs.png"))
+    points = {
+        s: (e["flops"]["total"], e["avg_forgetting"], e["avg_forgetting_std"]) for s, e in results["strategies"].items()
+    }
+    plots.plot_forgetting_vs_flops(points, os.path.join(workdir, "forgetting_vs_flops.png"))
