@@ -101,9 +101,9 @@ def domain_readers(domain: str) -> tuple[splits.Reader, ...]:
     return tuple(_file_reader(p) for p in paths)
 
 
-def snapshot_readers(domain: str, corpus_dir: str = snapshot.CORPUS_DIR) -> tuple[splits.Reader, ...]:
+def snapshot_readers(domain: str) -> tuple[splits.Reader, ...]:
     """The documents of one domain from the shipped snapshot (verified against its manifest), sorted by name."""
-    return tuple(_bytes_reader(data) for _, data in snapshot.read_domain(domain, corpus_dir))
+    return tuple(_bytes_reader(data) for _, data in snapshot.read_domain(domain, snapshot.CORPUS_DIR))
 
 
 def python_text_tasks(cfg: dict) -> list[Task]:
