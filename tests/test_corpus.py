@@ -55,6 +55,15 @@ def test_largest_config_fits_in_the_snapshot():
             assert len(task.train) == cfg.max_train_per_task or task.name == "docs"
 
 
+def test_quickstart_arrays_are_pinned():
+    """The quickstart's exact train/test arrays: any change to the corpus or the splits shows here."""
+    from amr.analysis import provenance
+    from configs import quickstart
+
+    digests = provenance.data_digests(make_tasks(quickstart.get_config().data))
+    assert provenance.fingerprint(digests) == "44c3d82ea5e51dad24f845972d420c7b92799f8d8f0448d8a2f5ef194afc4793"
+
+
 def test_flipped_byte_names_the_file_and_both_digests(corpus_copy):
     path = os.path.join(corpus_copy, ARCHIVE)
     data = bytearray(open(path, "rb").read())
@@ -70,13 +79,23 @@ def test_missing_and_truncated_files(corpus_copy):
     path = os.path.join(corpus_copy, ARCHIVE)
     data = open(path, "rb").read()
     open(path, "wb").write(data[:-100])
-    with pytest.raises(snapshot.CorpusError, match=r"docs\.tar\.xz: \d+ bytes, the manifest says \d+ \(truncated"):
+    with pytest.raises(
+        snapshot.CorpusError,
+        match=r"docs\.tar\.xz: \d+ bytes, the manifest says \d+ \(truncated.*: sha256 [0-9a-f]{64}, manifest sha256 [0-9a-f]{64}$",
+    ):
         snapshot.read_domain("docs", corpus_copy)
+    # A truncated file behind a manifest that agrees with it: the xz stream itself is incomplete.
+    manifest_path = os.path.join(corpus_copy, snapshot.MANIFEST)
+    manifest = json.loads(open(manifest_path).read())
+    manifest["files"][ARCHIVE].update(sha256=snapshot.sha256(data[:-100]), bytes=len(data) - 100)
+    open(manifest_path, "w").write(json.dumps(manifest))
+    with pytest.raises(snapshot.CorpusError, match=r"docs\.tar\.xz: not a complete xz stream"):
+        snapshot.read_domain("docs", corpus_copy, manifest_sha256=None)
     os.remove(path)
     with pytest.raises(
         snapshot.CorpusError, match=r"docs\.tar\.xz: corpus file is missing.*manifest sha256 [0-9a-f]{64}"
     ):
-        snapshot.read_domain("docs", corpus_copy)
+        snapshot.read_domain("docs", corpus_copy, manifest_sha256=None)
 
 
 def test_wrong_manifest(corpus_copy):
