@@ -198,3 +198,16 @@ def test_select_caps_dedups_and_is_order_free():
     assert kept == build.select(dict(reversed(list(docs.items()))), domain_cap=1000, doc_cap=150)
     assert max(map(len, build.select(docs, domain_cap=10**6, doc_cap=50).values())) == 50
     assert np.all([v == docs[k][: len(v)] for k, v in kept.items()])
+
+
+def test_build_script_reproduces_the_shipped_snapshot(tmp_path):
+    """Run where the snapshot was cut (CPython 3.11.7, the pinned packages): the same tars come out."""
+    try:
+        build.check_versions()
+    except (SystemExit, ValueError) as err:
+        pytest.skip(f"not the snapshot's sources: {err}")
+    manifest = build.build(build.Sources.this_python(), str(tmp_path))
+    shipped = _manifest()[1]
+    for name, entry in shipped["files"].items():
+        assert manifest["files"][name]["tar_sha256"] == entry["tar_sha256"], name
+    assert manifest["packages"] == shipped["packages"]
