@@ -10,6 +10,8 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=setuptools.find_packages(include=["amr", "amr.*", "configs", "experiments"]),
+    package_data={"amr.data": ["corpus/*"]},  # the fixed text corpus and its sha256 manifest
+    include_package_data=True,
     install_requires=[
         "jax>=0.10",
         "flax>=0.10",

@@ -3,8 +3,8 @@
 All three use real data that ships with the install (no download), a replay fraction of
 2/32 = 6.25% and tasks long enough that uniform replay still forgets:
 
-    text    byte-level LM continual pre-training over 4 text domains of the Python
-            installation (configs/quickstart.py, the README's embedded default)
+    text    byte-level LM continual pre-training over the 4 text domains of the fixed
+            corpus in amr/data/corpus (configs/quickstart.py, the README's embedded default)
     digits  class-incremental vision: ViT-MAE over scikit-learn's digits, 2 classes a task
     image   domain-incremental vision: ViT-MAE over 5 scikit-image photos as domains
 """

@@ -1,5 +1,5 @@
-"""The embedded default: byte-level LM continual pre-training over 4 text domains of the
-Python installation (docs prose -> stdlib source -> C headers -> package licenses).
+"""The embedded default: byte-level LM continual pre-training over the 4 text domains of the fixed
+corpus in amr/data/corpus (docs prose -> stdlib source -> C headers -> package licenses).
 
 Small replay fraction (2 of 32 rows) and long enough tasks that uniform replay still
 forgets: the regime where choosing what to replay matters. About 10 minutes on 2 CPU cores.

@@ -1,4 +1,4 @@
-"""Byte-level LM continual pre-training over the four text domains of the Python installation
+"""Byte-level LM continual pre-training over the four text domains of the fixed corpus (amr/data/corpus)
 with a 2-layer width-128 model: the quickstart's setting with 4x the model FLOPs
 (about 15 minutes for three strategies and three seeds on 2 CPU cores)."""
 

@@ -3,7 +3,8 @@
     python -m experiments.results_page
 
 Every number on the page comes from those two files, which `experiments/compare.py` and
-`experiments/ablate.py` write; nothing on the page is edited by hand.
+`experiments/ablate.py` write; nothing on the page is edited by hand. The page refuses to compare
+runs of a seed whose data digests differ (`amr.analysis.provenance.DataMismatch`, no page written).
 """
 
 import json
@@ -14,7 +15,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
-from amr.analysis import plots
+from amr.analysis import plots, provenance
 from amr.runner import sweep  # noqa: E402
 
 _RESULTS = flags.DEFINE_string("results", "docs/results.json", "compare.py's combined JSON.")
@@ -49,6 +50,21 @@ def targets(bench: str, entry: dict) -> dict:
         and row["flops_ok"]
     )
     return row
+
+
+def data_check(bench: str, entry: dict) -> str:
+    """The page's line on a benchmark's data; DataMismatch when runs of one seed were made on different data."""
+    data = entry.get("data")
+    if not data or "per_run" not in data:
+        return (
+            "**Data not verified:** these runs were recorded before runs carried data digests, so that every "
+            "strategy saw the same data is not checked."
+        )
+    summary = provenance.check_fingerprints(data["per_run"], f"benchmark {bench}")
+    if not summary["verified"]:
+        return f"**Data partly verified:** these runs carry no data digests: {', '.join(summary['unverified_runs'])}."
+    fps = ", ".join(f"`{fp}`" for fp in summary["fingerprints"])
+    return f"Data: the runs of each seed trained and were evaluated on the same arrays (data fingerprint {fps})."
 
 
 def _yes(b) -> str:
@@ -125,6 +141,7 @@ def _ablation_summary(bench: str, abls: dict, results: dict) -> str:
 
 
 def page(results: dict, ablations: dict | None, out_dir: str) -> str:
+    data_lines = {b: data_check(b, e) for b, e in results["benchmarks"].items()}  # refuse before any plot
     m = results.get("machine", {})
     parts = [
         "# Results",
@@ -207,6 +224,9 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
         )
         parts += [
             table,
+            "",
+            data_lines[bench],
+            "",
             f"![{bench}: forgetting against FLOPs](results_{bench}.png)",
             "",
             f"Forgetting per past task ({', '.join(entry['tasks'][:-1])}), mean over seeds — {per_task}",
@@ -253,7 +273,10 @@ def main(argv):
         with open(_ABLATIONS.value, encoding="utf-8") as f:
             ablations = json.load(f)
     out_dir = os.path.dirname(os.path.abspath(_OUT.value))
-    text = page(results, ablations, out_dir)
+    try:
+        text = page(results, ablations, out_dir)
+    except provenance.DataMismatch as err:
+        raise SystemExit(f"results_page: {err}") from None
     with open(_OUT.value, "w", encoding="utf-8") as f:
         f.write(text)
     print(f"wrote {_OUT.value}")

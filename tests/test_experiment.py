@@ -2,12 +2,15 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from amr.analysis import provenance
+from amr.data import make_tasks
 from amr.runner.experiment import train_and_evaluate
 from amr.train import loop as train_lib
 from configs import tiny
@@ -52,6 +55,31 @@ def test_results_schema_and_files(finished):
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
     assert {r["kind"] for r in records} >= {"train", "task_end"}
+
+
+def test_results_record_data_digests_and_environment(finished, tmp_path):
+    workdir, _ = finished
+    expected = provenance.data_digests(make_tasks(_config().data))
+    paths = [os.path.join(workdir, "results.json")] + [
+        os.path.join(workdir, "runs", f"{s}_seed0.json") for s in ("none", "uniform", "amr")
+    ]
+    for path in paths:
+        with open(path) as f:
+            on_disk = json.load(f)
+        assert on_disk["data_digests"] == expected, path
+        assert {"python", "jax", "jaxlib", "flax", "optax", "numpy", "platform"} <= set(on_disk["environment"])
+    # Finished runs are reused only on the same data: equal digests load, a changed digest is refused.
+    for name, tamper in (("same", False), ("changed", True)):
+        shutil.copytree(os.path.join(workdir, "runs"), tmp_path / name / "runs")
+        if tamper:
+            run_path = tmp_path / name / "runs" / "uniform_seed0.json"
+            run = json.loads(run_path.read_text())
+            run["data_digests"]["docs"]["test"] = "0" * 64
+            run_path.write_text(json.dumps(run))
+            with pytest.raises(provenance.DataMismatch, match=r"uniform_seed0\.json: .*docs \(test\)"):
+                train_and_evaluate(_config(), str(tmp_path / name), progress=False)
+        else:
+            assert train_and_evaluate(_config(), str(tmp_path / name), progress=False)["data_digests"] == expected
 
 
 def test_every_strategy_within_naive_budget(finished):

@@ -108,6 +108,8 @@ def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
         ):
             assert isinstance(s[key], float), (bench, key)
         assert s["within_budget"]
+        assert entry["data"]["verified"] and len(entry["data"]["fingerprints"]) == 1  # digests of every run
+    assert "environment" in on_disk
     uniform = results["benchmarks"]["digits"]["strategies"]["uniform"]
     assert results["benchmarks"]["digits"]["strategies"]["amr"]["flops_total"] <= uniform["flops_total"] * 1.005
     assert results["benchmarks"]["digits"]["strategies"]["amr"]["vs_uniform"]["seeds"] == [0]

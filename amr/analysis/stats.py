@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from amr.analysis import provenance
 from amr.analysis.forgetting import ci95
 
 METRICS = ("avg_forgetting", "max_forgetting", "new_task_loss", "final_avg_loss")
@@ -86,7 +87,9 @@ def same_initial_losses(per_strategy: dict[str, list[dict[str, Any]]]) -> dict[s
     """Whether every strategy saw the same held-out data: same seed -> same init losses on every task.
 
     Data built from the environment (the `licenses` text domain reads installed packages) can
-    change between runs made at different times; this names the tasks where it did."""
+    change between runs made at different times; this names the tasks where it did. Runs that
+    record data digests are checked first: differing digests raise `provenance.DataMismatch`."""
+    provenance.check_runs(per_strategy, "same_initial_losses")
     by_seed: dict[int, list] = {}
     for runs in per_strategy.values():
         for r in runs:

@@ -1,7 +1,8 @@
 """Task streams: `make_tasks(data_config)` -> [Task, ...] in the order of `data.domains`.
 
 Sources (all real data, nothing downloaded at run time):
-  python_text      byte windows of the Python installation's own text (python_text.py)
+  python_text      byte windows of Python's own text: the fixed snapshot shipped in amr/data/corpus
+                   (default), or the running installation with text_source="live" (python_text.py)
   skimage_patches  patches of scikit-image's bundled photos (images.py)
   digits           class-incremental scikit-learn digits (digits.py)
   files            the user's own text or image files, one glob per domain (files.py)
@@ -67,6 +68,8 @@ def default_data_config(source: str) -> ml_collections.ConfigDict:
     if source == "python_text":
         fields = _common(("docs", "stdlib", "headers", "licenses"), 4096, 256)
         fields.update(seq_len=128)  # bytes per example (non-overlapping windows)
+        # "snapshot": amr/data/corpus, the same bytes everywhere (sha256-checked); "live": this Python installation
+        fields.update(text_source="snapshot")
     elif source == "skimage_patches":
         fields = _common(("camera", "coffee", "hubble_deep_field", "immunohistochemistry", "brick"), 4096, 256)
         fields.update(_image_fields())
@@ -140,6 +143,8 @@ def resolve_config(data_config: ml_collections.ConfigDict | Mapping[str, Any]) -
     cfg["domains"] = tuple(tuple(d) if isinstance(d, list) else d for d in domains)
     if len(set(cfg["domains"])) != len(cfg["domains"]):
         raise ValueError(f"data.domains has duplicates: {cfg['domains']!r}.")
+    if source == "python_text" and cfg["text_source"] not in ("snapshot", "live"):
+        raise ValueError(f"data.text_source must be 'snapshot' or 'live', got {cfg['text_source']!r}.")
     if "seq_len" in cfg and (source == "python_text" or cfg.get("kind") == "text"):
         _int(cfg, "seq_len", 2)
     if "image_size" in cfg and source != "python_text" and cfg.get("kind", "image") == "image":

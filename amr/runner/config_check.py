@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from amr.data.python_text import TEXT_SOURCES
 from amr.replay import policies as replay_lib
 from amr.train.state import OPTIMIZERS, SCHEDULES
 
@@ -52,8 +53,23 @@ def validate_processes(cfg, num_processes: int, device_count: int) -> None:
     )
 
 
+def validate_text_source(cfg) -> None:
+    """data.text_source: where the python_text source reads ('snapshot': the shipped, sha256-checked corpus)."""
+    data = lookup(cfg, "data")
+    if "text_source" not in data:
+        return  # configs written before the key existed read the snapshot
+    source, value = data.get("source"), data["text_source"]
+    _require(value in TEXT_SOURCES, "data.text_source", f"expected one of {TEXT_SOURCES}, got {value!r}")
+    _require(
+        source == "python_text" or value == "snapshot",
+        "data.text_source",
+        f"{value!r} applies to data.source='python_text' only, not {source!r}",
+    )
+
+
 def validate(cfg, num_devices: int) -> None:
     """Raises ConfigError naming the key of the first bad value."""
+    validate_text_source(cfg)
     g = lambda k: lookup(cfg, k)  # noqa: E731
     strategies = tuple(g("strategies"))
     _require(len(strategies) > 0, "strategies", "at least one strategy is needed")

@@ -1,6 +1,7 @@
 """`train_and_evaluate(config, workdir)`: every strategy x seed at equal compute, then the report.
 
-Writes to `workdir`: results.json (schema in the README), metrics.jsonl, TensorBoard
+Writes to `workdir`: results.json (schema in the README; with the `data_digests` and
+`environment` of `amr.analysis.provenance`, as has every run's json), metrics.jsonl, TensorBoard
 events, PNG plots, runs/<strategy>_seed<k>.json per finished run, and checkpoints
 under ckpt/. Finished runs are not redone; an unfinished one resumes from its
 checkpoint.
@@ -18,7 +19,7 @@ import jax
 import numpy as np
 
 from amr.analysis import forgetting as evaluate
-from amr.analysis import plots, report
+from amr.analysis import plots, provenance, report
 from amr.data.tasks import make_tasks
 from amr.io import faults
 from amr.io.metrics_log import MetricsLog
@@ -115,6 +116,7 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
     if primary:
         os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
     log = MetricsLog(workdir) if primary else None
+    digests, env = provenance.data_digests(ctx.tasks), provenance.environment()  # recorded in every result
     per_strategy: dict[str, list[dict[str, Any]]] = {}
     try:
         for strategy in config.strategies:
@@ -133,9 +135,11 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
                         memory_dir=host_memory.memory_dir(config, workdir),
                     )
                     result = run.run(progress=progress)
+                    result.update(data_digests=digests, environment=env)
                     if primary:
                         report.write_json_atomic(path, result)
                     faults.fault_point("run_json")
+                provenance.require_run_data(result, digests, path)
                 per_strategy.setdefault(strategy, []).append(result)
     finally:
         if log is not None:
@@ -145,6 +149,8 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
         "config": json.loads(config.to_json_best_effort()),
         "tasks": [t.name for t in ctx.tasks],
         "baseline": config.baseline,
+        "data_digests": digests,
+        "environment": env,
         "strategies": {s: aggregate(runs) for s, runs in per_strategy.items()},
     }
     base = config.baseline

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from amr.analysis import report
+from amr.analysis import provenance, report
 from amr.analysis import stats as seed_stats
 from amr.runner.experiment import train_and_evaluate
 from configs import benchmarks
@@ -44,6 +44,7 @@ def summarize_benchmark(workdir: str, config, tasks) -> dict:
         entry["strategies"][s] = e
     if REFERENCE in per:
         entry["regime"] = seed_stats.regime(per[REFERENCE])
+    entry["data"] = provenance.check_runs(per, workdir)  # DataMismatch when a seed's runs saw different data
     entry["same_data"] = seed_stats.same_initial_losses(per)
     return entry
 
@@ -111,6 +112,7 @@ def run_sweep(benches, strategies, seeds, workdir: str, out: str, smoke: bool = 
         finished = train_and_evaluate(config, bench_dir, progress=progress)
         results["benchmarks"][bench] = summarize_benchmark(bench_dir, config, finished["tasks"])
         results["machine"] = report.machine_description()
+        results["environment"] = provenance.environment()
         report.write_json_atomic(out, results)  # after every benchmark: nothing finished is lost
     with open(os.path.splitext(out)[0] + ".md", "w", encoding="utf-8") as f:
         f.write(markdown(results))
