@@ -20,6 +20,7 @@ from absl import app, flags, logging
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
 from amr.runner import ablation  # noqa: E402
+from configs import benchmarks  # noqa: E402
 
 _BENCH = flags.DEFINE_string("benchmark", "text", "Benchmark to ablate on (configs/benchmarks.py).")
 _ABL = flags.DEFINE_list("ablations", list(ablation.ABLATIONS), "Ablations to run.")
@@ -35,7 +36,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         results = ablation.run_ablations(
-            _BENCH.value, _ABL.value, _SEEDS.value, _WORKDIR.value, _OUT.value, _SMOKE.value
+            _BENCH.value,
+            _ABL.value,
+            _SEEDS.value,
+            _WORKDIR.value,
+            _OUT.value,
+            _SMOKE.value,
+            get_config=benchmarks.get,
         )
     except ValueError as err:
         raise app.UsageError(str(err)) from None

@@ -39,7 +39,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     try:
         results = sweep.run_sweep(
-            _BENCH.value, _STRATEGIES.value, _SEEDS.value, _WORKDIR.value, _OUT.value, _SMOKE.value
+            _BENCH.value,
+            _STRATEGIES.value,
+            _SEEDS.value,
+            _WORKDIR.value,
+            _OUT.value,
+            _SMOKE.value,
+            get_config=benchmarks.get,
         )
     except ValueError as err:
         raise app.UsageError(str(err)) from None

@@ -9,17 +9,20 @@ import json
 import os
 import re
 
-from amr.analysis import report
+from amr.analysis import report, stats
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _per_seed(name: str, entry: dict) -> str:
+    values = entry.get("avg_forgetting_per_seed") or []
+    std = f" (std {stats.std(values):.4f})" if values else ""
+    return f"{name}: " + ", ".join(f"{v:.4f}" for v in values) + std
+
+
 def render(results: dict, results_path: str) -> str:
     seeds = sorted({s for e in results["strategies"].values() for s in e["seeds"]})
-    per_seed = "; ".join(
-        f"{name}: " + ", ".join(f"{v:.4f}" for v in e.get("avg_forgetting_per_seed", []))
-        for name, e in results["strategies"].items()
-    )
+    per_seed = "; ".join(_per_seed(name, e) for name, e in results["strategies"].items())
     lines = [
         report.summary_table(results),
         "",

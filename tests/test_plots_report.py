@@ -228,6 +228,7 @@ def _results():
         "loss_matrix": L3,
         "avg_forgetting": f,
         "avg_forgetting_std": std,
+        "avg_forgetting_ci95": 2 * std,
         "final_avg_loss": 1.25,
         "new_task_loss": 0.75,
         "flops": flops,
@@ -247,14 +248,14 @@ def _results():
 def test_summary_table():
     lines = report.summary_table(_results()).split("\n")
     assert lines[0] == (
-        "| strategy | avg forgetting (mean ± std) | max forgetting | new-task loss "
+        "| strategy | avg forgetting (mean ± 95% CI) | max forgetting | new-task loss "
         "| final avg loss | total FLOPs | vs uniform (× forgetting) |"
     )
     assert lines[1] == "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     # naive's max forgetting comes from its loss matrix (1.0); uniform's is read (0.6).
-    assert lines[2] == "| naive | 0.8000 ± 0.0200 | 1.0000 | 0.7500 | 1.2500 | 1.5e+15 | 2.00× |"
-    assert lines[3] == "| uniform | 0.4000 ± 0.0100 | 0.6000 | 0.7500 | 1.2500 | 1.5e+15 | 1.00× |"
-    assert lines[4] == "| amr | 0.3600 ± 0.0300 | 1.0000 | 0.7500 | 1.2500 | 1.5e+15 | 0.90× |"
+    assert lines[2] == "| naive | 0.8000 ± 0.0400 | 1.0000 | 0.7500 | 1.2500 | 1.5e+15 | 2.00× |"
+    assert lines[3] == "| uniform | 0.4000 ± 0.0200 | 0.6000 | 0.7500 | 1.2500 | 1.5e+15 | 1.00× |"
+    assert lines[4] == "| amr | 0.3600 ± 0.0600 | 1.0000 | 0.7500 | 1.2500 | 1.5e+15 | 0.90× |"
     assert len(lines) == 5
 
 
@@ -346,25 +347,3 @@ def test_write_json_atomic_keeps_old_file_when_the_write_fails(tmp_path, monkeyp
         report.write_json_atomic(path, {"version": 2})
     assert path.read_bytes() == old
     assert os.listdir(tmp_path) == ["results.json"]
-
-
-def test_append_jsonl(tmp_path):
-    path = tmp_path / "logs" / "metrics.jsonl"
-    report.append_jsonl(path, {"step": 1, "loss": 0.5, "note": "two\nlines"})
-    report.append_jsonl(path, {"step": 2, "loss": float("nan"), "arr": np.arange(2)})
-    with pytest.raises(ValueError, match="record"):
-        report.append_jsonl(path, {"step": 3, "bad": {1, 2}})
-    lines = path.read_text().splitlines()
-    assert [json.loads(line) for line in lines] == [
-        {"step": 1, "loss": 0.5, "note": "two\nlines"},
-        {"step": 2, "loss": None, "arr": [0, 1]},
-    ]
-
-
-def test_append_jsonl_after_a_torn_line(tmp_path):
-    path = tmp_path / "m.jsonl"
-    path.write_text('{"step": 1}\n{"step": 2, "lo')  # a crash mid-write
-    report.append_jsonl(path, {"step": 3})
-    lines = path.read_text().splitlines()
-    assert json.loads(lines[-1]) == {"step": 3}
-    assert len(lines) == 3

@@ -44,11 +44,17 @@ def test_paired_comparison_matches_a_hand_computation():
 
 def test_unknown_names_fail_before_any_run(tmp_path):
     with pytest.raises(ValueError, match="benchmark: unknown benchmark 'mnist'"):
-        sweep.run_sweep(["mnist"], ["uniform"], None, str(tmp_path), str(tmp_path / "r.json"))
+        sweep.run_sweep(
+            ["mnist"], ["uniform"], None, str(tmp_path), str(tmp_path / "r.json"), get_config=benchmarks.get
+        )
     with pytest.raises(ValueError, match="strategies: unknown strategy 'random'"):
-        sweep.run_sweep(["digits"], ["random"], None, str(tmp_path), str(tmp_path / "r.json"))
+        sweep.run_sweep(
+            ["digits"], ["random"], None, str(tmp_path), str(tmp_path / "r.json"), get_config=benchmarks.get
+        )
     with pytest.raises(ValueError, match="ablations: unknown ablation 'lr'"):
-        ablation.run_ablations("digits", ["lr"], None, str(tmp_path), str(tmp_path / "a.json"))
+        ablation.run_ablations(
+            "digits", ["lr"], None, str(tmp_path), str(tmp_path / "a.json"), get_config=benchmarks.get
+        )
     assert not os.listdir(tmp_path)
 
 
@@ -71,7 +77,9 @@ def test_ablation_points_share_the_default_run_and_write_json_and_plot(tmp_path,
     monkeypatch.setattr(ablation, "train_and_evaluate", _fake_train_and_evaluate)
     calls.clear()
     out = str(tmp_path / "docs" / "ablations.json")
-    abl = ablation.run_ablations("digits", ["tau"], None, str(tmp_path / "abl"), out, progress=False)
+    abl = ablation.run_ablations(
+        "digits", ["tau"], None, str(tmp_path / "abl"), out, progress=False, get_config=benchmarks.get
+    )
     points = abl["benchmarks"]["digits"]["tau"]["points"]
     assert [p["label"] for p in points] == ["0.25", "0.5", "1.0", "2.0", "4.0"]
     assert [p["workdir"] for p in points][2] == "default"  # tau=1.0 is the default point: shared, not a new workdir
@@ -90,8 +98,10 @@ def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
     """CI's smoke version: each benchmark for one seed and a few steps (amr; digits also uniform)."""
     out = str(tmp_path / "docs" / "results.json")
     runs = str(tmp_path / "runs")
-    sweep.run_sweep(["text", "image"], ["amr"], None, runs, out, smoke=True, progress=False)
-    results = sweep.run_sweep(["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False)
+    sweep.run_sweep(["text", "image"], ["amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get)
+    results = sweep.run_sweep(
+        ["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get
+    )
     with open(out) as f:
         on_disk = json.load(f)
     assert set(on_disk["benchmarks"]) == set(benchmarks.BENCHMARKS) and "machine" in on_disk
@@ -115,7 +125,9 @@ def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
     assert results["benchmarks"]["digits"]["strategies"]["amr"]["vs_uniform"]["seeds"] == [0]
     # a second call resumes: every run is loaded, nothing is retrained
     mtimes = {p: os.path.getmtime(p) for p in (tmp_path / "runs").rglob("*_seed0.json")}
-    sweep.run_sweep(["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False)
+    sweep.run_sweep(
+        ["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get
+    )
     assert all(os.path.getmtime(p) == t for p, t in mtimes.items())
 
     text = results_page.page(results, None, str(tmp_path / "docs"))

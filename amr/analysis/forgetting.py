@@ -8,7 +8,7 @@ its own task to the end of the stream: `L[T-1][j] - L[j][j]`.
         >>> m["avg_forgetting"], m["bwt"]
         (0.5, -0.5)
 
-Seeds are combined with `aggregate_seeds`; `ci95` gives the t-interval half-width.
+Across-seed statistics (means, std, 95% intervals) live in `amr.analysis.stats`.
 These functions accept numpy/jax arrays or nested lists and return plain Python
 floats and lists, so their output goes straight into `results.json`.
 """
@@ -16,18 +16,11 @@ floats and lists, so their output goes straight into `results.json`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = [
-    "forgetting_metrics",
-    "forgetting_reduction",
-    "aggregate_seeds",
-    "ci95",
-    "forgetting_curve",
-]
+__all__ = ["forgetting_metrics", "forgetting_reduction"]
 
 
 def _loss_matrix(loss_matrix) -> np.ndarray:
@@ -121,123 +114,3 @@ def forgetting_reduction(metrics, baseline_metrics) -> float:
     if not (math.isfinite(f) and math.isfinite(b)) or b <= 0.0:
         return math.nan
     return 1.0 - f / b
-
-
-def ci95(values) -> float:
-    """Half-width of the 95% Student-t confidence interval of the mean.
-
-    `t_{0.975, n-1} * std(ddof=1) / sqrt(n)`; 0.0 for a single value. Non-finite
-    values propagate (a diverged seed gives nan, not a silently narrow interval).
-    """
-    try:
-        v = np.asarray(values, dtype=np.float64).reshape(-1)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"values must be numeric: {e}") from None
-    n = v.shape[0]
-    if n == 0:
-        raise ValueError("values must hold at least one value")
-    if n == 1:
-        return 0.0
-    from scipy import stats  # scipy ships with scikit-learn; imported lazily.
-
-    return float(stats.t.ppf(0.975, n - 1) * np.std(v, ddof=1) / math.sqrt(n))
-
-
-def _is_number(x) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-
-
-def _same(a, b) -> bool:
-    try:
-        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
-    except (TypeError, ValueError):
-        return False
-
-
-def _aggregate(values: list, path: str) -> tuple[Any, Any]:
-    """Returns (mean, std) of one key across seeds, or (value, None) to copy it."""
-    first = values[0]
-    if all(v is None for v in values):
-        return None, None
-    if all(isinstance(v, Mapping) for v in values):
-        return _aggregate_dicts(values, path), None
-    if all(_is_number(v) for v in values):
-        a = np.asarray(values, dtype=np.float64)
-        std = float(np.std(a, ddof=1)) if len(a) >= 2 else 0.0
-        return float(np.mean(a)), std
-    if all(isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str) for v in values):
-        try:
-            a = np.asarray([np.asarray(v, dtype=np.float64) for v in values])
-        except (TypeError, ValueError):
-            a = None
-        if a is None or a.dtype == object:
-            if all(_same(v, first) for v in values):  # e.g. the same task names in every seed
-                return list(first), None
-            raise ValueError(f"per_seed: {path} has arrays of different shapes or non-numeric entries")
-        std = np.std(a, axis=0, ddof=1) if len(a) >= 2 else np.zeros(a.shape[1:])
-        return np.mean(a, axis=0).tolist(), std.tolist()
-    if all(isinstance(v, (str, bool)) and v == first for v in values):
-        return first, None
-    raise ValueError(f"per_seed: {path} cannot be aggregated across seeds: {values!r}")
-
-
-def _aggregate_dicts(dicts: list, path: str) -> dict:
-    keys = list(dicts[0])
-    for i, d in enumerate(dicts[1:], start=1):
-        if set(d) != set(keys):
-            raise ValueError(
-                f"per_seed: seed {i} has keys {sorted(d)} at {path or 'top level'}, seed 0 has {sorted(keys)}"
-            )
-    out = {}
-    for k in keys:
-        mean, std = _aggregate([d[k] for d in dicts], f"{path}[{k!r}]")
-        out[k] = mean
-        if std is not None:
-            out[f"{k}_std"] = std
-    return out
-
-
-def aggregate_seeds(per_seed: list[dict]) -> dict:
-    """Mean and std across seeds of every entry of the per-seed dicts.
-
-    Every numeric entry `k` becomes `k` (mean) and `k_std` (ddof=1 with >= 2 seeds,
-    else 0.0). Arrays of equal shape (`loss_matrix`, `forgetting_per_task`) are
-    averaged element-wise, with an element-wise `k_std`. Nested dicts (e.g.
-    `flops`) are aggregated recursively; None (e.g. `fwt` without init losses) and
-    strings or lists equal across seeds are copied. Adds `n_seeds`.
-    """
-    if isinstance(per_seed, Mapping) or not isinstance(per_seed, Sequence) or len(per_seed) == 0:
-        raise ValueError("per_seed must be a non-empty list of dicts, one per seed")
-    if not all(isinstance(d, Mapping) for d in per_seed):
-        raise ValueError("per_seed must hold dicts (one per seed)")
-    out = _aggregate_dicts(list(per_seed), "")
-    out["n_seeds"] = len(per_seed)
-    return out
-
-
-def forgetting_curve(loss_rows, diag) -> np.ndarray:
-    """Forgetting of each past task at one or many evaluation steps.
-
-    Args:
-        loss_rows: float[T] or float[N, T], held-out loss on every task at a step
-            (N steps). Only the first P columns are used; later ones may be nan.
-        diag: float[P], P <= T, the loss each past task j had when its own training
-            ended (`L[j][j]`).
-
-    Returns:
-        float64[P] or float64[N, P]: `loss_rows[..., :P] - diag`.
-    """
-    try:
-        rows = np.asarray(loss_rows, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"loss_rows must be a numeric [T] or [N, T] array: {e}") from None
-    if rows.ndim not in (1, 2):
-        raise ValueError(f"loss_rows must be [T] or [N, T], got shape {rows.shape}")
-    d_P = _vector(diag, "diag")
-    P, T = d_P.shape[0], rows.shape[-1]
-    if P > T:
-        raise ValueError(f"diag has {P} past tasks but loss_rows covers only {T} tasks")
-    used = rows[..., :P]
-    if not np.all(np.isfinite(used)):
-        raise ValueError(f"loss_rows must be finite on the {P} past-task columns")
-    return used - d_P

@@ -5,13 +5,14 @@ The engine's `results.json` has this schema (extra keys allowed everywhere):
     {"config": {...}, "tasks": [names],
      "strategies": {NAME: {"seeds": [...], "loss_matrix": [[...]],
                            "avg_forgetting": float, "avg_forgetting_std": float,
+                           "avg_forgetting_ci95": float, "avg_forgetting_per_seed": [...],
                            "final_avg_loss": float, "new_task_loss": float,
                            "flops": {"total": float, "train_new": float, "train_replay": float,
                                      "selection": float, "eval": float}}}}
 
-`summary_table` renders it; `write_json_atomic` writes it so that a crash never
-leaves a half-written file; `append_jsonl` logs one record per line. JSON has no
-NaN or Infinity: non-finite floats are written as null.
+`summary_table` renders it (mean ± 95% CI over seeds, from `amr.analysis.stats`);
+`write_json_atomic` writes it so that a crash never leaves a half-written file. JSON
+has no NaN or Infinity: non-finite floats are written as null.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from amr.analysis import forgetting as evaluate
+from amr.analysis import stats
 
-__all__ = ["markdown_table", "summary_table", "write_json_atomic", "append_jsonl"]
+__all__ = ["markdown_table", "summary_table", "write_json_atomic", "machine_description"]
 
 _MISSING = "—"
 
@@ -125,16 +127,60 @@ def _required(entry: Mapping, key: str, name: str):
     return entry[key]
 
 
-def summary_table(results: dict, baseline: str | None = None) -> str:
+SPREADS = {"ci95": (stats.ci95, "mean ± 95% CI"), "std": (stats.std, "mean ± std")}
+
+
+def _spread(entry: Mapping, spread: str):
+    """Average forgetting's `spread` over seeds: the stored value, else computed from the per-seed values."""
+    value = entry.get(f"avg_forgetting_{spread}")
+    per_seed = entry.get("avg_forgetting_per_seed")
+    if value is None and per_seed:
+        value = SPREADS[spread][0](per_seed)
+    return value
+
+
+def _summary_row(name, s, strategies: Mapping, baseline: str | None, spread: str) -> dict:
+    if not isinstance(s, Mapping):
+        raise ValueError(f"results['strategies'][{name!r}] must be a dict")
+    flops = _required(s, "flops", name)
+    if not isinstance(flops, Mapping) or "total" not in flops:
+        raise ValueError(f"results['strategies'][{name!r}]['flops'] must be a dict with 'total'")
+    max_f = s.get("max_forgetting")
+    if max_f is None:
+        max_f = evaluate.forgetting_metrics(_required(s, "loss_matrix", name))["max_forgetting"]
+    total = flops["total"]
+    vs = _MISSING
+    if baseline is not None:
+        red = evaluate.forgetting_reduction(
+            {"avg_forgetting": _required(s, "avg_forgetting", name)}, strategies[baseline]
+        )
+        vs = "n/a" if math.isnan(red) else f"{1.0 - red:.2f}×"
+    return {
+        "strategy": str(name),
+        "avg_forgetting": _required(s, "avg_forgetting", name),
+        "avg_forgetting_spread": _spread(s, spread),
+        "max_forgetting": max_f,
+        "new_task_loss": _required(s, "new_task_loss", name),
+        "final_avg_loss": _required(s, "final_avg_loss", name),
+        "flops": f"{float(total):.3g}" if _is_number(total) else _cell(total, "{}"),
+        "vs": vs,
+    }
+
+
+def summary_table(results: dict, baseline: str | None = None, spread: str = "ci95") -> str:
     """One row per strategy of a `results.json` dict (schema in the module docstring).
 
-    Columns: strategy | avg forgetting (mean ± std) | max forgetting | new-task
-    loss | final avg loss | total FLOPs | vs baseline. `max_forgetting` is read
-    when present, else computed from the (seed-averaged) `loss_matrix`. The last
-    column is the ratio of average forgetting to the baseline's (0.92× = 8% less
-    forgetting; n/a when the baseline does not forget). The baseline is the
-    `baseline` argument, else `results["baseline"]`, else "uniform" when present.
+    Columns: strategy | avg forgetting (mean ± 95% CI over seeds; `spread="std"` shows the
+    standard deviation instead) | max forgetting | new-task loss | final avg loss | total
+    FLOPs | vs baseline. The spread is read from `avg_forgetting_<spread>`, else computed by
+    `amr.analysis.stats` from `avg_forgetting_per_seed`. `max_forgetting` is read when
+    present, else computed from the (seed-averaged) `loss_matrix`. The last column is the
+    ratio of average forgetting to the baseline's (0.92× = 8% less forgetting; n/a when the
+    baseline does not forget). The baseline is the `baseline` argument, else
+    `results["baseline"]`, else "uniform" when present.
     """
+    if spread not in SPREADS:
+        raise ValueError(f"spread must be one of {sorted(SPREADS)}, got {spread!r}")
     if (
         not isinstance(results, Mapping)
         or not isinstance(results.get("strategies"), Mapping)
@@ -146,41 +192,12 @@ def summary_table(results: dict, baseline: str | None = None) -> str:
         baseline = results.get("baseline") or ("uniform" if "uniform" in strategies else None)
     if baseline is not None and baseline not in strategies:
         raise ValueError(f"baseline {baseline!r} is not one of the strategies {list(strategies)}")
-
-    rows = []
-    for name, s in strategies.items():
-        if not isinstance(s, Mapping):
-            raise ValueError(f"results['strategies'][{name!r}] must be a dict")
-        flops = _required(s, "flops", name)
-        if not isinstance(flops, Mapping) or "total" not in flops:
-            raise ValueError(f"results['strategies'][{name!r}]['flops'] must be a dict with 'total'")
-        max_f = s.get("max_forgetting")
-        if max_f is None:
-            max_f = evaluate.forgetting_metrics(_required(s, "loss_matrix", name))["max_forgetting"]
-        total = flops["total"]
-        vs = _MISSING
-        if baseline is not None:
-            red = evaluate.forgetting_reduction(
-                {"avg_forgetting": _required(s, "avg_forgetting", name)}, strategies[baseline]
-            )
-            vs = "n/a" if math.isnan(red) else f"{1.0 - red:.2f}×"
-        rows.append(
-            {
-                "strategy": str(name),
-                "avg_forgetting": _required(s, "avg_forgetting", name),
-                "avg_forgetting_std": s.get("avg_forgetting_std"),
-                "max_forgetting": max_f,
-                "new_task_loss": _required(s, "new_task_loss", name),
-                "final_avg_loss": _required(s, "final_avg_loss", name),
-                "flops": f"{float(total):.3g}" if _is_number(total) else _cell(total, "{}"),
-                "vs": vs,
-            }
-        )
+    rows = [_summary_row(name, s, strategies, baseline, spread) for name, s in strategies.items()]
     return markdown_table(
         rows,
         [
             ("strategy", "strategy"),
-            (("avg_forgetting", "avg_forgetting_std"), "avg forgetting (mean ± std)"),
+            (("avg_forgetting", "avg_forgetting_spread"), f"avg forgetting ({SPREADS[spread][1]})"),
             ("max_forgetting", "max forgetting"),
             ("new_task_loss", "new-task loss"),
             ("final_avg_loss", "final avg loss"),
@@ -219,10 +236,6 @@ def _jsonable(obj, where: str):
     if callable(getattr(obj, "to_dict", None)):  # ml_collections.ConfigDict
         return _jsonable(obj.to_dict(), where)
     raise ValueError(f"{where}: object of type {type(obj).__name__} is not JSON-serialisable")
-
-
-def _dumps(obj, where: str) -> str:
-    return json.dumps(_jsonable(obj, where), allow_nan=False, ensure_ascii=False)
 
 
 def _pretty(x, level: int = 0) -> str:
@@ -271,28 +284,6 @@ def write_json_atomic(path, obj) -> str:
     except OSError:
         pass
     return path
-
-
-def append_jsonl(path, record) -> None:
-    """Appends `record` as one JSON line to `path`, then flushes and fsyncs.
-
-    An unserialisable record raises ValueError before anything is written. If a
-    previous crash left a partial last line, the new record starts on a new line.
-    """
-    path = os.fspath(path)
-    line = _dumps(record, "record") + "\n"  # json.dumps escapes newlines inside strings
-    parent = os.path.dirname(path)
-    if parent:
-        os.makedirs(parent, exist_ok=True)
-    with open(path, "ab+") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                line = "\n" + line
-        f.write(line.encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def machine_description() -> dict[str, Any]:

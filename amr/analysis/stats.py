@@ -1,23 +1,135 @@
-"""Across-seed statistics of finished runs: means, 95% intervals and paired differences.
+"""Across-seed statistics: the one place where per-seed numbers become means, spreads and intervals.
 
-A benchmark's entry in `docs/results.json` is built from the per-seed run results
-(`runs/<strategy>_seed<k>.json`), so every interval is over seeds. Comparisons with the
-reference strategy are paired by seed (same data split, init and new-task order), which
-removes the seed-to-seed spread that both strategies share.
+Every table and JSON file of the project reads its statistics from here: the README table
+(`report.summary_table`), a workdir's `results.json` (`runner.experiment.aggregate` ->
+`strategy_entry`), and the sweep JSON behind docs/RESULTS.md (`summarize`, `paired`).
+They all show the same statistic, mean ± the half-width of the 95% Student-t interval over
+seeds; the sample standard deviation (ddof=1) sits next to it.
+
+    >>> d = describe([0.20, 0.22, 0.24])
+    >>> round(d["mean"], 4), round(d["std"], 4), round(d["ci95"], 4)
+    (0.22, 0.02, 0.0497)
+
+Comparisons with a reference strategy are paired by seed (same data split, init and
+new-task order), which removes the seed-to-seed spread both strategies share.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
+from scipy import stats as sps
 
 from amr.analysis import provenance
-from amr.analysis.forgetting import ci95
 
+CONFIDENCE = 0.95
 METRICS = ("avg_forgetting", "max_forgetting", "new_task_loss", "final_avg_loss")
+# Metrics of one run that `strategy_entry` (results.json) averages; fwt is None without init losses.
+RUN_METRICS = ("avg_forgetting", "max_forgetting", "final_avg_loss", "new_task_loss", "bwt", "fwt")
+
+
+# ---------------------------------------------------------------- one sample of per-seed values
+
+
+def _sample(values) -> np.ndarray:
+    try:
+        v = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"values must be numeric: {e}") from None
+    if v.shape[0] == 0:
+        raise ValueError("values must hold at least one value")
+    return v
+
+
+def mean(values) -> float:
+    """Mean over seeds."""
+    return float(np.mean(_sample(values)))
+
+
+def std(values) -> float:
+    """Sample standard deviation over seeds (ddof=1); 0.0 for a single value."""
+    v = _sample(values)
+    return float(np.std(v, ddof=1)) if v.shape[0] > 1 else 0.0
+
+
+def ci95(values) -> float:
+    """Half-width of the 95% Student-t confidence interval of the mean.
+
+    `t_{0.975, n-1} * std(ddof=1) / sqrt(n)`; 0.0 for a single value. Non-finite values
+    propagate (a diverged seed gives nan, not a silently narrow interval).
+    """
+    v = _sample(values)
+    n = v.shape[0]
+    if n == 1:
+        return 0.0
+    return float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * np.std(v, ddof=1) / math.sqrt(n))
+
+
+def describe(values) -> dict[str, Any]:
+    """`{"mean", "std", "ci95", "n", "values"}` of one metric's per-seed values."""
+    v = _sample(values)
+    return {"mean": mean(v), "std": std(v), "ci95": ci95(v), "n": int(v.shape[0]), "values": v.tolist()}
+
+
+def paired_difference(a, b) -> dict[str, Any]:
+    """Seed-paired difference `a - b`: its describe(), whether its 95% interval excludes 0, and
+    the two-sided p-value of the paired t-test (`scipy.stats.ttest_rel`; nan below 2 pairs)."""
+    a, b = _sample(a), _sample(b)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must have the same length, got {a.shape[0]} and {b.shape[0]}")
+    d = describe(a - b)
+    p = math.nan
+    if d["n"] > 1:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)  # identical pairs: a 0/0 statistic
+            p = float(sps.ttest_rel(a, b).pvalue)
+    d["excludes_zero"] = bool(d["n"] > 1 and abs(d["mean"]) > d["ci95"])
+    d["p_value"] = p
+    return d
+
+
+def mean_over_seeds(arrays) -> list:
+    """Element-wise mean of equally shaped per-seed arrays (loss matrices), as nested lists."""
+    return np.mean(np.asarray(arrays, dtype=np.float64), axis=0).tolist()
+
+
+def _mean_flops(runs) -> dict[str, float]:
+    return {k: mean([r["flops"][k] for r in runs]) for k in runs[0]["flops"]}
+
+
+# ---------------------------------------------------------------- entries of the results files
+
+
+def strategy_entry(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Seeds of one strategy -> its `results.json` entry (see `runner.experiment.aggregate`).
+
+    Means of `RUN_METRICS` (over the seeds that have a value; None when none has), the
+    seed-averaged loss matrix and FLOPs, and for average forgetting its std, 95% CI and
+    per-seed values."""
+    if not runs:
+        raise ValueError("runs: no finished runs to aggregate")
+    out: dict[str, Any] = {
+        "seeds": [r["seed"] for r in runs],
+        "loss_matrix": mean_over_seeds([r["loss_matrix"] for r in runs]),
+    }
+    for k in RUN_METRICS:
+        vals = [r[k] for r in runs if r.get(k) is not None]
+        out[k] = mean(vals) if vals else None
+    af = describe([r["avg_forgetting"] for r in runs])
+    out["avg_forgetting_std"] = af["std"]
+    out["avg_forgetting_ci95"] = af["ci95"]
+    out["avg_forgetting_per_seed"] = [r["avg_forgetting"] for r in runs]
+    out["flops"] = _mean_flops(runs)
+    out["within_budget"] = all(r["within_budget"] for r in runs)
+    out["naive_task_flops"] = runs[0]["naive_task_flops"]
+    out["plan"] = runs[0]["plan"]
+    out["skipped_steps"] = int(sum(r["skipped_steps"] for r in runs))
+    return out
 
 
 def load_runs(workdir: str, strategy: str, seeds) -> list[dict[str, Any]]:
@@ -30,20 +142,21 @@ def load_runs(workdir: str, strategy: str, seeds) -> list[dict[str, Any]]:
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-seed results of one strategy -> mean and ci95 of each metric, FLOPs, budget check."""
+    """Per-seed results of one strategy -> the sweep entry: mean, std and ci95 of each metric, FLOPs, budget check."""
     if not runs:
         raise ValueError("runs: no finished runs to summarize")
     out: dict[str, Any] = {"seeds": [int(r["seed"]) for r in runs]}
     for k in METRICS:
-        vals = np.asarray([r[k] for r in runs], np.float64)
-        out[f"{k}_mean"] = float(vals.mean())
-        out[f"{k}_ci95"] = ci95(vals)
-        out[f"{k}_per_seed"] = vals.tolist()
-    out["flops_total"] = float(np.mean([r["flops"]["total"] for r in runs]))
-    out["flops"] = {k: float(np.mean([r["flops"][k] for r in runs])) for k in runs[0]["flops"]}
+        d = describe([r[k] for r in runs])
+        out[f"{k}_mean"] = d["mean"]
+        out[f"{k}_ci95"] = d["ci95"]
+        out[f"{k}_std"] = d["std"]
+        out[f"{k}_per_seed"] = d["values"]
+    out["flops_total"] = mean([r["flops"]["total"] for r in runs])
+    out["flops"] = _mean_flops(runs)
     out["within_budget"] = bool(all(r["within_budget"] for r in runs))
-    out["loss_matrix_mean"] = np.mean([r["loss_matrix"] for r in runs], axis=0).tolist()
-    out["forgetting_per_task_mean"] = np.mean([r["forgetting_per_task"] for r in runs], axis=0).tolist()
+    out["loss_matrix_mean"] = mean_over_seeds([r["loss_matrix"] for r in runs])
+    out["forgetting_per_task_mean"] = mean_over_seeds([r["forgetting_per_task"] for r in runs])
     out["skipped_steps"] = int(sum(r.get("skipped_steps", 0) for r in runs))
     return out
 
@@ -54,32 +167,33 @@ def paired(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[
     pairs = [(r, ref[int(r["seed"])]) for r in runs if int(r["seed"]) in ref]
     if not pairs:
         return None
-    diff = np.asarray([a["avg_forgetting"] - b["avg_forgetting"] for a, b in pairs], np.float64)
-    mine = float(np.mean([a["avg_forgetting"] for a, _ in pairs]))
-    theirs = float(np.mean([b["avg_forgetting"] for _, b in pairs]))
-    new_mine = float(np.mean([a["new_task_loss"] for a, _ in pairs]))
-    new_theirs = float(np.mean([b["new_task_loss"] for _, b in pairs]))
-    half = ci95(diff)
+    diff = paired_difference([a["avg_forgetting"] for a, _ in pairs], [b["avg_forgetting"] for _, b in pairs])
+    mine = mean([a["avg_forgetting"] for a, _ in pairs])
+    theirs = mean([b["avg_forgetting"] for _, b in pairs])
+    new_mine = mean([a["new_task_loss"] for a, _ in pairs])
+    new_theirs = mean([b["new_task_loss"] for _, b in pairs])
     return {
         "seeds": [int(a["seed"]) for a, _ in pairs],
         "forgetting_ratio": mine / theirs if theirs > 0 else float("nan"),
-        "forgetting_diff_mean": float(diff.mean()),
-        "forgetting_diff_ci95": half,
-        "diff_ci_excludes_zero": bool(len(diff) > 1 and abs(diff.mean()) > half),
+        "forgetting_diff_mean": diff["mean"],
+        "forgetting_diff_ci95": diff["ci95"],
+        "forgetting_diff_std": diff["std"],
+        "forgetting_diff_p": diff["p_value"],
+        "diff_ci_excludes_zero": diff["excludes_zero"],
         "new_task_loss_rel": new_mine / new_theirs - 1.0,
-        "lower_on_seeds": int(np.sum(diff < 0)),
+        "lower_on_seeds": int(np.sum(np.asarray(diff["values"]) < 0)),
     }
 
 
 def regime(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Whether a strategy still forgets clearly: mean avg forgetting over 5x its seed std."""
-    af = np.asarray([r["avg_forgetting"] for r in runs], np.float64)
-    std = float(np.std(af, ddof=1)) if len(af) > 1 else float("nan")
+    af = describe([r["avg_forgetting"] for r in runs])
+    sd = af["std"] if af["n"] > 1 else float("nan")  # one seed has no spread to compare with
     return {
-        "avg_forgetting_mean": float(af.mean()),
-        "avg_forgetting_std": std,
-        "forgetting_over_std": float(af.mean() / std) if std and std > 0 else float("nan"),
-        "clearly_forgets": bool(len(af) > 1 and af.mean() > 5 * std),
+        "avg_forgetting_mean": af["mean"],
+        "avg_forgetting_std": sd,
+        "forgetting_over_std": af["mean"] / sd if sd > 0 else float("nan"),
+        "clearly_forgets": bool(af["n"] > 1 and af["mean"] > 5 * sd),
     }
 
 

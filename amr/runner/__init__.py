@@ -1,1 +1,1 @@
-"""Experiments, sweeps, ablations and config validation."""
+"""Experiments, sweeps, ablations, config validation and the command line (`amr-train`)."""

@@ -4,6 +4,10 @@ The engine behind `experiments/ablate.py`. Each point is a `train_and_evaluate` 
 `amr` (plus `uniform` where the knob moves the baseline too, and at the defaults) in
 <root>/<benchmark>/<point>; points with the same effective config share a workdir, and an
 interrupted sweep resumes.
+
+The benchmark configs live in the repository, not in the installed package: the caller
+passes `get_config(name, smoke) -> ConfigDict` (experiments/ablate.py passes
+`configs.benchmarks.get`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from amr.analysis import plots, report
 from amr.analysis import stats as seed_stats
 from amr.runner import config_check
 from amr.runner.experiment import train_and_evaluate
-from configs import benchmarks
 
 # name -> (x-axis label, [(point label, {config key: value})], strategies at every point)
 _EMA = [(f"EMA α={a}", {"bandit.estimator": "ema", "bandit.alpha": a}) for a in (0.1, 0.3, 0.7)]
@@ -60,8 +63,9 @@ def _set(config, key, value):
     (config_check.lookup(config, parent) if parent else config)[last] = value
 
 
-def point_config(bench: str, overrides: dict, strategies, seeds, smoke: bool):
-    config = benchmarks.get(bench, smoke=smoke)
+def point_config(get_config, bench: str, overrides: dict, strategies, seeds, smoke: bool):
+    """`get_config(bench, smoke)` with `overrides` (dotted keys) applied, and the point's strategies and seeds."""
+    config = get_config(bench, smoke=smoke)
     for key, value in overrides.items():
         try:
             config_check.lookup(config, key)
@@ -77,20 +81,20 @@ def point_config(bench: str, overrides: dict, strategies, seeds, smoke: bool):
     return config
 
 
-def point_name(bench: str, overrides: dict, smoke: bool) -> str:
+def point_name(get_config, bench: str, overrides: dict, smoke: bool) -> str:
     """A workdir name from the overrides that differ from the defaults ('default' when none do)."""
-    base = benchmarks.get(bench, smoke=smoke)
+    base = get_config(bench, smoke=smoke)
     changed = {k: v for k, v in sorted(overrides.items()) if config_check.lookup(base, k) != v}
     if not changed:
         return "default"
     return ",".join(f"{k.split('.')[-1]}={v}" for k, v in changed.items())
 
 
-def run_point(bench, overrides, strategies, seeds, smoke, root, progress: bool = True) -> dict:
-    name = point_name(bench, overrides, smoke)
+def run_point(get_config, bench, overrides, strategies, seeds, smoke, root, progress: bool = True) -> dict:
+    name = point_name(get_config, bench, overrides, smoke)
     if name == "default":
         strategies = ("uniform", "amr")  # the reference line of every plot
-    config = point_config(bench, overrides, strategies, seeds, smoke)
+    config = point_config(get_config, bench, overrides, strategies, seeds, smoke)
     workdir = os.path.join(root, bench, name)
     train_and_evaluate(config, workdir, progress=progress)
     runs = {s: seed_stats.load_runs(workdir, s, config.seeds) for s in strategies}
@@ -104,26 +108,29 @@ def run_point(bench, overrides, strategies, seeds, smoke, root, progress: bool =
 
 
 def run_ablations(
-    bench: str, ablations, seeds, root: str, out: str, smoke: bool = False, progress: bool = True
+    bench: str, ablations, seeds, root: str, out: str, smoke: bool = False, progress: bool = True, *, get_config
 ) -> dict:
-    """Runs (or resumes) the ablations on `bench`; writes `out` and one plot per ablation; returns `out`'s dict."""
+    """Runs (or resumes) the ablations on `bench`; writes `out` and one plot per ablation; returns `out`'s dict.
+
+    `get_config(name, smoke=...)` returns a benchmark's config (ValueError for an unknown name)."""
     for a in ablations:
         if a not in ABLATIONS:
             raise ValueError(f"ablations: unknown ablation {a!r}; expected some of {sorted(ABLATIONS)}")
     for a in ablations:  # bad keys fail here, before any run
         for _, overrides in ABLATIONS[a][1]:
-            point_config(bench, overrides, ("amr",), seeds, smoke)
+            point_config(get_config, bench, overrides, ("amr",), seeds, smoke)
     results = {}
     if os.path.exists(out):
         with open(out, encoding="utf-8") as f:
             results = json.load(f)
-    default = run_point(bench, {}, ("uniform", "amr"), seeds, smoke, root, progress)
+    default = run_point(get_config, bench, {}, ("uniform", "amr"), seeds, smoke, root, progress)
     entry = results.setdefault("benchmarks", {}).setdefault(bench, {})
     for abl in ablations:
         xlabel, points, strategies = ABLATIONS[abl]
         print(f"== ablation {abl} on {bench}", flush=True)
         rows = [
-            dict(label=label, **run_point(bench, ov, strategies, seeds, smoke, root, progress)) for label, ov in points
+            dict(label=label, **run_point(get_config, bench, ov, strategies, seeds, smoke, root, progress))
+            for label, ov in points
         ]
         entry[abl] = {
             "xlabel": xlabel,

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from amr.analysis import forgetting as evaluate
-from amr.analysis import plots, provenance, report
+from amr.analysis import plots, provenance, report, stats
 from amr.data.tasks import make_tasks
 from amr.io import faults
 from amr.io.metrics_log import MetricsLog
@@ -55,24 +55,9 @@ def _check_shapes(config, tasks, model) -> None:
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Seeds of one strategy -> the results.json entry (means, with std for forgetting)."""
-    keys = ("avg_forgetting", "max_forgetting", "final_avg_loss", "new_task_loss", "bwt", "fwt")
-    out: dict[str, Any] = {
-        "seeds": [r["seed"] for r in runs],
-        "loss_matrix": np.mean([r["loss_matrix"] for r in runs], axis=0).tolist(),
-    }
-    for k in keys:
-        vals = [r[k] for r in runs if r.get(k) is not None]
-        out[k] = float(np.mean(vals)) if vals else None
-    af = [r["avg_forgetting"] for r in runs]
-    out["avg_forgetting_std"] = float(np.std(af, ddof=1)) if len(af) > 1 else 0.0
-    out["avg_forgetting_per_seed"] = af
-    out["flops"] = {k: float(np.mean([r["flops"][k] for r in runs])) for k in runs[0]["flops"]}
-    out["within_budget"] = all(r["within_budget"] for r in runs)
-    out["naive_task_flops"] = runs[0]["naive_task_flops"]
-    out["plan"] = runs[0]["plan"]
-    out["skipped_steps"] = int(sum(r["skipped_steps"] for r in runs))
-    return out
+    """Seeds of one strategy -> the results.json entry (means; std, 95% CI and per-seed values of
+    average forgetting), computed by `amr.analysis.stats`, the one source of across-seed statistics."""
+    return stats.strategy_entry(runs)
 
 
 def _load_finished_run(path: str, strategy: str, seed: int) -> dict[str, Any] | None:

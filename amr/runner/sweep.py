@@ -4,6 +4,10 @@ The engine behind `experiments/compare.py`: every (benchmark, strategy, seed) ru
 `train_and_evaluate` run in <workdir>/<benchmark>, so an interrupted sweep resumes where it
 stopped. `run_sweep` writes the combined JSON (schema in docs/RESULTS.md) and its markdown
 table; benchmarks not in this sweep are kept from the existing file.
+
+The benchmarks themselves are configs, which live in the repository, not in the installed
+package: the caller passes `get_config(name, smoke) -> ConfigDict` (experiments/compare.py
+passes `configs.benchmarks.get`).
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ import os
 from amr.analysis import provenance, report
 from amr.analysis import stats as seed_stats
 from amr.runner.experiment import train_and_evaluate
-from configs import benchmarks
 
 STRATEGIES = ("none", "uniform", "amr", "mir", "joint")
 REFERENCE = "uniform"
 
 
-def benchmark_config(name: str, strategies, seeds, smoke: bool):
-    config = benchmarks.get(name, smoke=smoke)
+def benchmark_config(get_config, name: str, strategies, seeds, smoke: bool):
+    """`get_config(name, smoke)` with this sweep's strategies, reference baseline and seeds."""
+    config = get_config(name, smoke=smoke)
     config.strategies = tuple(strategies)
     config.baseline = REFERENCE if REFERENCE in strategies else ""
     if seeds is not None:
@@ -96,12 +100,16 @@ def markdown(results: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def run_sweep(benches, strategies, seeds, workdir: str, out: str, smoke: bool = False, progress: bool = True) -> dict:
-    """Runs (or resumes) every benchmark and writes `out` and its markdown table; returns the combined dict."""
+def run_sweep(
+    benches, strategies, seeds, workdir: str, out: str, smoke: bool = False, progress: bool = True, *, get_config
+) -> dict:
+    """Runs (or resumes) every benchmark and writes `out` and its markdown table; returns the combined dict.
+
+    `get_config(name, smoke=...)` returns a benchmark's config (ValueError for an unknown name)."""
     for s in strategies:
         if s not in STRATEGIES:
             raise ValueError(f"strategies: unknown strategy {s!r}; expected some of {STRATEGIES}")
-    configs = {b: benchmark_config(b, strategies, seeds, smoke) for b in benches}  # bad names fail first
+    configs = {b: benchmark_config(get_config, b, strategies, seeds, smoke) for b in benches}  # bad names fail first
     results = {"benchmarks": {}}
     if os.path.exists(out):
         with open(out, encoding="utf-8") as f:
