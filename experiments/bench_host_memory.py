@@ -28,12 +28,13 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
 
 from amr.compute import ledger as budget  # noqa: E402
 from amr.runner.experiment import prepare  # noqa: E402
 from amr.train import chunk as step_lib  # noqa: E402
-from amr.train import loop as train_lib  # noqa: E402
+from amr.train.loop import Run  # noqa: E402
+from amr.train.strategy import make_strategy  # noqa: E402
+from amr.train.streams import next_chunk, task_stream  # noqa: E402
 from configs import quickstart  # noqa: E402
 
 
@@ -50,10 +51,8 @@ class Side:
         cfg.seeds = (0,)
         cfg.memory.placement, cfg.memory.staleness, cfg.memory.workers = placement, staleness, workers
         self.ctx = ctx = prepare(cfg)
-        strategy = train_lib.make_strategy(ctx, "amr")
-        self.run = train_lib.Run(
-            ctx, strategy, 0, os.path.join(workdir, "ckpt"), memory_dir=os.path.join(workdir, "memory")
-        )
+        strategy = make_strategy(ctx, "amr")
+        self.run = Run(ctx, strategy, 0, os.path.join(workdir, "ckpt"), memory_dir=os.path.join(workdir, "memory"))
         self.capacity = int(ctx.offsets[-1] + len(ctx.tasks[-1].train))
         self.bytes_per_sample = per_sample_bytes(self.run.template.replay, self.capacity)
         state = step_lib.replicate(ctx.mesh, self.run.template)
@@ -61,10 +60,10 @@ class Side:
         for t in range(last):
             if self.run.host_replay:
                 self.run.host_replay.write_task(t)
-            state = self.run._add_arms(state, t, budget.Ledger(), float("nan"))  # pylint: disable=protected-access
+            state = self.run.add_arms(state, t, budget.Ledger(), float("nan"))
         plan, self.chunk, presample = strategy.for_task_with_presample(last)
         self.state = state
-        self.stream = train_lib._task_stream(ctx.tasks[last], int(ctx.offsets[last]), plan.new_batch, 0, last)  # pylint: disable=protected-access
+        self.stream = task_stream(ctx.tasks[last], int(ctx.offsets[last]), plan.new_batch, 0, last)
         if self.run.host_replay:
             self.run.host_replay.start_task(last, 10**9, presample)
         self.c, self.times = 0, []
@@ -72,8 +71,7 @@ class Side:
     def step(self, record: bool) -> None:
         ctx, S = self.ctx, self.ctx.config.train.chunk_size
         start = time.perf_counter()
-        batches = [next(self.stream) for _ in range(S)]
-        new, new_ids = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
+        new, new_ids = next_chunk(self.stream, S)
         memory = self.run.host_replay.local_memory(self.c, self.state) if self.run.host_replay else ctx.memory
         self.state, metrics = self.chunk(
             self.state, step_lib.shard_new_batches(ctx.mesh, new), step_lib.shard_new_batches(ctx.mesh, new_ids), memory

@@ -28,7 +28,7 @@ import jax  # noqa: E402
 
 from amr.runner.experiment import prepare  # noqa: E402
 from amr.train import chunk as step_lib  # noqa: E402
-from amr.train.loop import make_strategy  # noqa: E402
+from amr.train.strategy import make_strategy  # noqa: E402
 from experiments.bench_overhead import device_chunks, initial_state, load_config, log  # noqa: E402
 
 

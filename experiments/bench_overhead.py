@@ -2,7 +2,7 @@
 
 The quickstart config's model and global batch (32 rows; amr and uniform: 30 new + 2
 replay, none: 32 new), its chunk of S=8 steps, the strategies' own chunk functions
-(`amr.train.loop.make_strategy`, exactly what a run compiles). The memory holds the first
+(`amr.train.strategy.make_strategy`, exactly what a run compiles). The memory holds the first
 three tasks' rows as arms (`policy.add_task`), and a few warm-up chunks on the fourth
 task's data feed the bandit, so replay really samples and observes. Every chunk's
 inputs are on device before the clock starts; each timing is one chunk call up to
@@ -34,8 +34,9 @@ import numpy as np  # noqa: E402
 from amr.replay import clustering  # noqa: E402
 from amr.runner.experiment import prepare  # noqa: E402
 from amr.train import chunk as step_lib  # noqa: E402
-from amr.train.loop import _task_stream, make_strategy  # noqa: E402
 from amr.train.state import TrainState  # noqa: E402
+from amr.train.strategy import make_strategy  # noqa: E402
+from amr.train.streams import next_chunk, task_stream  # noqa: E402
 
 STRATEGIES = ("amr", "uniform", "none")
 
@@ -53,34 +54,25 @@ def load_config(path: str):
 
 def initial_state(ctx, strategy, seed: int = 0) -> TrainState:
     """A replicated TrainState whose replay memory holds every task but the last as arms."""
-    params = ctx.model.init(jax.random.key(seed))
-    replay = strategy.policy.init()
+    state = strategy.init_state(seed)  # what a run starts from
+    replay = state.replay
     if strategy.name != "none":
         for t in range(len(ctx.tasks) - 1):
             n = len(ctx.tasks[t].train)
             replay = strategy.policy.add_task(
                 replay, ctx.offsets[t] + np.arange(n), clustering.per_task_labels(n), t, None, num_clusters=1
             )
-    state = TrainState(
-        params=params,
-        opt_state=strategy.tx.init(params),
-        replay=replay,
-        rng=jax.random.fold_in(jax.random.key(seed), 1),
-        step=jnp.zeros((), jnp.int32),
-        task=jnp.full((), len(ctx.tasks) - 1, jnp.int32),
-        skipped=jnp.zeros((), jnp.int32),
-    )
+    state = state.replace(replay=replay, task=jnp.full((), len(ctx.tasks) - 1, jnp.int32))
     return step_lib.replicate(ctx.mesh, state)
 
 
 def device_chunks(ctx, new_batch: int, steps: int, count: int, seed: int = 0):
     """`count` chunks of the last task's new rows and ids, already on device: [(new_SxB, ids_SxB)]."""
     t = len(ctx.tasks) - 1
-    stream = _task_stream(ctx.tasks[t], int(ctx.offsets[t]), new_batch, seed, t)
+    stream = task_stream(ctx.tasks[t], int(ctx.offsets[t]), new_batch, seed, t)
     out = []
     for _ in range(count):
-        batches = [next(stream) for _ in range(steps)]
-        new, ids = np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])
+        new, ids = next_chunk(stream, steps)
         out.append((step_lib.shard_new_batches(ctx.mesh, new), step_lib.shard_new_batches(ctx.mesh, ids)))
     return jax.block_until_ready(out)
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,6 +136,11 @@ def test_cli(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "| uniform |" in out.stdout
     assert os.path.exists(tmp_path / "results.json")
+    # stderr is a pipe, not a terminal: no progress-bar frames, one plain line per (strategy, seed, task).
+    assert "\r" not in out.stderr
+    task_lines = [line for line in out.stderr.splitlines() if re.search(r" seed \d+ task \d+/\d+ \(", line)]
+    assert len(task_lines) == 2 * len(tiny.get_config().data.domains), out.stderr[-3000:]
+    assert all(re.search(r": 8 steps in [\d.]+ s, last loss \d", line) for line in task_lines), task_lines
 
 
 @pytest.mark.extended  # ~95 s; the sweeps exercise k-means, probes and MIR at benchmark scale

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import chex
+import flax.linen as nn
 import hypothesis
 import hypothesis.strategies as st
 import jax
@@ -17,7 +18,7 @@ import optax
 import pytest
 from sklearn.datasets import load_digits
 
-from amr.models import ModelSpec, count_params, default_model_config, make_model, vit_mae
+from amr.models import ModelSpec, count_params, default_model_config, layers, make_model, vit_mae
 
 NAMES = ("byte_lm", "vit_mae")
 
@@ -106,6 +107,29 @@ def test_init_keys(model):
     assert any(np.any(np.asarray(a) != np.asarray(b)) for a, b in zip(other, jax.tree.leaves(model.params)))
     # Default (threefry) keys give the same structure, shapes and dtypes.
     chex.assert_trees_all_equal_shapes_and_dtypes(jax.eval_shape(model.spec.init, jax.random.key(0)), model.params)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_jitted_init_equals_eager_init(name):
+    """`spec.init` is jitted (one compile at startup) and gives the eager init's params bit for bit."""
+    spec = make_model(tiny_config(name))
+    key = jax.random.key(3)  # threefry, as a run uses
+    eager = spec.init.__wrapped__(key)  # the un-jitted init, op by op
+    chex.assert_trees_all_equal(spec.init(key), eager)
+    lowered = spec.init.lower(key).as_text()
+    assert "optimization_barrier" in lowered  # one program (the barrier of layers.normal_init inside it)
+
+
+def test_normal_init_is_flax_normal_and_jit_stable():
+    """Negative control: flax's normal initializer rounds differently under jit (XLA folds sqrt(2) * stddev
+    into one constant), so the check above can fail; `layers.normal_init` equals it eagerly and under jit."""
+    key, shape = jax.random.key(0), (64, 32)
+    flax_normal = nn.initializers.normal(stddev=0.02)
+    ours = layers.normal_init(stddev=0.02)
+    jit = lambda f: jax.jit(f, static_argnums=1)
+    assert not np.array_equal(jit(flax_normal)(key, shape), flax_normal(key, shape))
+    np.testing.assert_array_equal(ours(key, shape), flax_normal(key, shape))
+    np.testing.assert_array_equal(jit(ours)(key, shape), ours(key, shape))
 
 
 def test_jit_matches_eager_loss(model):

@@ -14,8 +14,9 @@ import pytest
 from amr.replay import clustering
 from amr.runner.experiment import prepare
 from amr.train import chunk as step_lib
-from amr.train.loop import _task_stream, make_strategy
 from amr.train.state import TrainState
+from amr.train.strategy import make_strategy
+from amr.train.streams import next_chunk, task_stream
 from configs import tiny
 
 
@@ -54,12 +55,8 @@ def _add_arms(ctx, policy, replay, t):
 
 
 def _host_chunks(ctx, plan, count):
-    stream = _task_stream(ctx.tasks[-1], int(ctx.offsets[-1]), plan.new_batch, 0, len(ctx.tasks) - 1)
-    out = []
-    for _ in range(count):
-        batches = [next(stream) for _ in range(ctx.config.train.chunk_size)]
-        out.append((np.stack([b[0] for b in batches]), np.stack([b[1] for b in batches])))
-    return out
+    stream = task_stream(ctx.tasks[-1], int(ctx.offsets[-1]), plan.new_batch, 0, len(ctx.tasks) - 1)
+    return [next_chunk(stream, ctx.config.train.chunk_size) for _ in range(count)]
 
 
 def test_chunk_makes_no_host_transfers_and_traces_once(setup):

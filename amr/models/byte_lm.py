@@ -31,17 +31,17 @@ class ByteLM(nn.Module):
             self.width,
             dtype=self.dtype,
             param_dtype=jnp.float32,
-            embedding_init=nn.initializers.normal(stddev=1.0),
+            embedding_init=layers.normal_init(stddev=1.0),
         )
         self.pos_embed = self.param(
-            "pos_embed", nn.initializers.normal(stddev=0.02), (self.seq_len, self.width), jnp.float32
+            "pos_embed", layers.normal_init(stddev=0.02), (self.seq_len, self.width), jnp.float32
         )
         self.transformer = layers.Transformer(
             self.depth, self.heads, self.mlp_dim, causal=True, remat=self.remat, dtype=self.dtype
         )
         # Small readout so the loss starts near log(256).
         self.head = nn.Dense(
-            VOCAB, dtype=self.dtype, param_dtype=jnp.float32, kernel_init=nn.initializers.normal(stddev=0.02)
+            VOCAB, dtype=self.dtype, param_dtype=jnp.float32, kernel_init=layers.normal_init(stddev=0.02)
         )
 
     def _check(self, tokens_BxL):

@@ -20,6 +20,22 @@ Dtype = Any
 _KERNEL_INIT = nn.initializers.xavier_uniform()
 
 
+def normal_init(stddev: float):
+    """`nn.initializers.normal(stddev)` whose values are the same eagerly and under `jit`.
+
+    Under jit XLA folds the scale into the normal sampler's own last multiply
+    (sqrt(2) * erfinv(u) * stddev becomes erfinv(u) * (sqrt(2) * stddev)), which rounds
+    differently in the last bit; the optimization barrier keeps the two multiplies apart,
+    so a jitted `init` gives the eager init's params bit for bit.
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        dtype = jax.dtypes.canonicalize_dtype(dtype)
+        return jax.lax.optimization_barrier(jax.random.normal(key, shape, dtype)) * jnp.array(stddev, dtype)
+
+    return init
+
+
 class Attention(nn.Module):
     """Multi-head self-attention over x_BxTxD."""
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from amr.models import layers
 
-_TOKEN_INIT = nn.initializers.normal(stddev=0.02)
+_TOKEN_INIT = layers.normal_init(stddev=0.02)
 
 
 def num_kept(num_patches: int, mask_ratio: float) -> int:

@@ -1,0 +1,49 @@
+"""A finished run's result: the dict written to runs/<strategy>_seed<k>.json (schema in the README)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+
+from amr.analysis import forgetting as evaluate
+from amr.compute import ledger as budget
+from amr.compute.plan import StrategyPlan
+from amr.train.host_state import HostState
+from amr.train.state import TrainState
+
+
+def run_result(
+    strategy: str,
+    seed: int,
+    host: HostState,
+    state: TrainState,
+    naive_plan: StrategyPlan,
+    last_plan: StrategyPlan,
+) -> dict[str, Any]:
+    """Loss matrix, forgetting metrics, FLOPs (total and per task) and the budget check of a finished run.
+
+    `naive_plan` is plain fine-tuning's plan (the budget); `last_plan` the plan of the run's last task."""
+    ledger = host.ledger
+    L = np.asarray(host.loss_rows)
+    metrics = evaluate.forgetting_metrics(L, init_losses=np.asarray(host.init_losses))
+    naive_task = naive_plan.naive_task_flops
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "loss_matrix": L.tolist(),
+        **metrics,
+        "flops": ledger.summary(),
+        "flops_per_task": ledger.per_task,
+        "naive_task_flops": naive_task,
+        "within_budget": all(
+            budget.check_zero_cost(ledger.budget_flops(t), naive_task) for t in range(len(ledger.per_task))
+        ),
+        "plan": dataclasses.asdict(last_plan),
+        "skipped_steps": int(jax.device_get(state.skipped)),
+        "curves": host.curves,
+        "arm_history": host.arm_history,
+        "init_losses": host.init_losses,
+    }
