@@ -1,4 +1,4 @@
-"""Tests for amr/plots.py (PNG figures) and amr/report.py (markdown, JSON files)."""
+"""Tests for amr/analysis/plots.py (PNG figures) and amr/analysis/report.py (markdown, JSON files)."""
 
 import json
 import math

@@ -8,12 +8,12 @@ an out-of-memory kill or a preempted machine. Several points may be given, comma
 separated ("chunk:5,task_end:1"). Unset (the normal case), a call is one dict lookup.
 
 Points placed in the code:
-    chunk             amr/train.py, right after a chunk is dispatched (its device work still running)
-    eval              amr/train.py, held-out evaluation of all tasks (curves, task-end rows)
-    arms              amr/train.py, after a finished task became arms, before its checkpoint
-    task_end          amr/train.py, between tasks: after the task-end checkpoint
-    checkpoint_write  amr/checkpoint.py, after orbax started writing a step, before it finished
-    run_json          amr/experiment.py, right after a finished run's runs/<strategy>_seed<k>.json
+    chunk             amr/train/loop.py, right after a chunk is dispatched (its device work still running)
+    eval              amr/train/loop.py, held-out evaluation of all tasks (curves, task-end rows)
+    arms              amr/train/loop.py, after a finished task became arms, before its checkpoint
+    task_end          amr/train/loop.py, between tasks: after the task-end checkpoint
+    checkpoint_write  amr/io/checkpoint.py, after orbax started writing a step, before it finished
+    run_json          amr/runner/experiment.py, right after a finished run's runs/<strategy>_seed<k>.json
 """
 
 from __future__ import annotations
