@@ -12,11 +12,12 @@ import pytest
 import scipy.stats
 
 from amr.replay import bandit_math as pol
+from amr.replay import registry
 from amr.replay.bandit import Bandit, BanditState, make_bandit
 
-ESTIMATORS = ("ema", "window")
-POLICIES = pol.POLICIES
-NORMALIZERS = pol.NORMALIZERS
+ESTIMATORS = registry.ESTIMATORS
+POLICIES = registry.BANDIT_POLICIES
+NORMALIZERS = registry.NORMALIZERS
 JITS = pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
 
 
@@ -259,7 +260,7 @@ def test_estimators_ema_and_window():
 
 def test_effective_count_of_ema():
     alpha = 0.3
-    n_eff = pol.effective_count(jnp.array([0, 1, 2, 10_000]), None, "ema", alpha)
+    n_eff = pol.ema_effective_count(jnp.array([0, 1, 2, 10_000]), alpha)
     np.testing.assert_allclose(n_eff, [0.0, 1.0, 1 / (0.7**2 + 0.3**2), (2 - alpha) / alpha], rtol=1e-5)
 
 
