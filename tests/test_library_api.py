@@ -155,13 +155,14 @@ def test_gather_masks_out_of_range_ids():
         memory_lib.gather(rows, jnp.array([0.0, 1.0]))
 
 
-def _filled_amr():
-    policy = policies.make_replay("amr", max_arms=4, capacity=32)
+def _filled(name="amr"):
+    policy = policies.make_replay(name, max_arms=4, capacity=32)
     state = policy.add_task(policy.init(), np.arange(10), np.zeros(10, np.int32), 0)
     return policy, state
 
 
 @pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("policy_name", ["amr", "uniform"])
 @pytest.mark.parametrize(
     "sample_ids, arm_ids, losses, name",
     [
@@ -172,8 +173,8 @@ def _filled_amr():
         (jnp.zeros(4, jnp.int32), jnp.zeros(3, jnp.int32), jnp.ones(3), "losses"),
     ],
 )
-def test_observe_names_the_bad_argument(sample_ids, arm_ids, losses, name, jit):
-    policy, state = _filled_amr()
+def test_observe_names_the_bad_argument(sample_ids, arm_ids, losses, name, policy_name, jit):
+    policy, state = _filled(policy_name)
     observe = jax.jit(policy.observe) if jit else policy.observe
     with pytest.raises(ValueError, match=f"observe: .*{name}"):
         observe(state, sample_ids, arm_ids, losses)
@@ -183,7 +184,7 @@ def test_observe_names_the_bad_argument(sample_ids, arm_ids, losses, name, jit):
 
 @pytest.mark.parametrize("jit", [False, True])
 def test_record_new_names_the_bad_argument(jit):
-    policy, state = _filled_amr()
+    policy, state = _filled()
     record = jax.jit(policy.record_new) if jit else policy.record_new
     with pytest.raises(ValueError, match="record_new: sample_ids"):
         record(state, jnp.zeros(3, jnp.float32), jnp.ones(3))

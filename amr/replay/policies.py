@@ -133,28 +133,39 @@ def mir(
 # ---------------------------------------------------------------- AMR
 
 
-def _check_ids_losses(fn: str, ids, losses, ids_name="sample_ids", losses_name="losses"):
-    """Dtype and shape checks (static, so they also fire while tracing, before any compile)."""
-    if ids is not None:
-        ids = jnp.asarray(ids)
-        if not jnp.issubdtype(ids.dtype, jnp.integer):
-            raise ValueError(f"{fn}: {ids_name} must be integer ids, got dtype {ids.dtype}")
-    losses = jnp.asarray(losses)
-    if not jnp.issubdtype(losses.dtype, jnp.floating):
-        raise ValueError(f"{fn}: {losses_name} must be floating per-example losses, got dtype {losses.dtype}")
-    if ids is not None and ids.shape != losses.shape:
-        raise ValueError(
-            f"{fn}: {losses_name} must have one loss per id, got shapes {ids_name} {ids.shape} and {losses.shape}"
-        )
-    return ids, losses
-
-
 def _at_or_nan(x_N, ids):
     """x_N[ids], NaN where an id is outside [0, N) (the bandit then ignores the reward).
 
     (jnp indexing wraps negative ids, even with mode='fill': the mask is explicit.)"""
     inside = (ids >= 0) & (ids < x_N.shape[0])
     return jnp.where(inside, x_N[jnp.where(inside, ids, 0)], jnp.nan)
+
+
+def _reward_loss(state, arm_ids, losses, losses_after, sample_ids):
+    return losses
+
+
+def _reward_over_sample(state, arm_ids, losses, losses_after, sample_ids):
+    if sample_ids is None:
+        raise ValueError("sample_ids: the per-sample loss_increase reward needs the observed rows' ids")
+    return losses - _at_or_nan(state.sample_ref, sample_ids)
+
+
+def _reward_over_arm(state, arm_ids, losses, losses_after, sample_ids):
+    return losses - _at_or_nan(state.ref_loss, arm_ids)
+
+
+def _reward_marginal(state, arm_ids, losses, losses_after, sample_ids):
+    if losses_after is None:
+        raise ValueError("losses_after: the 'marginal' reward needs the replayed rows' loss after the update")
+    return losses - losses_after.astype(jnp.float32)
+
+
+def _reward_fn(reward: str, reference: str) -> Callable:
+    """`(state, arm_ids, f32 losses, losses_after, sample_ids) -> f32 rewards` of a reward and reference."""
+    if reward == "loss_increase":
+        return _reward_over_arm if reference == "arm" else _reward_over_sample
+    return {"loss": _reward_loss, "marginal": _reward_marginal}[reward]
 
 
 def amr(
@@ -178,27 +189,17 @@ def amr(
     check_choice("reward", reward, REWARDS)
     check_choice("reference", reference, REFERENCES)
     bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
-    per_sample = reward == "loss_increase" and reference in ("sample", "visit")
+    reward_fn = _reward_fn(reward, reference)  # chosen here: no string dispatch while tracing
+    records_new, records_replayed = reference != "arm", reference == "visit"
 
     def rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):
         """Bandit rewards for observed per-example losses (NaN where masked or unknown)."""
-        losses = losses.astype(jnp.float32)
-        if reward == "loss":
-            return losses
-        if reward == "loss_increase" and per_sample:
-            if sample_ids is None:
-                raise ValueError("sample_ids: the per-sample loss_increase reward needs the observed rows' ids")
-            return losses - _at_or_nan(state.sample_ref, sample_ids)
-        if reward == "loss_increase":
-            return losses - _at_or_nan(state.ref_loss, arm_ids)
-        if losses_after is None:
-            raise ValueError("losses_after: the 'marginal' reward needs the replayed rows' loss after the update")
-        return losses - losses_after.astype(jnp.float32)
+        return reward_fn(state, arm_ids, losses.astype(jnp.float32), losses_after, sample_ids)
 
     def observe(state, sample_ids, arm_ids, losses, losses_after=None):
         """Feeds replayed (or probed) rows' per-example PRE-update losses back into the bandit."""
-        _check_ids_losses("observe", arm_ids, losses, "arm_ids")
-        _check_ids_losses("observe", sample_ids, losses)
+        base.check_ids_losses("observe", arm_ids, losses, "arm_ids")
+        base.check_ids_losses("observe", sample_ids, losses)
         flat = lambda x: None if x is None else jnp.reshape(x, -1)  # noqa: E731
         r = rewards(state, flat(arm_ids), flat(losses), flat(losses_after), flat(sample_ids))
         return state.replace(bandit=bandit_fns.observe(state.bandit, flat(arm_ids), r))
@@ -209,8 +210,8 @@ def amr(
         New-task rows are recorded for the 'sample' and 'visit' references; replayed rows
         (`replayed=True`) only for 'visit', whose reward is the loss regained since a row's
         last visit. Non-finite losses and ids outside [0, capacity) are dropped."""
-        sample_ids, losses = _check_ids_losses("record_new", sample_ids, losses)
-        if reference == "arm" or (replayed and reference != "visit"):
+        sample_ids, losses = base.check_ids_losses("record_new", sample_ids, losses)
+        if not (records_replayed if replayed else records_new):
             return state
         losses = losses.reshape(-1).astype(jnp.float32)
         ids = sample_ids.reshape(-1)

@@ -144,11 +144,30 @@ def keep_all(candidates: Candidates, params, new_loss_fn, cand_loss_fn, axis_nam
     return candidates
 
 
+def check_ids_losses(fn: str, ids, losses, ids_name="sample_ids", losses_name="losses"):
+    """Dtype and shape checks (static, so they also fire while tracing, before any compile)."""
+    if ids is not None:
+        ids = jnp.asarray(ids)
+        if not jnp.issubdtype(ids.dtype, jnp.integer):
+            raise ValueError(f"{fn}: {ids_name} must be integer ids, got dtype {ids.dtype}")
+    losses = jnp.asarray(losses)
+    if not jnp.issubdtype(losses.dtype, jnp.floating):
+        raise ValueError(f"{fn}: {losses_name} must be floating per-example losses, got dtype {losses.dtype}")
+    if ids is not None and ids.shape != losses.shape:
+        raise ValueError(
+            f"{fn}: {losses_name} must have one loss per id, got shapes {ids_name} {ids.shape} and {losses.shape}"
+        )
+    return ids, losses
+
+
 def _observe_nothing(state, sample_ids, arm_ids, losses, losses_after=None):
+    check_ids_losses("observe", arm_ids, losses, "arm_ids")
+    check_ids_losses("observe", sample_ids, losses)
     return state
 
 
 def _record_nothing(state, sample_ids, losses, replayed: bool = False):
+    check_ids_losses("record_new", sample_ids, losses)
     return state
 
 

@@ -5,17 +5,20 @@ One `jax.jit` runs a whole chunk of S steps with no host round trip:
   1. presample the chunk's replay ids int32[S, R] from the replay state (global draw,
      identical on every device; each device keeps its slice of the columns);
   2. optional forward-only probes of the arms (bandit feedback beyond the replayed rows);
-  3. `lax.scan` over S steps; each step gathers its replay rows from the
-     device-resident memory by index, runs forward/backward on new + replay rows,
-     `pmean`s the gradients and applies the optimizer (skipping non-finite steps);
+  3. `lax.scan` over S steps; each step gets its replay candidates' rows, lets the policy
+     `select` among them (MIR; the identity for every other policy), runs forward/backward
+     on new + replay rows, `pmean`s the gradients and applies the optimizer (skipping
+     non-finite steps);
   4. the replayed rows' per-example losses are all-gathered and fed to the bandit
      (one `lax.scan` inside `observe`), so its state stays identical on every device.
 
-Host-resident memory (`make_chunk_fn(..., host_memory=True)`, see `amr.train.host_memory`):
+Where rows come from is one small interface, `MemorySource`, with two implementations.
+`DEVICE_MEMORY`: the 4th chunk argument is every stored row, replicated; rows are gathered
+by id. `HOST_MEMORY` (`make_chunk_fn(..., host_memory=True)`, see `amr.train.host_memory`):
 step 1 runs outside the chunk, in `make_presample_fn` with exactly the chunk's key
-derivation, and the chunk's 4th argument is a `LocalMemory` -- the presampled ids,
-their arms and their rows, in order -- instead of the whole memory. Rows are then
-taken by position, arms come from the draw, and the rest of the program is unchanged.
+derivation, and the 4th argument is a `LocalMemory` -- the presampled ids, their arms and
+their rows, in order. Rows are then taken by position, arms come from the draw, and the
+rest of the program is the same.
 
 The per-device program is written with `jax.shard_map` over the 1-D mesh axis
 "data" (current JAX's successor of `pmap`). Replay ids are drawn globally and rows
