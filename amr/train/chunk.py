@@ -157,15 +157,22 @@ class MemorySource(NamedTuple):
     arms: Callable  # (replay, out) -> int32[S, R] arms of the replayed ids `out["ids"]`
 
 
+def _rows(memory, ids):
+    """memory[ids], a row of zeros for an invalid id (-1: drawn from an empty memory), never a wrapped row."""
+    return memory_lib.gather(memory, ids)[0]
+
+
 def _device_probes(memory, replay, key, num, dev, cols):
     pids, parms = probe_ids(replay, key, num)
-    return pids, parms, memory[_local_cols(pids, dev, cols)]
+    return pids, parms, _rows(memory, _local_cols(pids, dev, cols))
 
 
 DEVICE_MEMORY = MemorySource(
     spec=P(),
     replay_inputs=lambda memory, policy, replay, key, S, R: (policy.presample(replay, key, S, R),),
-    candidates=lambda memory, xs, dev, cols: replay_lib.Candidates(xs[0], None, memory[_local_cols(xs[0], dev, cols)]),
+    candidates=lambda memory, xs, dev, cols: replay_lib.Candidates(
+        xs[0], None, _rows(memory, _local_cols(xs[0], dev, cols))
+    ),
     probes=_device_probes,
     arms=lambda replay, out: memory_lib.arms_of(replay.memory, out["ids"]),
 )
