@@ -51,7 +51,7 @@ def main(argv=None):
         strategy.tx,
         strategy.policy,
         ctx.mesh,
-        step_lib.ChunkSpec(1, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr),
+        step_lib.ChunkSpec(1, plan.new_batch, plan.replay_batch, plan.probe_samples),
     )
     chunks = device_chunks(ctx, plan.new_batch, S, 4)
     steps = [[(new[s : s + 1], ids[s : s + 1]) for s in range(S)] for new, ids in chunks]  # device slices, [1, B]

@@ -12,11 +12,13 @@ import pytest
 import scipy.stats
 
 from amr.replay import bandit_math as pol
+from amr.replay import bandit_policies as bp
+from amr.replay import registry
 from amr.replay.bandit import Bandit, BanditState, make_bandit
 
-ESTIMATORS = ("ema", "window")
-POLICIES = pol.POLICIES
-NORMALIZERS = pol.NORMALIZERS
+ESTIMATORS = registry.ESTIMATORS
+POLICIES = registry.BANDIT_POLICIES
+NORMALIZERS = registry.NORMALIZERS
 JITS = pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
 
 
@@ -259,7 +261,7 @@ def test_estimators_ema_and_window():
 
 def test_effective_count_of_ema():
     alpha = 0.3
-    n_eff = pol.effective_count(jnp.array([0, 1, 2, 10_000]), None, "ema", alpha)
+    n_eff = pol.ema_effective_count(jnp.array([0, 1, 2, 10_000]), alpha)
     np.testing.assert_allclose(n_eff, [0.0, 1.0, 1 / (0.7**2 + 0.3**2), (2 - alpha) / alpha], rtol=1e-5)
 
 
@@ -479,3 +481,46 @@ def test_pooled_normalisation_follows_signal_to_noise():
     assert abs(small_p[1] - 0.5) < 0.15  # a gap far below the noise: close to uniform
     assert max(small_z) > 0.8  # zscore: a confident preference out of noise
     assert big_p[1] > 0.7  # a clear gap: a clear preference
+
+
+# --------------------------------------------------------------------------- optax-style factories
+
+
+@pytest.mark.parametrize(
+    "pieces, names",
+    [
+        (dict(estimator=bp.ema(0.2), policy=bp.boltzmann(0.5, 0.2)), dict(alpha=0.2, tau=0.5, epsilon=0.2)),
+        (dict(estimator=bp.window(3), policy=bp.ucb(2.0)), dict(estimator="window", window=3, policy="ucb", ucb_c=2.0)),
+        (dict(policy=bp.exp3(0.5)), dict(policy="exp3", exp3_alpha=0.5)),
+        (dict(policy=bp.epsilon_greedy(0.3)), dict(policy="epsilon_greedy", epsilon=0.3)),
+        (dict(policy=bp.thompson()), dict(policy="thompson")),
+    ],
+)
+def test_factories_are_the_named_pieces(pieces, names):
+    active = np.array([1, 1, 1, 0, 1], bool)
+    arms = jnp.array([0, 1, 2, 4, 0, 1, 3], jnp.int32)
+    rewards = jnp.array([0.3, 1.2, -0.4, 2.0, 0.1, 0.9, 5.0])
+
+    def run(**kw):
+        b = make_bandit(5, **kw)
+        s = b.observe(b.init(active), arms, rewards)
+        return np.asarray(b.probs(s)), np.asarray(b.sample(s, jax.random.key(0), 9))
+
+    chex.assert_trees_all_equal(run(**pieces), run(**names))
+    assert not np.array_equal(run(**pieces)[0], run(policy="uniform")[0])  # negative control
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: bp.boltzmann(tau=0.0), "tau"),
+        (lambda: bp.boltzmann(epsilon=1.5), "epsilon"),
+        (lambda: bp.ema(0.0), "alpha"),
+        (lambda: bp.window(0), "window"),
+        (lambda: bp.ucb(-1.0), "ucb_c"),
+        (lambda: bp.exp3(1.0), "exp3_alpha"),
+    ],
+)
+def test_factories_validate_their_arguments(make, name):
+    with pytest.raises(ValueError, match=name):
+        make()

@@ -146,31 +146,7 @@ def test_properties(seed, k_and_batch, scale):
         assert float(res.inertia) <= 1e-6 * scale**2
 
 
-def test_cluster_task_batches_and_matches_kmeans(digits):
-    calls = []
-
-    @jax.jit
-    def embed_jit(batch):
-        return batch["pixels"] / 16.0
-
-    def embed(batch):
-        calls.append(batch["pixels"].shape)
-        return embed_jit(batch)
-
-    data = {"pixels": digits, "label": np.arange(len(digits))}
-    labels = c.cluster_task(jax.random.key(7), embed, data, 10, batch_size=500, num_iters=30)
-    assert calls == [(500, 64)] * 4  # 1797 rows: 3 full batches + a padded one
-    assert labels.dtype == np.int32 and labels.shape == (1797,)
-    ref = c.kmeans(jax.random.key(7), jnp.asarray(digits / 16.0), 10, num_iters=30)
-    np.testing.assert_array_equal(labels, np.asarray(ref.labels))
-
-
-def test_one_cluster_is_per_task_without_embedding():
-    def embed(batch):
-        raise AssertionError("embed_fn must not be called for one cluster")
-
-    labels = c.cluster_task(jax.random.key(0), embed, np.ones((9, 2)), 1)
-    np.testing.assert_array_equal(labels, np.zeros(9, np.int32))
+def test_per_task_labels():
     np.testing.assert_array_equal(c.per_task_labels(4), np.zeros(4, np.int32))
     assert c.per_task_labels(0).shape == (0,) and c.per_task_labels(3).dtype == np.int32
 
@@ -201,25 +177,6 @@ def test_kmeans_rejects(k, kw, name):
 def test_kmeans_rejects_non_matrix():
     with pytest.raises(ValueError, match="x_NxD"):
         c.kmeans(jax.random.key(0), np.zeros(10, np.float32), 2)
-
-
-@pytest.mark.parametrize(
-    "embed, data, k, kw, name",
-    [
-        (lambda b: b, np.zeros((10, 2)), 0, {}, "num_clusters"),
-        (lambda b: b, np.zeros((10, 2)), 11, {}, "num_clusters"),
-        (lambda b: b, np.zeros((10, 2)), 2, dict(batch_size=0), "batch_size"),
-        (lambda b: b, np.zeros((10, 2)), 2, dict(tol=1e-3), "kmeans_kw"),
-        (lambda b: b[:, 0], np.zeros((10, 2)), 2, {}, "embed_fn"),
-        (lambda b: b[:3], np.zeros((10, 2)), 2, {}, "embed_fn"),
-        (lambda b: b * np.nan, np.zeros((10, 2)), 2, {}, "embed_fn"),
-        (lambda b: b["a"], {"a": np.zeros((10, 2)), "b": np.zeros(9)}, 2, {}, "data"),
-        (lambda b: b, {}, 2, {}, "data"),
-    ],
-)
-def test_cluster_task_rejects(embed, data, k, kw, name):
-    with pytest.raises(ValueError, match=name):
-        c.cluster_task(jax.random.key(0), embed, data, k, **kw)
 
 
 def test_per_task_labels_rejects_negative():

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amr.replay import bandit as bandit_lib
-from amr.replay import bandit_math as pol
 from amr.replay import memory as memory_lib
 from amr.replay import policies as replay_lib
+from amr.replay import registry
 
 K, N, DRAWS, CAPACITY = 6, 12, 64, 48
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -53,7 +53,7 @@ def _obs(draw):
 
 
 @FUZZ
-@given(data=st.data(), policy=st.sampled_from(pol.POLICIES), estimator=st.sampled_from(pol.ESTIMATORS))
+@given(data=st.data(), policy=st.sampled_from(registry.BANDIT_POLICIES), estimator=st.sampled_from(registry.ESTIMATORS))
 def test_bandit_probs_are_a_distribution_over_active_arms_and_draws_stay_on_them(data, policy, estimator):
     active = np.asarray(data.draw(active_st))
     (ids1, r1), (ids2, r2) = _obs(data.draw), _obs(data.draw)
@@ -73,7 +73,7 @@ def test_bandit_probs_are_a_distribution_over_active_arms_and_draws_stay_on_them
 
 
 @FUZZ
-@given(data=st.data(), policy=st.sampled_from(pol.POLICIES), estimator=st.sampled_from(pol.ESTIMATORS))
+@given(data=st.data(), policy=st.sampled_from(registry.BANDIT_POLICIES), estimator=st.sampled_from(registry.ESTIMATORS))
 def test_bandit_ignores_non_finite_rewards_and_invalid_arms(data, policy, estimator):
     """Observing (ids, rewards) equals observing only the finite rewards of valid active arms."""
     active = np.asarray(data.draw(active_st))
@@ -108,7 +108,7 @@ bad_hparams = st.one_of(
     st.tuples(st.just("window"), st.integers(max_value=0)),
     st.tuples(st.just("exp3_alpha"), st.one_of(st.floats(min_value=1.0), st.floats(max_value=0.0, exclude_max=True))),
     st.tuples(st.just("optimism"), st.sampled_from([float("nan"), float("inf"), "a"])),
-    st.tuples(st.just("policy"), st.text(max_size=8).filter(lambda s: s not in pol.POLICIES)),
+    st.tuples(st.just("policy"), st.text(max_size=8).filter(lambda s: s not in registry.BANDIT_POLICIES)),
     st.tuples(st.just("num_arms"), st.one_of(st.integers(max_value=0), st.just(True), st.just(2.5))),
 )
 

@@ -60,7 +60,7 @@ def test_task_balanced_gives_tasks_equal_mass():
 
 @pytest.mark.parametrize("name", ["task_balanced", "amr"])
 def test_draws_follow_arm_probs(name):
-    policy = replay_lib.make_replay(name, max_arms=8, capacity=CAPACITY)
+    policy = replay_lib.make_replay(name, max_arms=8, capacity=CAPACITY, reference="arm")
     state, _ = _filled(policy, sizes_per_task=((100, 50), (200,), (40, 40)))
     if name == "amr":  # make the arms unequal
         arms = jnp.array([0, 1, 2, 3, 4] * 4, jnp.int32)
@@ -87,7 +87,7 @@ def test_rewards():
     arms = jnp.array([0, 2], jnp.int32)
     losses = jnp.array([3.0, 5.0])
     for reward, expected in (("loss", [3.0, 5.0]), ("loss_increase", [2.0, 4.0])):
-        policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAPACITY, reward=reward)
+        policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAPACITY, reward=reward, reference="arm")
         state, _ = _filled(policy)
         chex.assert_trees_all_close(policy.rewards(state, arms, losses), jnp.array(expected))
     policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAPACITY, reward="marginal")
@@ -97,7 +97,9 @@ def test_rewards():
 
 
 def test_observe_moves_amr_towards_forgotten_arm():
-    policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAPACITY, bandit=dict(tau=0.5, epsilon=0.05))
+    policy = replay_lib.make_replay(
+        "amr", max_arms=4, capacity=CAPACITY, reference="arm", bandit=dict(tau=0.5, epsilon=0.05)
+    )
     state, _ = _filled(policy)
     before = np.asarray(policy.arm_probs(state))
     arms = jnp.array([0, 1, 2] * 10, jnp.int32)

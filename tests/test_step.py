@@ -51,6 +51,7 @@ def _setup(model, policy_name="amr", tasks=2, **policy_kw):
         memory = rng.integers(0, 256, (CAP,) + model.example_shape).astype(np.int32)
     else:
         memory = rng.random((CAP,) + model.example_shape).astype(np.float32)
+    policy_kw.setdefault("reference", "arm")  # the arm references below (the library default is "sample")
     policy = replay_lib.make_replay(policy_name, max_arms=8, capacity=CAP, **policy_kw)
     tx = make_optimizer(_optim(), steps_per_task=12)
     params = model.init(jax.random.key(0))

@@ -7,13 +7,11 @@ arms and sums to 1 when at least one arm is active (all zeros otherwise).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-ESTIMATORS = ("ema", "window")
-POLICIES = ("boltzmann", "greedy", "epsilon_greedy", "ucb", "exp3", "thompson", "uniform")
-NORMALIZERS = ("zscore", "pooled", "minmax", "none")
 
 STD_FLOOR = 1e-6  # floor of the spread used by `zscore` / `minmax`
 EXP3_P_FLOOR = 1e-6  # floor of the probability that divides an EXP3 reward
@@ -47,36 +45,53 @@ def one_hot_argmax(x_K: jax.Array, mask_K: jax.Array) -> jax.Array:
     return jax.nn.one_hot(idx, x_K.shape[0], dtype=jnp.float32) * jnp.any(mask_K)
 
 
-def normalise(value_K, observed_K, kind: str, sq_K=None):
+def _mean_and_spread(value_K, observed_K):
+    nf = jnp.maximum(observed_K.sum(), 1).astype(jnp.float32)
+    shift = jnp.where(observed_K, value_K, 0.0).sum() / nf
+    var = jnp.where(observed_K, (value_K - shift) ** 2, 0.0).sum() / nf
+    return nf, shift, var
+
+
+def zscore(value_K, observed_K, sq_K):
+    """(shift, scale): divide by the spread of the arm estimates (two arms are always +-1 apart)."""
+    _, shift, var = _mean_and_spread(value_K, observed_K)
+    return shift, 1.0 / jnp.maximum(jnp.sqrt(var), STD_FLOOR)
+
+
+def pooled(value_K, observed_K, sq_K):
+    """(shift, scale): divide by the spread of single rewards (between-arm plus within-arm
+    variance, from `sq_K`), so gaps small against the observation noise give mild preferences."""
+    nf, shift, between = _mean_and_spread(value_K, observed_K)
+    within = jnp.where(observed_K, jnp.maximum(sq_K - value_K**2, 0.0), 0.0).sum() / nf
+    return shift, 1.0 / jnp.maximum(jnp.sqrt(between + within), STD_FLOOR)
+
+
+def minmax(value_K, observed_K, sq_K):
+    """(shift, scale) mapping the observed estimates to [0, 1]."""
+    n = observed_K.sum()
+    lo = jnp.where(n > 0, jnp.min(jnp.where(observed_K, value_K, jnp.inf)), 0.0)
+    hi = jnp.where(n > 0, jnp.max(jnp.where(observed_K, value_K, -jnp.inf)), 0.0)
+    return lo, 1.0 / jnp.maximum(hi - lo, STD_FLOOR)
+
+
+def identity(value_K, observed_K, sq_K):
+    """(shift, scale) = (0, 1): raw estimates."""
+    return jnp.float32(0.0), jnp.float32(1.0)
+
+
+# The normalisers by config name (`amr.replay.registry.NORMALIZERS` lists these keys).
+NORMALISERS = {"zscore": zscore, "pooled": pooled, "minmax": minmax, "none": identity}
+
+
+def normalise(value_K, observed_K, normaliser, sq_K=None):
     """(z_K, scale): value mapped affinely with the statistics of the observed arms.
 
     z = (value - shift) * scale on observed arms, 0 elsewhere; `scale` also maps a
-    variance (times scale**2) into normalised units. `zscore` divides by the spread of
-    the arm estimates, so two arms are always +-1 apart however small their gap;
-    `pooled` divides by the spread of single rewards (between-arm plus within-arm
-    variance, from `sq_K`), so gaps that are small against the observation noise give
-    mild preferences and only real differences give strong ones.
+    variance (times scale**2) into normalised units. `normaliser` is one of the functions
+    above (or its name in `NORMALISERS`).
     """
-    n = observed_K.sum()
-    nf = jnp.maximum(n, 1).astype(jnp.float32)
-    if kind == "zscore":
-        shift = jnp.where(observed_K, value_K, 0.0).sum() / nf
-        var = jnp.where(observed_K, (value_K - shift) ** 2, 0.0).sum() / nf
-        scale = 1.0 / jnp.maximum(jnp.sqrt(var), STD_FLOOR)
-    elif kind == "pooled":
-        shift = jnp.where(observed_K, value_K, 0.0).sum() / nf
-        between = jnp.where(observed_K, (value_K - shift) ** 2, 0.0).sum() / nf
-        within = jnp.where(observed_K, jnp.maximum(sq_K - value_K**2, 0.0), 0.0).sum() / nf
-        scale = 1.0 / jnp.maximum(jnp.sqrt(between + within), STD_FLOOR)
-    elif kind == "minmax":
-        lo = jnp.where(n > 0, jnp.min(jnp.where(observed_K, value_K, jnp.inf)), 0.0)
-        hi = jnp.where(n > 0, jnp.max(jnp.where(observed_K, value_K, -jnp.inf)), 0.0)
-        shift = lo
-        scale = 1.0 / jnp.maximum(hi - lo, STD_FLOOR)
-    elif kind == "none":
-        shift, scale = jnp.float32(0.0), jnp.float32(1.0)
-    else:
-        raise ValueError(f"normalize must be one of {NORMALIZERS}, got {kind!r}")
+    fn = NORMALISERS[normaliser] if isinstance(normaliser, str) else normaliser
+    shift, scale = fn(value_K, observed_K, sq_K)
     z_K = jnp.where(observed_K, (value_K - shift) * scale, 0.0)
     return z_K, scale
 
@@ -89,16 +104,13 @@ def optimistic_scores(z_K, observed_K, active_K, optimism: float):
     return jnp.where(observed_K, z_K, jnp.where(active_K, top + optimism, 0.0))
 
 
-def effective_count(count_K, window_len_K, estimator: str, alpha: float) -> jax.Array:
-    """Effective sample size of each arm's estimate (f32[K]).
-
-    window: the number of rewards in the window. ema: 1 / sum(w_i**2) over the EMA
+def ema_effective_count(count_K, alpha: float) -> jax.Array:
+    """Effective sample size (f32[K]) of an EMA estimate: 1 / sum(w_i**2) over the EMA
     weights of the `count` observations (first observation initialises): 1 after one
     observation, tending to (2 - alpha) / alpha. Unlike the raw count it saturates, so
-    uncertainty-based policies keep exploring when rewards drift.
+    uncertainty-based policies keep exploring when rewards drift. (A window estimate's
+    effective size is its fill.)
     """
-    if estimator == "window":
-        return window_len_K.astype(jnp.float32)
     n_K = jnp.maximum(count_K, 1).astype(jnp.float32)
     q_K = jnp.power(jnp.float32(1.0 - alpha), 2.0 * (n_K - 1.0))
     sum_sq_K = q_K + alpha * (1.0 - q_K) / (2.0 - alpha)
@@ -151,11 +163,14 @@ def thompson_argmax(key, mean_K, std_K, active_K, n: int) -> jax.Array:
     return jnp.argmax(draws_NxK, axis=-1).astype(jnp.int32)
 
 
+@functools.cache
 def thompson_noise(num_arms: int):
     """f32[THOMPSON_DRAWS, K] fixed standard normals (numpy, seed THOMPSON_SEED) behind
-    `thompson_probs`: built once per bandit, no random-number generation per call."""
+    `thompson_probs`: built once per K (cached, read-only), no random-number generation per call."""
     rng = np.random.default_rng(THOMPSON_SEED)
-    return rng.standard_normal((THOMPSON_DRAWS, num_arms)).astype(np.float32)
+    noise_DxK = rng.standard_normal((THOMPSON_DRAWS, num_arms)).astype(np.float32)
+    noise_DxK.flags.writeable = False
+    return noise_DxK
 
 
 def thompson_probs(mean_K, std_K, active_K, noise_DxK) -> jax.Array:

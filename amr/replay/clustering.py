@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -171,70 +170,3 @@ def kmeans(
     return _kmeans_jit(
         key, jnp.asarray(x_NxD, jnp.float32), int(k), int(num_iters), None if batch_size is None else int(batch_size)
     )
-
-
-def _num_rows(data) -> int:
-    leaves = jax.tree.leaves(data)
-    if not leaves:
-        raise ValueError("data must be an array or a pytree of arrays, got no arrays")
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
-    if len(sizes) != 1 or None in sizes:
-        raise ValueError(f"data: all arrays need the same leading (sample) dimension, got {sizes}")
-    return sizes.pop()
-
-
-def cluster_task(
-    key: jax.Array, embed_fn: Callable[[Any], jax.Array], data, num_clusters: int, *, batch_size: int = 256, **kmeans_kw
-) -> np.ndarray:
-    """Local cluster labels i32[N] of a task's samples: k-means over their embeddings.
-
-    Args:
-      key: PRNG key for k-means.
-      embed_fn: `embed_fn(batch) -> f32[B, D]`, called on slices `data[i:i + B]`
-        (leaf-wise for a pytree). Every call gets exactly `batch_size` rows (the
-        last batch is padded by repeating its final row and the padding dropped),
-        so a jitted embed_fn compiles once.
-      data: an array or a pytree of arrays with a common leading dimension N.
-      num_clusters: k; 1 gives `per_task_labels(N)` without calling embed_fn.
-      batch_size: rows per embed_fn call.
-      **kmeans_kw: `num_iters`, `batch_size` of `kmeans` (pass the latter as
-        `kmeans_batch_size`).
-    """
-    n = _num_rows(data)
-    if (
-        isinstance(num_clusters, bool)
-        or not isinstance(num_clusters, (int, np.integer))
-        or not 0 < num_clusters <= max(n, 1)
-    ):
-        raise ValueError(f"num_clusters must be an int in [1, N={n}], got {num_clusters!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    unknown = set(kmeans_kw) - {"num_iters", "kmeans_batch_size"}
-    if unknown:
-        raise ValueError(f"kmeans_kw: unknown arguments {sorted(unknown)}; expected num_iters, kmeans_batch_size")
-    if num_clusters == 1:
-        return per_task_labels(n)
-
-    chunks = []
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        rows = np.minimum(np.arange(start, start + batch_size), n - 1)  # pad with the last row
-        batch = jax.tree.map(lambda a: a[rows] if stop - start < batch_size else a[start:stop], data)
-        emb = embed_fn(batch)
-        if getattr(emb, "ndim", None) != 2 or emb.shape[0] != batch_size:
-            raise ValueError(
-                f"embed_fn must return [batch, D] = [{batch_size}, D] embeddings, "
-                f"got shape {getattr(emb, 'shape', None)}"
-            )
-        chunks.append(jnp.asarray(emb, jnp.float32)[: stop - start])
-    x_NxD = jnp.concatenate(chunks, 0)
-    if not bool(jnp.all(jnp.isfinite(x_NxD))):
-        raise ValueError("embed_fn returned non-finite embeddings")
-    result = kmeans(
-        key,
-        x_NxD,
-        num_clusters,
-        num_iters=kmeans_kw.get("num_iters", 50),
-        batch_size=kmeans_kw.get("kmeans_batch_size"),
-    )
-    return np.asarray(result.labels)

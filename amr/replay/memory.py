@@ -25,8 +25,10 @@ twice (the caller guarantees fresh ids; the run loop appends each task once).
 
 Emptiness: drawing from an empty memory is a `ValueError` raised on the host by
 `check_nonempty`. `draw`/`draw_uniform` call it themselves when the index is
-concrete; inside `jit` the index is traced and the caller (the replay layer)
-must call `check_nonempty` before entering the traced region.
+concrete; inside `jit` the index is traced and every draw from an empty memory (or
+an empty arm) is the invalid id -1, never a stored sample's id. Gather rows with
+`gather(rows, ids)`, which masks invalid ids, never `rows[ids]` (jnp wraps -1 to the
+last row).
 """
 
 from __future__ import annotations
@@ -187,13 +189,54 @@ def add_task(
     lazily zeroed scratch array, and the device writes only the task's n entries
     -- plus, unless `donate`, one memcpy of the two capacity-sized buffers.
     """
+    ids, labels, num_clusters = _checked_task(index, sample_ids, cluster_labels, task_id, num_clusters)
+    ids = ids.astype(np.dtype(index.sorted_ids.dtype), copy=False)
+    _check_fresh(index, ids)
+    num_arms, start, n = int(index.num_arms), int(index.num_samples), ids.shape[0]
+    arm_ids = np.arange(num_arms, num_arms + num_clusters, dtype=np.int32)
+    counts, order = _group_by_label(labels, num_clusters, ids.dtype)
+    sorted_ids, arm_of = index.sorted_ids, index.arm_of
+    if n:
+        bucket, capacity = _bucket(n, index.capacity), index.capacity
+        scatter = _scatter_inplace if donate else _scatter_copy
+        sorted_ids, arm_of = scatter(
+            sorted_ids,
+            arm_of,
+            _pad(np.arange(start, start + n, dtype=ids.dtype), bucket, capacity),
+            _pad(ids[order], bucket, capacity),
+            _pad(np.repeat(arm_ids, counts), bucket, -1),
+        )  # labels[order] is sorted
+
+    offsets = np.asarray(index.offsets).copy()
+    sizes = np.asarray(index.sizes).copy()
+    arm_task = np.asarray(index.arm_task).copy()
+    sl = slice(num_arms, num_arms + num_clusters)
+    offsets[sl] = start + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(ids.dtype)
+    sizes[sl], arm_task[sl] = counts, task_id
+    new_index = MemoryIndex(
+        sorted_ids=sorted_ids,
+        offsets=_like(index.offsets, offsets),
+        sizes=_like(index.sizes, sizes),
+        arm_of=arm_of,
+        arm_task=_like(index.arm_task, arm_task),
+        num_samples=_like(index.num_samples, start + n),
+        num_arms=_like(index.num_arms, num_arms + num_clusters),
+    )
+    return new_index, arm_ids
+
+
+def _is_int_vector(x: np.ndarray) -> bool:
+    return x.ndim == 1 and (not x.size or np.issubdtype(x.dtype, np.integer))
+
+
+def _checked_task(index, sample_ids, cluster_labels, task_id, num_clusters):
+    """(ids, labels, num_clusters) of an `add_task` call, or a ValueError naming the bad argument."""
     if not _is_concrete(index):
         raise ValueError("index: add_task is host-side and needs a concrete index, not a traced one")
-    ids = np.asarray(sample_ids)
-    labels = np.asarray(cluster_labels)
-    if ids.ndim != 1 or (ids.size and not np.issubdtype(ids.dtype, np.integer)):
+    ids, labels = np.asarray(sample_ids), np.asarray(cluster_labels)
+    if not _is_int_vector(ids):
         raise ValueError(f"sample_ids must be a 1-D integer array, got shape {ids.shape} dtype {ids.dtype}")
-    if labels.ndim != 1 or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+    if not _is_int_vector(labels):
         raise ValueError(f"cluster_labels must be a 1-D integer array, got shape {labels.shape} dtype {labels.dtype}")
     if ids.shape != labels.shape:
         raise ValueError(
@@ -222,60 +265,36 @@ def add_task(
         raise ValueError(
             f"num_clusters={num_clusters} new arms exceed max_arms={max_arms} ({num_arms} already allocated)"
         )
-    id_dt = np.dtype(index.sorted_ids.dtype)
-    ids = ids.astype(id_dt, copy=False)
-    if n:
-        # Duplicates in O(n): write each id's position into a lazily zeroed (calloc)
-        # scratch array; an id written twice reads back the later position.
-        where = np.zeros((capacity,), np.int64 if n > INT32_MAX else np.int32)
-        pos = np.arange(n, dtype=where.dtype)
-        where[ids] = pos
-        if not np.array_equal(where[ids], pos):
-            dup = ids[where[ids] != pos][:5]
-            raise ValueError(f"sample_ids contains duplicate ids (e.g. {dup.tolist()})")
-        del where, pos
-        bucket = _bucket(n, capacity)
-    if n and index.tracks_arms:
-        stored = np.asarray(_gather_arm_of(index.arm_of, _pad(ids, bucket, capacity)))[:n]
+    return ids, labels, num_clusters
+
+
+def _check_fresh(index: MemoryIndex, ids: np.ndarray) -> None:
+    """ValueError if `ids` repeats an id or (with an arm table) holds one already stored."""
+    n, capacity = ids.shape[0], index.capacity
+    if not n:
+        return
+    # Duplicates in O(n): write each id's position into a lazily zeroed (calloc)
+    # scratch array; an id written twice reads back the later position.
+    where = np.zeros((capacity,), np.int64 if n > INT32_MAX else np.int32)
+    pos = np.arange(n, dtype=where.dtype)
+    where[ids] = pos
+    if not np.array_equal(where[ids], pos):
+        dup = ids[where[ids] != pos][:5]
+        raise ValueError(f"sample_ids contains duplicate ids (e.g. {dup.tolist()})")
+    del where, pos
+    if index.tracks_arms:
+        stored = np.asarray(_gather_arm_of(index.arm_of, _pad(ids, _bucket(n, capacity), capacity)))[:n]
         if np.any(stored >= 0):
             bad = ids[stored >= 0][:5]
             raise ValueError(f"sample_ids already stored in memory (e.g. {bad.tolist()})")
 
-    # Group by label: stable counting sort (radix sort for <= 2**16 clusters).
+
+def _group_by_label(labels: np.ndarray, num_clusters: int, id_dt):
+    """(counts per cluster, stable order grouping the samples by label): a counting / radix sort."""
     sort_dt = np.uint16 if num_clusters <= 2**16 else np.int64
     order = np.argsort(labels.astype(sort_dt, copy=False), kind="stable")
     counts = np.bincount(labels, minlength=num_clusters).astype(id_dt)
-    start = int(index.num_samples)
-    new_offsets = start + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(id_dt)
-    arm_ids = np.arange(num_arms, num_arms + num_clusters, dtype=np.int32)
-
-    sorted_ids, arm_of = index.sorted_ids, index.arm_of
-    if n:
-        positions = np.arange(start, start + n, dtype=id_dt)
-        scatter = _scatter_inplace if donate else _scatter_copy
-        sorted_ids, arm_of = scatter(
-            sorted_ids,
-            arm_of,
-            _pad(positions, bucket, capacity),
-            _pad(ids[order], bucket, capacity),
-            _pad(np.repeat(arm_ids, counts), bucket, -1),
-        )  # labels[order] is sorted
-
-    offsets = np.asarray(index.offsets).copy()
-    sizes = np.asarray(index.sizes).copy()
-    arm_task = np.asarray(index.arm_task).copy()
-    sl = slice(num_arms, num_arms + num_clusters)
-    offsets[sl], sizes[sl], arm_task[sl] = new_offsets, counts, task_id
-    new_index = MemoryIndex(
-        sorted_ids=sorted_ids,
-        offsets=_like(index.offsets, offsets),
-        sizes=_like(index.sizes, sizes),
-        arm_of=arm_of,
-        arm_task=_like(index.arm_task, arm_task),
-        num_samples=_like(index.num_samples, start + n),
-        num_arms=_like(index.num_arms, num_arms + num_clusters),
-    )
-    return new_index, arm_ids
+    return counts, order
 
 
 # --- draws (jittable) ---------------------------------------------------------
@@ -288,7 +307,7 @@ def draw(index: MemoryIndex, key: jax.Array, arm_ids: jax.Array) -> jax.Array:
     no samples (empty cluster, unallocated arm) or outside [0, max_arms) yields
     -1, never a foreign id; the replay layer only asks for active arms.
     Jittable; with a concrete index it first checks (host side) that the memory is
-    not empty, inside jit the caller must have called `check_nonempty`.
+    not empty, inside jit an empty memory gives -1 everywhere.
     """
     if _is_concrete(index):
         check_nonempty(index)
@@ -308,13 +327,13 @@ def draw_uniform(index: MemoryIndex, key: jax.Array, shape) -> jax.Array:
     """Sample ids uniform over all stored samples (the 'uniform' baseline), O(1) each.
 
     Jittable (`shape` static). A concrete index is checked for emptiness on the
-    host; inside jit the caller must have called `check_nonempty`.
+    host; inside jit an empty memory gives -1 everywhere.
     """
     if _is_concrete(index):
         check_nonempty(index)
     n = index.num_samples
     j = jax.random.randint(key, tuple(shape), 0, jnp.maximum(n, 1), dtype=n.dtype)
-    return index.sorted_ids[j]
+    return jnp.where(n > 0, index.sorted_ids[j], jnp.asarray(-1, index.sorted_ids.dtype))
 
 
 def draw_uniform_with_arms(index: MemoryIndex, key: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
@@ -328,7 +347,7 @@ def draw_uniform_with_arms(index: MemoryIndex, key: jax.Array, shape) -> tuple[j
     j = jax.random.randint(key, tuple(shape), 0, jnp.maximum(n, 1), dtype=n.dtype)
     inside = (index.offsets <= j[..., None]) & (j[..., None] < index.offsets + index.sizes) & (index.sizes > 0)
     arms = jnp.where(jnp.any(inside, axis=-1), jnp.argmax(inside, axis=-1), -1).astype(jnp.int32)
-    return index.sorted_ids[j], arms
+    return jnp.where(n > 0, index.sorted_ids[j], jnp.asarray(-1, index.sorted_ids.dtype)), arms
 
 
 def arms_of(index: MemoryIndex, sample_ids: jax.Array) -> jax.Array:
@@ -342,3 +361,24 @@ def arms_of(index: MemoryIndex, sample_ids: jax.Array) -> jax.Array:
     inside = (sample_ids >= 0) & (sample_ids < index.capacity)
     arms = index.arm_of[jnp.where(inside, sample_ids, 0)]
     return jnp.where(inside, arms, -1)
+
+
+def gather(rows_Nx, ids) -> tuple[jax.Array, jax.Array]:
+    """(rows_Nx[ids] with zeros where an id is invalid, bool mask of the valid ids).
+
+    The safe way to fetch replay rows: an id outside [0, N) (e.g. the -1 of a draw from an
+    empty memory) gives a row of zeros and `valid=False` -- plain `rows_Nx[ids]` would wrap -1
+    to the last row. Mask the losses of invalid rows (`jnp.where(valid, losses, nan)`); the
+    bandit ignores NaN. `ids` must be integers (ValueError naming it otherwise, also when traced).
+    """
+    rows_Nx = jnp.asarray(rows_Nx)
+    ids = jnp.asarray(ids)
+    if not jnp.issubdtype(ids.dtype, jnp.integer):
+        raise ValueError(f"ids must be integer sample ids, got dtype {ids.dtype}")
+    if rows_Nx.ndim == 0:
+        raise ValueError(f"rows_Nx must have a leading sample axis, got shape {rows_Nx.shape}")
+    valid = (ids >= 0) & (ids < rows_Nx.shape[0])
+    safe = jnp.where(valid, ids, 0)
+    picked = rows_Nx[safe]
+    mask = valid.reshape(valid.shape + (1,) * (rows_Nx.ndim - 1))
+    return jnp.where(mask, picked, jnp.zeros((), rows_Nx.dtype)), valid

@@ -1,87 +1,254 @@
-"""Replay policies behind one interface: which past samples fill the replay slots.
+"""Replay policies, optax-style: which past samples fill the replay slots.
 
-Every policy is a `ReplayPolicy` record of pure functions over a `ReplayState`
-(memory index + bandit + per-arm reference losses), optax-style:
+Each factory binds its static arguments and returns the same frozen `ReplayPolicy`
+record of pure functions over a `ReplayState` (memory index + bandit + reference losses):
 
-        policy = make_replay("amr", max_arms=64, capacity=100_000, reward="loss_increase")
+        policy = amr(max_arms=64, capacity=100_000)          # or make_replay("amr", ...)
         state = policy.init()
-        state = policy.add_task(state, sample_ids, cluster_labels, task_id, ref_losses)  # host side
-        ids_SxB = policy.presample(state, key, num_steps, batch)                         # on device
-        ids_SxB, arms_SxB = policy.presample_with_arms(state, key, num_steps, batch)      # same ids
-        state = policy.observe(state, ids, arm_ids, losses)                               # on device
+        state = policy.add_task(state, sample_ids, cluster_labels, task_id)   # host side
+        ids_SxRC = policy.presample(state, key, num_steps, batch)             # on device
+        ids_SxRC, arms_SxRC = policy.presample_with_arms(state, key, num_steps, batch)  # same ids
+        chosen = policy.select(candidates, params, new_loss_fn, cand_loss_fn) # MIR; identity otherwise
+        state = policy.observe(state, ids, arm_ids, losses)                   # pre-update losses
+        state = policy.record_new(state, new_ids, new_losses)                 # 'sample' reference
 
-Policies:
-    none           naive fine-tuning: no replay slots.
-    uniform        uniform over all past samples (the strong baseline, Prabhu et al. 2023).
-    task_balanced  a past task uniformly, then a sample uniformly inside it.
-    amr            a non-stationary bandit over arms (clusters of past data), Boltzmann
-                                  sampling by default; reward = current loss, loss increase over the
-                                  arm's reference loss, or marginal benefit (loss drop after replay).
-    joint          uniform over all past samples like `uniform`; the engine gives it a batch that
-                                  grows with the tasks seen (joint training, an over-budget reference).
-    mir            maximally interfered retrieval (Aljundi et al. 2019): presample
-                                  `candidates` uniform ids per slot; the train step keeps the ones
-                                  whose loss rises most under a virtual SGD step.
+Factories (`amr.replay.registry.STRATEGIES` lists their config names):
+    none()           naive fine-tuning: no replay slots.
+    uniform()        uniform over all past samples (the strong baseline, Prabhu et al. 2023).
+    task_balanced()  a past task uniformly, then a sample uniformly inside it.
+    amr(...)         a non-stationary bandit over arms (clusters of past data); reward = current
+                     loss, loss increase over a reference, or marginal benefit (loss drop after replay).
+    joint()          like `uniform`; the engine gives it a batch that grows with the tasks seen
+                     (joint training, an over-budget reference).
+    mir(...)         maximally interfered retrieval (Aljundi et al. 2019): `candidates` uniform ids per
+                     slot, `select` keeps those whose loss rises most under a virtual SGD step.
+
+Every factory takes the memory's static shape: `max_arms`, `capacity` and `track_arms`
+(False keeps no per-sample arm table, for host-resident rows: arms come from the draw).
+Misuse fails loudly: drawing from an empty memory raises outside jit and yields id -1 inside
+(which `amr.replay.memory.gather` masks); ids and losses of the wrong dtype or shape raise a
+ValueError naming the argument when traced.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from amr.replay import bandit as bandit_lib
-from amr.replay import memory as memory_lib
+from amr.replay import memory as memory_lib  # noqa: F401  (reached as `policies.memory_lib`)
+from amr.replay import policy_base as base
 from amr.replay import sampling
+from amr.replay._checks import check_choice, check_int, check_real
+from amr.replay.policy_base import Candidates, ReplayPolicy, ReplayState, keep_all  # noqa: F401  (the public types)
 
-POLICIES = ("none", "uniform", "task_balanced", "amr", "mir", "joint")
 REWARDS = ("loss", "loss_increase", "marginal")
+REFERENCES = ("sample", "visit", "arm")  # loss_increase's reference; the first is the default
 
 
-@flax.struct.dataclass
-class ReplayState:
-    memory: memory_lib.MemoryIndex
-    bandit: bandit_lib.BanditState
-    ref_loss: jax.Array  # f32[K] held-in loss of each arm when its task ended (NaN: unknown)
-    sample_ref: jax.Array  # f32[capacity] each sample's own loss when it was last trained on as new data
+# ---------------------------------------------------------------- the policies without feedback
 
 
-class ReplayPolicy(NamedTuple):
-    name: str
-    init: Callable[[], ReplayState]
-    add_task: Callable[..., ReplayState]
-    presample: Callable[..., jax.Array]
-    presample_with_arms: Callable[..., tuple[jax.Array, jax.Array]]  # presample's ids and the arm of each
-    observe: Callable[..., ReplayState]
-    record_new: Callable[..., ReplayState]
-    arm_probs: Callable[[ReplayState], jax.Array]
-    rewards: Callable[..., jax.Array]
-    candidates: int  # ids presampled per replay slot (mir > 1)
-    uses_bandit: bool
-    needs_loss_after: bool  # the 'marginal' reward needs the replayed rows' loss after the update
+def none(*, max_arms: int, capacity: int, track_arms: bool = True) -> base.ReplayPolicy:
+    """Naive fine-tuning: no replay slots (presample gives int32[S, 0])."""
+    return base.make_policy(
+        "none",
+        max_arms=max_arms,
+        capacity=capacity,
+        track_arms=track_arms,
+        draws=base.no_draws(),
+        arm_probs=lambda state: jnp.zeros(state.memory.sizes.shape, jnp.float32),
+    )
 
 
-def _arm_probs_by_task(memory: memory_lib.MemoryIndex) -> jax.Array:
-    """Task-balanced arm distribution: each present task equally, arms by size inside it."""
-    max_arms = memory.sizes.shape[0]
-    sizes = memory.sizes.astype(jnp.float32)
-    task = jnp.where(memory.sizes > 0, memory.arm_task, -1)
-    # Size of each arm's task, by a K x K comparison (K is small: arms, not samples).
-    same_task = (task[:, None] == task[None, :]) & (task[:, None] >= 0)
-    task_size = jnp.sum(jnp.where(same_task, sizes[None, :], 0.0), axis=1)
-    first_of_task = jnp.argmax(same_task, axis=1) == jnp.arange(max_arms)
-    num_tasks = jnp.sum(first_of_task & (task >= 0))
-    p = jnp.where(task >= 0, sizes / jnp.maximum(task_size, 1.0), 0.0)
-    return p / jnp.maximum(num_tasks, 1).astype(jnp.float32)
+def uniform(*, max_arms: int, capacity: int, track_arms: bool = True) -> base.ReplayPolicy:
+    """Uniform over all past samples."""
+    kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
+    return base.make_policy("uniform", **kw, draws=base.uniform_draws(1), arm_probs=base.arm_probs_by_size)
 
 
-def _draw_arms(key, probs_K, shape):
-    """Arm ids by inverse CDF (one uniform per draw); arms with probability 0 never come out."""
-    return sampling.sample_from_probs(key, probs_K, shape)
+def joint(*, max_arms: int, capacity: int, track_arms: bool = True) -> base.ReplayPolicy:
+    """Uniform over all past samples; the engine's batch grows with the tasks seen (over budget)."""
+    kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
+    return base.make_policy("joint", **kw, draws=base.uniform_draws(1), arm_probs=base.arm_probs_by_size)
+
+
+def task_balanced(*, max_arms: int, capacity: int, track_arms: bool = True) -> base.ReplayPolicy:
+    """A past task uniformly, then an arm by size inside it, then a sample uniformly inside that."""
+
+    def arms(state, key, shape):
+        return sampling.sample_from_probs(key, base.arm_probs_by_task(state.memory), shape)
+
+    kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
+    return base.make_policy(
+        "task_balanced", **kw, draws=base.arm_first_draws(arms), arm_probs=lambda s: base.arm_probs_by_task(s.memory)
+    )
+
+
+# ---------------------------------------------------------------- MIR
+
+
+def mir(
+    *, max_arms: int, capacity: int, candidates: int = 4, lr: float = 0.1, track_arms: bool = True
+) -> base.ReplayPolicy:
+    """Maximally interfered retrieval: `candidates` uniform ids per replay slot; `select` keeps
+    the slot-count whose loss rises most under a virtual SGD step of learning rate `lr`."""
+    C = check_int("candidates", candidates, 2)
+    lr = check_real("mir_lr", lr, 0.0, float("inf"), lo_open=True)
+
+    def select(cands: base.Candidates, params, new_loss_fn, cand_loss_fn, axis_name=None) -> base.Candidates:
+        """The R = len(ids) / C candidates (sorted positions) whose loss rises most.
+
+        new_loss_fn(params) -> f32[B_local]: per-example losses of this device's new rows;
+        cand_loss_fn(params, rows) -> f32[n]: per-example losses of candidate rows.
+        With `axis_name` (inside shard_map/pmap) the gradient is averaged and the scores and
+        rows gathered over that axis; the rows returned are this device's share."""
+        grad = jax.grad(lambda p: new_loss_fn(p).mean())(params)
+        if axis_name is not None:
+            grad = jax.lax.pmean(grad, axis_name)
+        virtual = jax.tree.map(lambda p, g: p - lr * g, params, grad)
+        score = cand_loss_fn(virtual, cands.rows) - cand_loss_fn(params, cands.rows)
+        score = jnp.where(jnp.isfinite(score), score, -jnp.inf)
+        keep_local, rows, start = score.shape[0] // C, cands.rows, 0
+        if axis_name is not None:
+            score = jax.lax.all_gather(score, axis_name, axis=0, tiled=True)
+            rows = jax.tree.map(lambda x: jax.lax.all_gather(x, axis_name, axis=0, tiled=True), rows)
+            start = jax.lax.axis_index(axis_name) * keep_local
+        _, top = jax.lax.top_k(score, cands.ids.shape[0] // C)
+        sel = jnp.sort(top)
+        mine = jax.lax.dynamic_slice_in_dim(sel, start, keep_local)
+        arms = None if cands.arms is None else cands.arms[sel]
+        return base.Candidates(cands.ids[sel], arms, jax.tree.map(lambda x: x[mine], rows))
+
+    kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
+    return base.make_policy(
+        "mir", **kw, draws=base.uniform_draws(C), arm_probs=base.arm_probs_by_size, select=select, candidates=C
+    )
+
+
+# ---------------------------------------------------------------- AMR
+
+
+def _at_or_nan(x_N, ids):
+    """x_N[ids], NaN where an id is outside [0, N) (the bandit then ignores the reward).
+
+    (jnp indexing wraps negative ids, even with mode='fill': the mask is explicit.)"""
+    inside = (ids >= 0) & (ids < x_N.shape[0])
+    return jnp.where(inside, x_N[jnp.where(inside, ids, 0)], jnp.nan)
+
+
+def _reward_loss(state, arm_ids, losses, losses_after, sample_ids):
+    return losses
+
+
+def _reward_over_sample(state, arm_ids, losses, losses_after, sample_ids):
+    if sample_ids is None:
+        raise ValueError("sample_ids: the per-sample loss_increase reward needs the observed rows' ids")
+    return losses - _at_or_nan(state.sample_ref, sample_ids)
+
+
+def _reward_over_arm(state, arm_ids, losses, losses_after, sample_ids):
+    return losses - _at_or_nan(state.ref_loss, arm_ids)
+
+
+def _reward_marginal(state, arm_ids, losses, losses_after, sample_ids):
+    if losses_after is None:
+        raise ValueError("losses_after: the 'marginal' reward needs the replayed rows' loss after the update")
+    return losses - losses_after.astype(jnp.float32)
+
+
+def _reward_fn(reward: str, reference: str) -> Callable:
+    """`(state, arm_ids, f32 losses, losses_after, sample_ids) -> f32 rewards` of a reward and reference."""
+    if reward == "loss_increase":
+        return _reward_over_arm if reference == "arm" else _reward_over_sample
+    return {"loss": _reward_loss, "marginal": _reward_marginal}[reward]
+
+
+def amr(
+    *,
+    max_arms: int,
+    capacity: int,
+    reward: str = "loss_increase",
+    reference: str = "sample",
+    bandit: dict[str, Any] | None = None,
+    track_arms: bool = True,
+) -> base.ReplayPolicy:
+    """Adaptive memory replay: a non-stationary bandit (`bandit`: `make_bandit` kwargs) over arms.
+
+    `reward`: 'loss' (the replayed row's loss), 'loss_increase' (its loss minus a reference)
+    or 'marginal' (its loss minus its loss after the update: needs `losses_after`).
+    `reference` (loss_increase): 'sample' (the trainer's default) compares a replayed row's loss
+    with the row's *own* loss when it was last trained on as new data (`record_new`), which
+    removes the row-to-row spread in difficulty; 'visit' also resets that reference whenever the
+    row is replayed; 'arm' compares with its arm's loss at the task end (`add_task(ref_losses)`).
+    """
+    check_choice("reward", reward, REWARDS)
+    check_choice("reference", reference, REFERENCES)
+    bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
+    reward_fn = _reward_fn(reward, reference)  # chosen here: no string dispatch while tracing
+    records_new, records_replayed = reference != "arm", reference == "visit"
+
+    def rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):
+        """Bandit rewards for observed per-example losses (NaN where masked or unknown)."""
+        return reward_fn(state, arm_ids, losses.astype(jnp.float32), losses_after, sample_ids)
+
+    def observe(state, sample_ids, arm_ids, losses, losses_after=None):
+        """Feeds replayed (or probed) rows' per-example PRE-update losses back into the bandit."""
+        base.check_ids_losses("observe", arm_ids, losses, "arm_ids")
+        base.check_ids_losses("observe", sample_ids, losses)
+        flat = lambda x: None if x is None else jnp.reshape(x, -1)  # noqa: E731
+        r = rewards(state, flat(arm_ids), flat(losses), flat(losses_after), flat(sample_ids))
+        return state.replace(bandit=bandit_fns.observe(state.bandit, flat(arm_ids), r))
+
+    def record_new(state, sample_ids, losses, replayed: bool = False):
+        """Remembers rows' training losses as their per-sample reference; a no-op otherwise.
+
+        New-task rows are recorded for the 'sample' and 'visit' references; replayed rows
+        (`replayed=True`) only for 'visit', whose reward is the loss regained since a row's
+        last visit. Non-finite losses and ids outside [0, capacity) are dropped."""
+        sample_ids, losses = base.check_ids_losses("record_new", sample_ids, losses)
+        if not (records_replayed if replayed else records_new):
+            return state
+        losses = losses.reshape(-1).astype(jnp.float32)
+        ids = sample_ids.reshape(-1)
+        ids = jnp.where(jnp.isfinite(losses) & (ids >= 0), ids, state.sample_ref.shape[0])  # dropped
+        return state.replace(sample_ref=state.sample_ref.at[ids].set(losses, mode="drop"))
+
+    def arms(state, key, shape):
+        return bandit_fns.sample(state.bandit, key, int(np.prod(shape))).reshape(shape)
+
+    return base.make_policy(
+        "amr",
+        max_arms=max_arms,
+        capacity=capacity,
+        track_arms=track_arms,
+        draws=base.arm_first_draws(arms),
+        arm_probs=lambda state: bandit_fns.probs(state.bandit),
+        bandit_fns=bandit_fns,
+        sample_refs=capacity if reference in ("sample", "visit") else 1,
+        observe=observe,
+        record_new=record_new,
+        rewards=rewards,
+        uses_bandit=True,
+        needs_loss_after=reward == "marginal",
+    )
+
+
+# ---------------------------------------------------------------- config names -> factories
+
+# The only list of strategy names (`amr.replay.registry.STRATEGIES` reads it).
+FACTORIES: dict[str, Callable[..., base.ReplayPolicy]] = {
+    "none": none,
+    "uniform": uniform,
+    "task_balanced": task_balanced,
+    "amr": amr,
+    "mir": mir,
+    "joint": joint,
+}
 
 
 def make_replay(
@@ -90,157 +257,29 @@ def make_replay(
     max_arms: int,
     capacity: int,
     reward: str = "loss_increase",
-    candidates: int = 1,
+    reference: str = "sample",
+    candidates: int | None = None,
+    mir_lr: float = 0.1,
     bandit: dict[str, Any] | None = None,
-    reference: str = "arm",
     track_arms: bool = True,
-) -> ReplayPolicy:
-    """Builds the replay policy `name`; `bandit` holds `amr.replay.bandit.make_bandit` kwargs.
+) -> base.ReplayPolicy:
+    """The config-facing constructor: the factory `FACTORIES[name]` with the arguments it takes.
 
-    `reference` (loss_increase only): "arm" compares a replayed row's loss with its arm's
-    loss at the arm's task end (`add_task(..., ref_losses)`); "sample" compares it with the
-    row's *own* loss when it was last trained on as new data (`record_new`), which removes
-    the row-to-row spread in difficulty from the reward; "visit" also resets that reference
-    whenever the row is replayed, so the reward is what the row lost since its last visit.
-
-    `track_arms=False` keeps no per-sample arm table in the memory index (host-resident
-    memory, 4 bytes less per stored sample): callers take arms from `presample_with_arms`.
+    Defaults are the trainer's (`configs/base.py`): reward 'loss_increase' over each row's own
+    reference ('sample', which needs `record_new`), MIR with 4 candidates and lr 0.1, the
+    bandit's defaults. `reward`, `reference` and `candidates` are validated whatever `name`
+    (a typo is still a typo); `candidates` and `mir_lr` only reach mir, `reward`, `reference`
+    and `bandit` only amr.
     """
-    if name not in POLICIES:
-        raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {POLICIES}")
-    if reward not in REWARDS:
-        raise ValueError(f"reward: unknown reward {reward!r}; expected one of {REWARDS}")
-    if name == "mir" and candidates < 2:
-        raise ValueError(f"candidates: mir needs at least 2 candidates per slot, got {candidates}")
-    if reference not in ("arm", "sample", "visit"):
-        raise ValueError(f"reference: expected 'arm', 'sample' or 'visit', got {reference!r}")
-    if candidates < 1:
-        raise ValueError(f"candidates must be >= 1, got {candidates}")
-    bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
-    # Probes the empty-memory/int32 limits now, not inside a trace.
-    template = memory_lib.empty_index(max_arms, capacity, track_arms=track_arms)
-
-    def init() -> ReplayState:
-        return ReplayState(
-            memory=template,
-            bandit=bandit_fns.init(np.zeros((max_arms,), bool)),
-            ref_loss=jnp.full((max_arms,), jnp.nan, jnp.float32),
-            sample_ref=jnp.full((capacity if reference in ("sample", "visit") else 1,), jnp.nan, jnp.float32),
-        )
-
-    def add_task(state, sample_ids, cluster_labels, task_id, ref_losses=None, num_clusters=None):
-        """Host side: a finished task's samples become arms. Same shapes out as in."""
-        memory, arm_ids = memory_lib.add_task(
-            state.memory, sample_ids, cluster_labels, task_id, num_clusters=num_clusters
-        )
-        ref = np.asarray(state.ref_loss).copy()
-        if ref_losses is not None:
-            ref_losses = np.asarray(ref_losses, np.float32)
-            if ref_losses.shape != (len(arm_ids),):
-                raise ValueError(
-                    f"ref_losses: expected one reference loss per cluster ({len(arm_ids)}), got shape {ref_losses.shape}"
-                )
-            ref[np.asarray(arm_ids)] = ref_losses
-        active = np.asarray(memory.sizes) > 0
-        return state.replace(
-            memory=memory, bandit=bandit_fns.set_active(state.bandit, jnp.asarray(active)), ref_loss=jnp.asarray(ref)
-        )
-
-    def arm_probs(state):
-        if name == "amr":
-            return bandit_fns.probs(state.bandit)
-        if name == "task_balanced":
-            return _arm_probs_by_task(state.memory)
-        if name == "none":
-            return jnp.zeros(state.memory.sizes.shape, jnp.float32)
-        sizes = state.memory.sizes.astype(jnp.float32)  # uniform / mir / joint: arms by size
-        return sizes / jnp.maximum(jnp.sum(sizes), 1.0)
-
-    def presample(state, key, num_steps: int, batch: int):
-        """int32[num_steps, batch * candidates] replay ids; never the current task's."""
-        if batch < 0 or num_steps < 0:
-            raise ValueError(f"batch and num_steps must be >= 0, got batch={batch}, num_steps={num_steps}")
-        width = 0 if name == "none" else batch * candidates
-        if width == 0:
-            return jnp.zeros((num_steps, width), jnp.int32)
-        if name in ("uniform", "mir", "joint"):
-            return memory_lib.draw_uniform(state.memory, key, (num_steps, width))
-        return memory_lib.draw(state.memory, *_arm_draw(state, key, num_steps, width))
-
-    def _arm_draw(state, key, num_steps, width):
-        """(id key, arms int32[num_steps, width]) of the arm-first policies (amr, task_balanced)."""
-        # The state is fixed for the whole presample, so all S x width draws are iid: one call each.
-        arm_key, id_key = jax.random.split(key)
-        if name == "amr":
-            arms = bandit_fns.sample(state.bandit, arm_key, num_steps * width).reshape(num_steps, width)
-        else:
-            arms = _draw_arms(arm_key, _arm_probs_by_task(state.memory), (num_steps, width))
-        return id_key, arms
-
-    def presample_with_arms(state, key, num_steps: int, batch: int):
-        """(presample's ids, int32 arm of each): the same random draws, arms taken from the draw."""
-        if batch < 0 or num_steps < 0:
-            raise ValueError(f"batch and num_steps must be >= 0, got batch={batch}, num_steps={num_steps}")
-        width = 0 if name == "none" else batch * candidates
-        if width == 0:
-            return jnp.zeros((num_steps, width), jnp.int32), jnp.zeros((num_steps, width), jnp.int32)
-        if name in ("uniform", "mir", "joint"):
-            return memory_lib.draw_uniform_with_arms(state.memory, key, (num_steps, width))
-        id_key, arms = _arm_draw(state, key, num_steps, width)
-        ids = memory_lib.draw(state.memory, id_key, arms)
-        return ids, jnp.where(ids >= 0, arms, -1).astype(jnp.int32)
-
-    def rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):
-        """Bandit rewards for observed per-example losses (NaN where masked or unknown)."""
-        losses = losses.astype(jnp.float32)
-        if reward == "loss":
-            return losses
-        if reward == "loss_increase" and reference in ("sample", "visit"):
-            if sample_ids is None:
-                raise ValueError("sample_ids: the per-sample loss_increase reward needs the observed rows' ids")
-            return losses - state.sample_ref[sample_ids]
-        if reward == "loss_increase":
-            return losses - state.ref_loss[arm_ids]
-        if losses_after is None:
-            raise ValueError("losses_after: the 'marginal' reward needs the replayed rows' loss after the update")
-        return losses - losses_after.astype(jnp.float32)
-
-    def observe(state, sample_ids, arm_ids, losses, losses_after=None):
-        """Feeds per-example losses of replayed (or probed) rows back into the bandit."""
-        if name != "amr":
-            return state
-        r = rewards(
-            state,
-            arm_ids.reshape(-1),
-            losses.reshape(-1),
-            None if losses_after is None else losses_after.reshape(-1),
-            None if sample_ids is None else sample_ids.reshape(-1),
-        )
-        return state.replace(bandit=bandit_fns.observe(state.bandit, arm_ids.reshape(-1), r))
-
-    def record_new(state, sample_ids, losses, replayed: bool = False):
-        """Remembers rows' training losses as their per-sample reference; a no-op otherwise.
-
-        New-task rows are recorded for the 'sample' and 'visit' references; replayed rows
-        (`replayed=True`) only for 'visit', whose reward is the loss regained since a row's
-        last visit."""
-        if name != "amr" or reference == "arm" or (replayed and reference != "visit"):
-            return state
-        losses = losses.reshape(-1).astype(jnp.float32)
-        ids = jnp.where(jnp.isfinite(losses), sample_ids.reshape(-1), state.sample_ref.shape[0])  # dropped
-        return state.replace(sample_ref=state.sample_ref.at[ids].set(losses, mode="drop"))
-
-    return ReplayPolicy(
-        name=name,
-        init=init,
-        add_task=add_task,
-        presample=presample,
-        presample_with_arms=presample_with_arms,
-        observe=observe,
-        record_new=record_new,
-        arm_probs=arm_probs,
-        rewards=rewards,
-        candidates=candidates if name == "mir" else 1,
-        uses_bandit=name == "amr",
-        needs_loss_after=(name == "amr" and reward == "marginal"),
-    )
+    if name not in FACTORIES:
+        raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {tuple(FACTORIES)}")
+    check_choice("reward", reward, REWARDS)
+    check_choice("reference", reference, REFERENCES)
+    if candidates is not None:
+        check_int("candidates", candidates, 2 if name == "mir" else 1)
+    kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
+    if name == "amr":
+        kw.update(reward=reward, reference=reference, bandit=bandit)
+    elif name == "mir":
+        kw.update(lr=mir_lr, **({} if candidates is None else {"candidates": candidates}))
+    return FACTORIES[name](**kw)

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 from amr.data.python_text import TEXT_SOURCES
-from amr.replay import policies as replay_lib
+from amr.replay import registry
 from amr.train.state import OPTIMIZERS, SCHEDULES
-
-STRATEGIES = ("none", "uniform", "task_balanced", "amr", "mir", "joint")
-ESTIMATORS = ("ema", "window")
-BANDIT_POLICIES = ("boltzmann", "greedy", "epsilon_greedy", "ucb", "exp3", "thompson", "uniform")
-NORMALIZERS = ("zscore", "pooled", "minmax", "none")
 
 
 class ConfigError(ValueError):
@@ -69,12 +64,24 @@ def validate_text_source(cfg) -> None:
 
 def validate(cfg, num_devices: int) -> None:
     """Raises ConfigError naming the key of the first bad value."""
+    _validate_run(cfg)
+    _validate_train(cfg, num_devices)
+    _validate_replay(cfg, num_devices)
+    _validate_memory(cfg)
+    _validate_bandit(cfg)
+    _validate_optim(cfg)
     validate_text_source(cfg)
+
+
+def _validate_run(cfg) -> None:
+    """strategies, baseline, seeds."""
     g = lambda k: lookup(cfg, k)  # noqa: E731
     strategies = tuple(g("strategies"))
     _require(len(strategies) > 0, "strategies", "at least one strategy is needed")
     for s in strategies:
-        _require(s in STRATEGIES, "strategies", f"unknown strategy {s!r}; expected one of {STRATEGIES}")
+        _require(
+            s in registry.STRATEGIES, "strategies", f"unknown strategy {s!r}; expected one of {registry.STRATEGIES}"
+        )
     _require(len(set(strategies)) == len(strategies), "strategies", f"duplicates in {strategies}")
     _require(
         g("baseline") in strategies or g("baseline") == "",
@@ -88,6 +95,9 @@ def validate(cfg, num_devices: int) -> None:
         f"need one or more non-negative integers, got {seeds}",
     )
 
+
+def _validate_train(cfg, num_devices: int) -> None:
+    g = lambda k: lookup(cfg, k)  # noqa: E731
     t = "train."
     for key in ("steps_per_task", "batch_size", "chunk_size", "eval_batch"):
         _require(
@@ -116,6 +126,10 @@ def validate(cfg, num_devices: int) -> None:
     batch = g("train.batch_size")
     _require(batch % num_devices == 0, "train.batch_size", f"{batch} is not divisible by the {num_devices} devices")
 
+
+def _validate_replay(cfg, num_devices: int) -> None:
+    g = lambda k: lookup(cfg, k)  # noqa: E731
+    strategies, batch = tuple(g("strategies")), g("train.batch_size")
     frac = g("replay.fraction")
     _require(
         isinstance(frac, (int, float)) and 0.0 <= frac < 1.0, "replay.fraction", f"must lie in [0, 1), got {frac!r}"
@@ -134,9 +148,9 @@ def validate(cfg, num_devices: int) -> None:
             f"{frac} x {batch} = {replay_rows} replay rows, not divisible by the {num_devices} devices",
         )
     _require(
-        g("replay.reward") in replay_lib.REWARDS,
+        g("replay.reward") in registry.REWARDS,
         "replay.reward",
-        f"unknown reward {g('replay.reward')!r}; expected one of {replay_lib.REWARDS}",
+        f"unknown reward {g('replay.reward')!r}; expected one of {registry.REWARDS}",
     )
     _require(
         g("replay.reference") in ("auto", "sample", "visit", "train", "probe"),
@@ -166,6 +180,9 @@ def validate(cfg, num_devices: int) -> None:
     )
     _require(g("replay.mir_lr") > 0, "replay.mir_lr", f"must be > 0, got {g('replay.mir_lr')!r}")
 
+
+def _validate_memory(cfg) -> None:
+    g = lambda k: lookup(cfg, k)  # noqa: E731
     m = "memory."
     _require(
         g(m + "placement") in ("device", "host"),
@@ -181,21 +198,24 @@ def validate(cfg, num_devices: int) -> None:
         isinstance(g(m + "dir"), str), m + "dir", f"must be a path string ('' = <workdir>/memory), got {g(m + 'dir')!r}"
     )
 
+
+def _validate_bandit(cfg) -> None:
+    g = lambda k: lookup(cfg, k)  # noqa: E731
     b = "bandit."
     _require(
-        g(b + "estimator") in ESTIMATORS,
+        g(b + "estimator") in registry.ESTIMATORS,
         b + "estimator",
-        f"unknown estimator {g(b + 'estimator')!r}; expected one of {ESTIMATORS}",
+        f"unknown estimator {g(b + 'estimator')!r}; expected one of {registry.ESTIMATORS}",
     )
     _require(
-        g(b + "policy") in BANDIT_POLICIES,
+        g(b + "policy") in registry.BANDIT_POLICIES,
         b + "policy",
-        f"unknown policy {g(b + 'policy')!r}; expected one of {BANDIT_POLICIES}",
+        f"unknown policy {g(b + 'policy')!r}; expected one of {registry.BANDIT_POLICIES}",
     )
     _require(
-        g(b + "normalize") in NORMALIZERS,
+        g(b + "normalize") in registry.NORMALIZERS,
         b + "normalize",
-        f"unknown normalisation {g(b + 'normalize')!r}; expected one of {NORMALIZERS}",
+        f"unknown normalisation {g(b + 'normalize')!r}; expected one of {registry.NORMALIZERS}",
     )
     _require(g(b + "tau") > 0, b + "tau", f"must be > 0, got {g(b + 'tau')!r}")
     _require(0 < g(b + "alpha") <= 1, b + "alpha", f"must lie in (0, 1], got {g(b + 'alpha')!r}")
@@ -206,6 +226,9 @@ def validate(cfg, num_devices: int) -> None:
     )
     _require(0 <= g(b + "epsilon") <= 1, b + "epsilon", f"must lie in [0, 1], got {g(b + 'epsilon')!r}")
 
+
+def _validate_optim(cfg) -> None:
+    g = lambda k: lookup(cfg, k)  # noqa: E731
     o = "optim."
     _require(
         g(o + "name") in OPTIMIZERS, o + "name", f"unknown optimizer {g(o + 'name')!r}; expected one of {OPTIMIZERS}"

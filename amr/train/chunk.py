@@ -5,17 +5,20 @@ One `jax.jit` runs a whole chunk of S steps with no host round trip:
   1. presample the chunk's replay ids int32[S, R] from the replay state (global draw,
      identical on every device; each device keeps its slice of the columns);
   2. optional forward-only probes of the arms (bandit feedback beyond the replayed rows);
-  3. `lax.scan` over S steps; each step gathers its replay rows from the
-     device-resident memory by index, runs forward/backward on new + replay rows,
-     `pmean`s the gradients and applies the optimizer (skipping non-finite steps);
+  3. `lax.scan` over S steps; each step gets its replay candidates' rows, lets the policy
+     `select` among them (MIR; the identity for every other policy), runs forward/backward
+     on new + replay rows, `pmean`s the gradients and applies the optimizer (skipping
+     non-finite steps);
   4. the replayed rows' per-example losses are all-gathered and fed to the bandit
      (one `lax.scan` inside `observe`), so its state stays identical on every device.
 
-Host-resident memory (`make_chunk_fn(..., host_memory=True)`, see `amr.train.host_memory`):
+Where rows come from is one small interface, `MemorySource`, with two implementations.
+`DEVICE_MEMORY`: the 4th chunk argument is every stored row, replicated; rows are gathered
+by id. `HOST_MEMORY` (`make_chunk_fn(..., host_memory=True)`, see `amr.train.host_memory`):
 step 1 runs outside the chunk, in `make_presample_fn` with exactly the chunk's key
-derivation, and the chunk's 4th argument is a `LocalMemory` -- the presampled ids,
-their arms and their rows, in order -- instead of the whole memory. Rows are then
-taken by position, arms come from the draw, and the rest of the program is unchanged.
+derivation, and the 4th argument is a `LocalMemory` -- the presampled ids, their arms and
+their rows, in order. Rows are then taken by position, arms come from the draw, and the
+rest of the program is the same.
 
 The per-device program is written with `jax.shard_map` over the 1-D mesh axis
 "data" (current JAX's successor of `pmap`). Replay ids are drawn globally and rows
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -72,7 +75,6 @@ class ChunkSpec(NamedTuple):
     new_batch: int  # global new-task rows per step
     replay_batch: int  # global replay rows per step
     probe_samples: int = 0  # global forward-only probe rows per chunk (0: feedback only)
-    mir_lr: float = 0.1  # learning rate of MIR's virtual SGD step
 
 
 def per_example_losses(model, params, rows, keys):
@@ -138,6 +140,171 @@ def make_presample_fn(policy: replay_lib.ReplayPolicy, spec: ChunkSpec) -> Calla
     return jax.jit(presample)
 
 
+# ---------------------------------------------------------------- where replay rows come from
+
+
+class MemorySource(NamedTuple):
+    """How the chunk reaches its replay rows: the interface behind the chunk's 4th argument `memory`.
+
+    `DEVICE_MEMORY`: `memory` is every stored row, replicated; ids are drawn inside the chunk.
+    `HOST_MEMORY`: `memory` is a `LocalMemory` (ids drawn ahead, their rows, this device's columns).
+    """
+
+    spec: Any  # shard_map in_spec of `memory`
+    replay_inputs: Callable  # (memory, policy, replay, key, S, R) -> per-step scan inputs (leading axis S)
+    candidates: Callable  # (memory, step_inputs, dev, cols) -> one step's `Candidates`, this device's `cols` rows
+    probes: Callable  # (memory, replay, key, num, dev, cols) -> (ids int32[num], arms int32[num], this device's rows)
+    arms: Callable  # (replay, out) -> int32[S, R] arms of the replayed ids `out["ids"]`
+
+
+def _rows(memory, ids):
+    """memory[ids], a row of zeros for an invalid id (-1: drawn from an empty memory), never a wrapped row."""
+    return memory_lib.gather(memory, ids)[0]
+
+
+def _device_probes(memory, replay, key, num, dev, cols):
+    pids, parms = probe_ids(replay, key, num)
+    return pids, parms, _rows(memory, _local_cols(pids, dev, cols))
+
+
+DEVICE_MEMORY = MemorySource(
+    spec=P(),
+    replay_inputs=lambda memory, policy, replay, key, S, R: (policy.presample(replay, key, S, R),),
+    candidates=lambda memory, xs, dev, cols: replay_lib.Candidates(
+        xs[0], None, _rows(memory, _local_cols(xs[0], dev, cols))
+    ),
+    probes=_device_probes,
+    arms=lambda replay, out: memory_lib.arms_of(replay.memory, out["ids"]),
+)
+
+HOST_MEMORY = MemorySource(
+    spec=LOCAL_MEMORY_SPECS,
+    replay_inputs=lambda memory, policy, replay, key, S, R: (memory.ids, memory.arms, memory.rows),
+    candidates=lambda memory, xs, dev, cols: replay_lib.Candidates(*xs),  # this device's columns are its rows
+    probes=lambda memory, replay, key, num, dev, cols: (memory.probe_ids, memory.probe_arms, memory.probe_rows),
+    arms=lambda replay, out: out["arms"],
+)
+
+
+# ---------------------------------------------------------------- the per-device program
+
+
+class _Chunk(NamedTuple):
+    """What the per-device program closes over (all static)."""
+
+    model: Any
+    tx: optax.GradientTransformation
+    policy: replay_lib.ReplayPolicy
+    spec: ChunkSpec
+    source: MemorySource
+    n_dev: int
+
+    @property
+    def local(self):
+        """(Bl, Rl, Pl): this device's new, replay and probe rows."""
+        return (
+            self.spec.new_batch // self.n_dev,
+            self.spec.replay_batch // self.n_dev,
+            self.spec.probe_samples // self.n_dev,
+        )
+
+
+def _gather(x):
+    return jax.lax.all_gather(x, AXIS, axis=x.ndim - 1, tiled=True)
+
+
+def _probe_feedback(c: _Chunk, params, replay, memory, probe_key, dev):
+    """The bandit's feedback from forward-only probes of the arms (before the chunk's steps)."""
+    Pl = c.local[2]
+    pids, parms, prows = c.source.probes(memory, replay, probe_key, c.spec.probe_samples, dev, Pl)
+    keys = _row_keys(jax.random.fold_in(probe_key, 1), dev * Pl, Pl)
+    plocal = per_example_losses(c.model, params, prows, keys)
+    return c.policy.observe(replay, pids, parms, _gather(plocal))
+
+
+def _replay_rows(c: _Chunk, params, new_rows, new_keys, memory, replay_xs, key, dev):
+    """One step's chosen `Candidates` (global ids, arms or None, this device's Rl rows)."""
+    Rl = c.local[1]
+    cands = c.source.candidates(memory, replay_xs, dev, Rl * c.policy.candidates)
+    cand_keys = _row_keys(jax.random.fold_in(key, 2), dev * Rl * c.policy.candidates, Rl * c.policy.candidates)
+    return c.policy.select(
+        cands,
+        params,
+        lambda p: per_example_losses(c.model, p, new_rows, new_keys),
+        lambda p, rows: per_example_losses(c.model, p, rows, cand_keys),
+        AXIS,
+    )
+
+
+def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
+    """One optimizer step on this device's new rows plus its replay rows; skipped if not finite."""
+    params, opt_state, skipped = carry
+    new_rows, replay_xs, new_ids, t = xs
+    (Bl, Rl, _), B, R = c.local, c.spec.new_batch, c.spec.replay_batch
+    key = jax.random.fold_in(step_key, t)
+    new_keys = _row_keys(key, dev * Bl, Bl)
+    rows, row_keys, out = new_rows, new_keys, {}
+    if R:
+        chosen = _replay_rows(c, params, new_rows, new_keys, memory, replay_xs, key, dev)
+        rows = jnp.concatenate([new_rows, chosen.rows], axis=0)
+        row_keys = jnp.concatenate([new_keys, _row_keys(key, B + dev * Rl, Rl)])
+        out["ids"] = chosen.ids
+        if chosen.arms is not None:
+            out["arms"] = chosen.arms
+
+    def loss_fn(p):
+        losses = per_example_losses(c.model, p, rows, row_keys)
+        return losses.mean(), losses
+
+    (loss, losses), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    loss, grads = jax.lax.pmean((loss, grads), AXIS)
+    ok = jnp.isfinite(loss) & _all_finite(grads)
+    updates, new_opt = c.tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
+    out["loss"] = loss
+    out["new_loss"] = jax.lax.pmean(jnp.where(ok, losses[:Bl].mean(), jnp.nan), AXIS)
+    out["new_ids"], out["new_losses"] = _gather(new_ids), _gather(jnp.where(ok, losses[:Bl], jnp.nan))
+    if R:
+        out["rep_losses"] = _gather(jnp.where(ok, losses[Bl:], jnp.nan))
+        if c.policy.needs_loss_after:
+            after = per_example_losses(c.model, params, rows[Bl:], row_keys[Bl:])
+            out["rep_after"] = _gather(jnp.where(ok, after, jnp.nan))
+    return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
+
+
+def _feedback(c: _Chunk, replay, out):
+    """(replay state after the chunk's losses, replay metrics): references, bandit rewards, arm counts."""
+    replay = c.policy.record_new(replay, out["new_ids"], out["new_losses"])
+    metrics = {}
+    if c.spec.replay_batch:
+        arms = c.source.arms(replay, out)
+        replay = c.policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
+        replay = c.policy.record_new(replay, out["ids"], out["rep_losses"], replayed=True)
+        counts = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[arms.reshape(-1)].add(1, mode="drop")
+        metrics["replay_arm_counts"] = counts
+    metrics["arm_probs"] = c.policy.arm_probs(replay)
+    return replay, metrics
+
+
+def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
+    dev = jax.lax.axis_index(AXIS)
+    S, R = c.spec.steps, c.spec.replay_batch
+    sample_key, probe_key, step_key = _chunk_keys(state.rng, state.step)
+    replay = state.replay
+    # global draws, the same on every device (host memory: drawn outside with the same key)
+    replay_xs = c.source.replay_inputs(memory, c.policy, replay, sample_key, S, R) if R else ()
+    if uses_probes(c.policy, c.spec):
+        replay = _probe_feedback(c, state.params, replay, memory, probe_key, dev)
+    step = functools.partial(_train_step, c, step_key, dev, memory)
+    carry = (state.params, state.opt_state, state.skipped)
+    (params, opt_state, skipped), out = jax.lax.scan(step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S)))
+    replay, metrics = _feedback(c, replay, out)
+    metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
+    new_state = state.replace(params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped)
+    return new_state, metrics
+
+
 def make_chunk_fn(
     model,
     tx: optax.GradientTransformation,
@@ -146,143 +313,23 @@ def make_chunk_fn(
     spec: ChunkSpec,
     host_memory: bool = False,
 ) -> Callable:
-    """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory_Nx...) -> (state, metrics)` (state donated).
+    """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory) -> (state, metrics)` (state donated).
 
     `new_ids_SxB` are the new rows' ids in the memory (for the per-sample reference loss).
-    With `host_memory` the 4th argument is a `LocalMemory` (see the module docstring).
+    `memory` is every stored row (`DEVICE_MEMORY`) or, with `host_memory`, a `LocalMemory`
+    (`HOST_MEMORY`, see the module docstring).
     """
     n_dev = mesh.shape[AXIS]
-    for name, value in (
-        ("new_batch", spec.new_batch),
-        ("replay_batch", spec.replay_batch),
-        ("probe_samples", spec.probe_samples),
-    ):
-        if value % n_dev:
-            raise ValueError(f"{name}={value} is not divisible by the {n_dev} devices of the mesh")
-    S, B, R, C = spec.steps, spec.new_batch, spec.replay_batch, policy.candidates
-    Bl, Rl, Pl = B // n_dev, R // n_dev, spec.probe_samples // n_dev
-    use_bandit = policy.uses_bandit
+    for name in ("new_batch", "replay_batch", "probe_samples"):
+        if getattr(spec, name) % n_dev:
+            raise ValueError(f"{name}={getattr(spec, name)} is not divisible by the {n_dev} devices of the mesh")
     if spec.probe_samples and policy.needs_loss_after:
         raise ValueError("probe_samples: probes measure loss levels, which the 'marginal' reward cannot use")
-
-    def gather(x):
-        return jax.lax.all_gather(x, AXIS, axis=x.ndim - 1, tiled=True)
-
-    def mir_select(params, new_rows, new_keys, rows, key):
-        """Positions (sorted, int[R]) of the R candidates whose loss rises most under a virtual SGD step.
-
-        `rows` are this device's Rl*C candidate rows."""
-        grad = jax.grad(lambda p: per_example_losses(model, p, new_rows, new_keys).mean())(params)
-        grad = jax.lax.pmean(grad, AXIS)
-        virtual = jax.tree.map(lambda p, g: p - spec.mir_lr * g, params, grad)
-        cand_keys = _row_keys(key, dev_index() * Rl * C, Rl * C)
-        score = per_example_losses(model, virtual, rows, cand_keys) - per_example_losses(model, params, rows, cand_keys)
-        score = gather(jnp.where(jnp.isfinite(score), score, -jnp.inf))
-        _, top = jax.lax.top_k(score, R)
-        return jnp.sort(top)
-
-    def dev_index():
-        return jax.lax.axis_index(AXIS)
-
-    def per_device(state: TrainState, new_SxBl, new_ids_SxBl, memory):
-        dev = dev_index()
-        sample_key, probe_key, step_key = _chunk_keys(state.rng, state.step)
-        replay = state.replay
-        metrics = {}
-
-        if R:
-            if host_memory:  # presampled outside, with the same key; rows arrive with the ids
-                ids_SxRC, arms_SxRC, rows_SxRClx = memory.ids, memory.arms, memory.rows
-            else:
-                ids_SxRC = policy.presample(replay, sample_key, S, R)  # global, same on all devices
-
-        if use_bandit and spec.probe_samples:
-            if host_memory:
-                pids, parms, prows = memory.probe_ids, memory.probe_arms, memory.probe_rows
-            else:
-                pids, parms = probe_ids(replay, probe_key, spec.probe_samples)
-                prows = memory[_local_cols(pids, dev, Pl)]
-            keys = _row_keys(jax.random.fold_in(probe_key, 1), dev * Pl, Pl)
-            plocal = per_example_losses(model, state.params, prows, keys)
-            replay = policy.observe(replay, pids, parms, gather(plocal))
-
-        def replay_rows(params, new_rows, new_keys, xs, key):
-            """(ids int[R] global, arms int[R] or None, this device's Rl replay rows) of one step."""
-            ids_R = xs[1]
-            if not host_memory:
-                if C > 1:
-                    cand = memory[_local_cols(ids_R, dev, Rl * C)]
-                    ids_R = ids_R[mir_select(params, new_rows, new_keys, cand, jax.random.fold_in(key, 2))]
-                return ids_R, None, memory[_local_cols(ids_R, dev, Rl)]
-            arms_R, rows_l = xs[2], xs[3]
-            if C == 1:
-                return ids_R, arms_R, rows_l  # this device's columns are its rows
-            sel = mir_select(params, new_rows, new_keys, rows_l, jax.random.fold_in(key, 2))
-            all_rows = jax.lax.all_gather(rows_l, AXIS, axis=0, tiled=True)  # [R*C, ...] in column order
-            return ids_R[sel], arms_R[sel], all_rows[jax.lax.dynamic_slice_in_dim(sel, dev * Rl, Rl)]
-
-        def train_step(carry, xs):
-            params, opt_state, skipped = carry
-            new_rows, t = xs[0], xs[-1]
-            key = jax.random.fold_in(step_key, t)
-            new_keys = _row_keys(key, dev * Bl, Bl)
-            rows, rep_keys, out = new_rows, new_keys, {}
-            if R:
-                ids_R, arms_R, rep_rows = replay_rows(params, new_rows, new_keys, xs, key)
-                rep_keys = _row_keys(key, B + dev * Rl, Rl)
-                rows = jnp.concatenate([new_rows, rep_rows], axis=0)
-                out["ids"] = ids_R
-                if host_memory:
-                    out["arms"] = arms_R
-
-            def loss_fn(p):
-                losses = per_example_losses(model, p, rows, jnp.concatenate([new_keys, rep_keys]) if R else new_keys)
-                return losses.mean(), losses
-
-            (loss, losses), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            loss, grads = jax.lax.pmean((loss, grads), AXIS)
-            ok = jnp.isfinite(loss) & _all_finite(grads)
-            updates, new_opt = tx.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
-            out["loss"] = loss
-            out["new_loss"] = jax.lax.pmean(jnp.where(ok, losses[:Bl].mean(), jnp.nan), AXIS)
-            out["new_ids"], out["new_losses"] = gather(xs[-2]), gather(jnp.where(ok, losses[:Bl], jnp.nan))
-            if R:
-                rep_losses = jnp.where(ok, losses[Bl:], jnp.nan)
-                out["rep_losses"] = gather(rep_losses)
-                if policy.needs_loss_after:
-                    after = per_example_losses(model, params, rows[Bl:], rep_keys)
-                    out["rep_after"] = gather(jnp.where(ok, after, jnp.nan))
-            return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
-
-        if not R:
-            xs = (new_SxBl, new_ids_SxBl, jnp.arange(S))
-        elif host_memory:
-            xs = (new_SxBl, ids_SxRC, arms_SxRC, rows_SxRClx, new_ids_SxBl, jnp.arange(S))
-        else:
-            xs = (new_SxBl, ids_SxRC, new_ids_SxBl, jnp.arange(S))
-        (params, opt_state, skipped), out = jax.lax.scan(train_step, (state.params, state.opt_state, state.skipped), xs)
-
-        replay = policy.record_new(replay, out["new_ids"], out["new_losses"])
-        if R:
-            arms = out["arms"] if host_memory else memory_lib.arms_of(replay.memory, out["ids"])
-            replay = policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
-            replay = policy.record_new(replay, out["ids"], out["rep_losses"], replayed=True)
-            metrics["replay_arm_counts"] = (
-                jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[arms.reshape(-1)].add(1, mode="drop")
-            )
-        metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
-        metrics["arm_probs"] = policy.arm_probs(replay)
-        new_state = state.replace(
-            params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped
-        )
-        return new_state, metrics
-
+    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev)
     sharded = jax.shard_map(
-        per_device,
+        functools.partial(_per_device, c),
         mesh=mesh,
-        in_specs=(P(), P(None, AXIS), P(None, AXIS), LOCAL_MEMORY_SPECS if host_memory else P()),
+        in_specs=(P(), P(None, AXIS), P(None, AXIS), c.source.spec),
         out_specs=(P(), P()),
         # Replicated outputs are built only from pmean'd / all-gathered values; the bandit's
         # scan mixes them with its replicated state, which the VMA type check cannot follow.

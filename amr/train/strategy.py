@@ -122,9 +122,7 @@ def _compile(ctx: Context, name: str, tx, policy, costs: CostModel, reference: s
     plan = plan_strategy(
         cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe", past_tasks=past_tasks
     )
-    spec = step_lib.ChunkSpec(
-        cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples, cfg.replay.mir_lr
-    )
+    spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
     chunk = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host)
     return plan, chunk, step_lib.make_presample_fn(policy, spec) if on_host else None
@@ -144,6 +142,7 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
         capacity=int(ctx.offsets[-1] + len(ctx.tasks[-1].train)),
         reward=cfg.replay.reward,
         candidates=cfg.replay.mir_candidates if name == "mir" else 1,
+        mir_lr=cfg.replay.mir_lr,
         bandit=dict(cfg.bandit),
         reference=reference if reference in ("sample", "visit") else "arm",
         track_arms=not on_host,
