@@ -137,10 +137,27 @@ def test_results_json_entry_keeps_every_key_and_value(n, fwt):
     runs = _runs(n, fwt)
     before, now = _aggregate_before(runs), experiment.aggregate(runs)
     assert now == stats.strategy_entry(runs)
-    assert set(now) - set(before) == {"avg_forgetting_ci95"}
+    assert set(now) - set(before) == {"avg_forgetting_ci95", "new_task_loss_excl_first", "forgetting_per_task"}
     for k, v in before.items():  # bit for bit, as results.json writes them
         assert json.dumps(now[k]) == json.dumps(v), k
     assert now["avg_forgetting_ci95"] == stats.ci95([r["avg_forgetting"] for r in runs])
+    # these runs predate the key: it is computed from each run's loss matrix (tasks 2..T of the diagonal)
+    expected = np.mean([np.mean(np.diag(r["loss_matrix"])[1:]) for r in runs])
+    assert now["new_task_loss_excl_first"] == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(now["forgetting_per_task"], np.mean([r["forgetting_per_task"] for r in runs], axis=0))
+
+
+def test_recorded_metrics_are_never_replaced_by_derived_ones():
+    run = _runs(1)[0]
+    assert stats.with_metrics(run)["avg_forgetting"] == run["avg_forgetting"]  # not recomputed from the matrix
+    derived = stats.with_metrics(run)["new_task_loss_excl_first"]
+    assert derived == pytest.approx(np.mean(np.diag(run["loss_matrix"])[1:]))
+    recorded = stats.with_metrics(dict(run, new_task_loss_excl_first=7.0))
+    assert recorded["new_task_loss_excl_first"] == 7.0 != derived
+    one_task = stats.summarize([dict(run, loss_matrix=[[1.0]], forgetting_per_task=[])])  # no task 2: None
+    assert (
+        one_task["new_task_loss_excl_first_mean"] is None and one_task["avg_forgetting_mean"] == run["avg_forgetting"]
+    )
 
 
 def test_readme_table_json_and_sweep_show_the_same_interval():

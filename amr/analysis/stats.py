@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from amr.analysis import provenance
+from amr.analysis import forgetting, provenance
 
 CONFIDENCE = 0.95
-METRICS = ("avg_forgetting", "max_forgetting", "new_task_loss", "final_avg_loss")
+NEW_TASK_LOSS = forgetting.NEW_TASK_LOSS  # over tasks 2..T: the new-task loss comparisons use
+METRICS = ("avg_forgetting", "max_forgetting", "new_task_loss", NEW_TASK_LOSS, "final_avg_loss")
 # Metrics of one run that `strategy_entry` (results.json) averages; fwt is None without init losses.
-RUN_METRICS = ("avg_forgetting", "max_forgetting", "final_avg_loss", "new_task_loss", "bwt", "fwt")
+RUN_METRICS = ("avg_forgetting", "max_forgetting", "final_avg_loss", "new_task_loss", NEW_TASK_LOSS, "bwt", "fwt")
 
 
 # ---------------------------------------------------------------- one sample of per-seed values
@@ -93,6 +94,24 @@ def paired_difference(a, b) -> dict[str, Any]:
     return d
 
 
+def with_metrics(run: dict[str, Any]) -> dict[str, Any]:
+    """`run` with the metrics of `forgetting.forgetting_metrics` its file lacks (runs written before a metric
+    existed) computed from its loss matrix; recorded values are never replaced."""
+    missing = [k for k in (*METRICS, "forgetting_per_task") if k not in run]
+    if not missing or "loss_matrix" not in run:
+        return run
+    derived = forgetting.forgetting_metrics(run["loss_matrix"])
+    return {**run, **{k: derived[k] for k in missing}}
+
+
+def _describe_metric(runs, key: str) -> dict[str, Any]:
+    """describe() of one metric over runs; mean/std/ci95 None when a run has no value (e.g. one task)."""
+    vals = [r.get(key) for r in runs]
+    if any(v is None for v in vals):
+        return {"mean": None, "std": None, "ci95": None, "n": len(vals), "values": vals}
+    return describe(vals)
+
+
 def mean_over_seeds(arrays) -> list:
     """Element-wise mean of equally shaped per-seed arrays (loss matrices), as nested lists."""
     return np.mean(np.asarray(arrays, dtype=np.float64), axis=0).tolist()
@@ -113,6 +132,7 @@ def strategy_entry(runs: list[dict[str, Any]]) -> dict[str, Any]:
     per-seed values."""
     if not runs:
         raise ValueError("runs: no finished runs to aggregate")
+    runs = [with_metrics(r) for r in runs]
     out: dict[str, Any] = {
         "seeds": [r["seed"] for r in runs],
         "loss_matrix": mean_over_seeds([r["loss_matrix"] for r in runs]),
@@ -124,6 +144,7 @@ def strategy_entry(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["avg_forgetting_std"] = af["std"]
     out["avg_forgetting_ci95"] = af["ci95"]
     out["avg_forgetting_per_seed"] = [r["avg_forgetting"] for r in runs]
+    out["forgetting_per_task"] = mean_over_seeds([r["forgetting_per_task"] for r in runs])
     out["flops"] = _mean_flops(runs)
     out["within_budget"] = all(r["within_budget"] for r in runs)
     out["naive_task_flops"] = runs[0]["naive_task_flops"]
@@ -145,9 +166,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-seed results of one strategy -> the sweep entry: mean, std and ci95 of each metric, FLOPs, budget check."""
     if not runs:
         raise ValueError("runs: no finished runs to summarize")
+    runs = [with_metrics(r) for r in runs]
     out: dict[str, Any] = {"seeds": [int(r["seed"]) for r in runs]}
     for k in METRICS:
-        d = describe([r[k] for r in runs])
+        d = _describe_metric(runs, k)
         out[f"{k}_mean"] = d["mean"]
         out[f"{k}_ci95"] = d["ci95"]
         out[f"{k}_std"] = d["std"]
@@ -156,15 +178,22 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["flops"] = _mean_flops(runs)
     out["within_budget"] = bool(all(r["within_budget"] for r in runs))
     out["loss_matrix_mean"] = mean_over_seeds([r["loss_matrix"] for r in runs])
-    out["forgetting_per_task_mean"] = mean_over_seeds([r["forgetting_per_task"] for r in runs])
+    per_task = np.asarray([r["forgetting_per_task"] for r in runs], np.float64).reshape(len(runs), -1)
+    out["forgetting_per_task_mean"] = per_task.mean(axis=0).tolist()
+    out["forgetting_per_task_ci95"] = [ci95(col) for col in per_task.T]
     out["skipped_steps"] = int(sum(r.get("skipped_steps", 0) for r in runs))
+    out["plan"] = runs[0].get("plan")  # the split of the last task: new / replay / trimmed rows per step
     return out
 
 
 def paired(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Seed-paired comparison of `runs` against `reference` (None when no seed is shared)."""
-    ref = {int(r["seed"]): r for r in reference}
-    pairs = [(r, ref[int(r["seed"])]) for r in runs if int(r["seed"]) in ref]
+    """Seed-paired comparison of `runs` against `reference` (None when no seed is shared).
+
+    Average forgetting: ratio of means, paired difference with its 95% interval and p-value. New-task
+    loss: `new_task_loss_rel` over the whole diagonal (as before) and, over tasks 2..T,
+    `new_task_loss_excl_first_rel` and its paired difference (None when the runs have a single task)."""
+    ref = {int(r["seed"]): with_metrics(r) for r in reference}
+    pairs = [(with_metrics(r), ref[int(r["seed"])]) for r in runs if int(r["seed"]) in ref]
     if not pairs:
         return None
     diff = paired_difference([a["avg_forgetting"] for a, _ in pairs], [b["avg_forgetting"] for _, b in pairs])
@@ -172,7 +201,7 @@ def paired(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[
     theirs = mean([b["avg_forgetting"] for _, b in pairs])
     new_mine = mean([a["new_task_loss"] for a, _ in pairs])
     new_theirs = mean([b["new_task_loss"] for _, b in pairs])
-    return {
+    out = {
         "seeds": [int(a["seed"]) for a, _ in pairs],
         "forgetting_ratio": mine / theirs if theirs > 0 else float("nan"),
         "forgetting_diff_mean": diff["mean"],
@@ -182,7 +211,17 @@ def paired(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[
         "diff_ci_excludes_zero": diff["excludes_zero"],
         "new_task_loss_rel": new_mine / new_theirs - 1.0,
         "lower_on_seeds": int(np.sum(np.asarray(diff["values"]) < 0)),
+        f"{NEW_TASK_LOSS}_rel": None,
+        f"{NEW_TASK_LOSS}_diff_mean": None,
+        f"{NEW_TASK_LOSS}_diff_ci95": None,
     }
+    if all(a.get(NEW_TASK_LOSS) is not None and b.get(NEW_TASK_LOSS) is not None for a, b in pairs):
+        a_new, b_new = [a[NEW_TASK_LOSS] for a, _ in pairs], [b[NEW_TASK_LOSS] for _, b in pairs]
+        d_new = paired_difference(a_new, b_new)
+        out[f"{NEW_TASK_LOSS}_rel"] = mean(a_new) / mean(b_new) - 1.0
+        out[f"{NEW_TASK_LOSS}_diff_mean"] = d_new["mean"]
+        out[f"{NEW_TASK_LOSS}_diff_ci95"] = d_new["ci95"]
+    return out
 
 
 def regime(runs: list[dict[str, Any]]) -> dict[str, Any]:
