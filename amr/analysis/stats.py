@@ -28,6 +28,8 @@ from scipy import stats as sps
 from amr.analysis import forgetting, provenance
 
 CONFIDENCE = 0.95
+POWER, ALPHA, RELATIVE_EFFECT = 0.80, 0.05, 0.10  # the power analysis: detect 10% of uniform's forgetting
+MIN_SEEDS = 10  # the issue's floor on paired seeds per benchmark, whatever the power analysis says
 NEW_TASK_LOSS = forgetting.NEW_TASK_LOSS  # over tasks 2..T: the new-task loss comparisons use
 METRICS = ("avg_forgetting", "max_forgetting", "new_task_loss", NEW_TASK_LOSS, "final_avg_loss")
 # Metrics of one run that `strategy_entry` (results.json) averages; fwt is None without init losses.
@@ -249,3 +251,77 @@ def same_initial_losses(per_strategy: dict[str, list[dict[str, Any]]]) -> dict[s
             by_seed.setdefault(int(r["seed"]), []).append(np.asarray(r["init_losses"], np.float64))
     differ = sorted({int(j) for rows in by_seed.values() for row in rows[1:] for j in np.flatnonzero(row != rows[0])})
     return {"ok": not differ, "tasks_that_differ": differ}
+
+
+# ---------------------------------------------------------------- power of the paired comparison
+
+
+def paired_t_power(n: int, effect: float, sd: float, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test with `n` pairs to detect a mean difference `effect` when the
+    differences have standard deviation `sd`: P(|T| > t_{1-alpha/2, n-1}) with T ~ noncentral t(n - 1,
+    effect / (sd / sqrt(n))) (`scipy.stats.nct`, not the normal approximation)."""
+    if n < 2:
+        raise ValueError(f"n: the paired t-test needs at least 2 pairs, got {n}")
+    if not (sd > 0 and math.isfinite(sd)):
+        raise ValueError(f"sd: must be a positive finite number, got {sd}")
+    df, nc = n - 1, abs(effect) / (sd / math.sqrt(n))
+    t_crit = sps.t.ppf(1.0 - alpha / 2, df)
+    return float(sps.nct.sf(t_crit, df, nc) + sps.nct.cdf(-t_crit, df, nc))
+
+
+def pairs_for_power(effect: float, sd: float, power: float = POWER, alpha: float = ALPHA, max_n: int = 100_000):
+    """The fewest pairs (>= 2) whose paired t-test reaches `power`; None when `effect` is 0 or it takes
+    more than `max_n`. Power grows with n, so doubling then bisection finds it."""
+    if effect == 0 or not math.isfinite(effect):
+        return None
+    if sd == 0:
+        return 2
+    if paired_t_power(2, effect, sd, alpha) >= power:
+        return 2
+    lo, hi = 2, 4  # power(lo) < target
+    while paired_t_power(hi, effect, sd, alpha) < power:
+        lo, hi = hi, 2 * hi
+        if hi > 2 * max_n:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if paired_t_power(mid, effect, sd, alpha) < power else (lo, mid)
+    return hi if hi <= max_n else None
+
+
+def power_analysis(a, reference, relative_effect: float = RELATIVE_EFFECT) -> dict[str, Any]:
+    """Seeds needed to detect `relative_effect` x the reference's mean with 80% power at alpha 0.05.
+
+    `a`, `reference`: per-seed average forgetting, paired by position (e.g. AMR's and uniform's). The paired
+    sd is the observed sd of `a - reference`; below 2 pairs there is none and `seeds_needed` is None."""
+    a, b = _sample(a), _sample(reference)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must have the same length, got {a.shape[0]} and {b.shape[0]}")
+    n, ref_mean = int(a.shape[0]), mean(b)
+    sd = std(a - b) if n > 1 else None
+    effect = relative_effect * ref_mean
+    needed = pairs_for_power(effect, sd) if sd is not None else None
+    return {
+        "paired_sd": sd,
+        "reference_mean": ref_mean,
+        "relative_effect": relative_effect,
+        "effect": effect,
+        "alpha": ALPHA,
+        "power": POWER,
+        "seeds_needed": needed,
+        "seeds_run": n,
+        "power_at_seeds_run": paired_t_power(n, effect, sd) if n > 1 and sd and effect else None,
+        "enough_seeds": bool(needed is not None and n >= max(needed, MIN_SEEDS)),
+    }
+
+
+def _paired_values(runs, reference, key: str = "avg_forgetting") -> tuple[list, list, list]:
+    ref = {int(r["seed"]): r for r in reference}
+    pairs = [(r, ref[int(r["seed"])]) for r in runs if int(r["seed"]) in ref]
+    return [int(a["seed"]) for a, _ in pairs], [a[key] for a, _ in pairs], [b[key] for _, b in pairs]
+
+
+def power_of_runs(runs, reference) -> dict[str, Any] | None:
+    """`power_analysis` of two strategies' finished runs, paired by seed (None when no seed is shared)."""
+    seeds, a, b = _paired_values(runs, reference)
+    return {**power_analysis(a, b), "seeds": seeds} if seeds else None
