@@ -78,3 +78,37 @@ def test_power_and_same_split_of_a_sweep_entry():
     assert evidence.same_split(strategies)["mir"]["explained_fraction"] == 0.0
     assert evidence.benchmark_evidence({"strategies": {"uniform": _entry(uniform)}})["same_split"] == {}
     assert evidence.power({"uniform": _entry(uniform)}) is None
+
+
+def _point(new, af):
+    return {"new_task_loss_excl_first_mean": new, "new_task_loss_excl_first_ci95": 0.01, "avg_forgetting_mean": af,
+            "avg_forgetting_ci95": 0.02}  # fmt: skip
+
+
+def test_pareto_plot_of_a_sweep_entry(tmp_path):
+    from amr.analysis import plots
+
+    entry = {
+        "config": {"replay": {"fraction": 2 / 32}},
+        "strategies": {
+            "none": _point(1.0, 0.6),
+            "uniform": _point(1.1, 0.3),
+            "amr": _point(1.12, 0.27),
+            "uniform@8/32": dict(_point(1.3, 0.05), variant={"kind": "frontier", "base": "uniform", "replay_fraction": 0.25}),
+            "uniform@1/32": dict(_point(1.05, 0.4), variant={"kind": "frontier", "base": "uniform", "replay_fraction": 1 / 32}),
+            "amr@4/32": dict(_point(1.2, 0.1), variant={"kind": "frontier", "base": "amr", "replay_fraction": 0.125}),
+        },
+    }  # fmt: skip
+    frontier, points = evidence.pareto(entry)
+    assert [label for label, _ in frontier] == ["uniform@1/32", "uniform (default share)", "uniform@8/32"]
+    assert set(points) == {"none", "amr", "amr@4/32"} and points["amr"] == (1.12, 0.01, 0.27, 0.02)
+    path = plots.plot_pareto(frontier, points, tmp_path / "pareto.png", title="digits")
+    assert path.endswith("pareto.png") and (tmp_path / "pareto.png").stat().st_size > 1000
+    # older results without the new-task loss over tasks 2..T: no plot (the page says n/a), no crash
+    old = {"strategies": {"uniform": {"avg_forgetting_mean": 0.3, "new_task_loss_mean": 1.0}}}
+    assert evidence.pareto(old) is None
+    with pytest.raises(ValueError, match="frontier"):
+        plots.plot_pareto([], points, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="ci95 >= 0"):
+        plots.plot_pareto([("u", (1.0, -0.1, 0.2, 0.0))], {}, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()

@@ -131,3 +131,33 @@ def benchmark_evidence(entry: dict[str, Any]) -> dict[str, Any]:
         "power": power(s),
         "same_split": same_split(s),
     }
+
+
+def _xy(e: dict) -> tuple | None:
+    new, af = e.get(f"{stats.NEW_TASK_LOSS}_mean"), e.get("avg_forgetting_mean")
+    if new is None or af is None:
+        return None
+    return (new, e.get(f"{stats.NEW_TASK_LOSS}_ci95") or 0.0, af, e.get("avg_forgetting_ci95") or 0.0)
+
+
+def pareto(entry: dict[str, Any]) -> tuple[list, dict] | None:
+    """(frontier, points) for `plots.plot_pareto`: uniform at its default share and every frontier entry, in share
+    order, and every other entry as a point; None when uniform lacks the new-task loss over tasks 2..T (runs
+    written before it existed)."""
+    s = entry.get("strategies", {})
+    if REFERENCE not in s or _xy(s[REFERENCE]) is None:
+        return None
+    cfg = entry.get("config") or {}
+    default = (cfg.get("replay") or {}).get("fraction")
+    shares = [(default if default is not None else 0.0, f"{REFERENCE} (default share)", s[REFERENCE])]
+    points = {}
+    for name, e in s.items():
+        v = e.get("variant") or {}
+        if name == REFERENCE or _xy(e) is None:
+            continue
+        if v.get("kind") == FRONTIER and v.get("base") == REFERENCE:
+            shares.append((v["replay_fraction"], name, e))
+        else:
+            points[name] = _xy(e)
+    frontier = [(label, _xy(e)) for _, label, e in sorted(shares, key=lambda t: t[0])]
+    return frontier, points
