@@ -224,3 +224,37 @@ def test_bad_sweep_entries_fail_before_any_run(tmp_path, monkeypatch, strategies
     with pytest.raises(ValueError, match=match):
         sweep.run_sweep(["digits"], strategies, [0], str(tmp_path), str(tmp_path / "r.json"), get_config=get_config)
     assert not calls and not os.listdir(tmp_path)
+
+
+def test_results_page_prints_the_evidence_and_the_pareto_plot(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "train_and_evaluate", _fake_runs_by_split)
+    results = sweep.run_sweep(
+        ["digits"], ["none", "uniform", "amr", "mir"], [0, 1, 2], str(tmp_path / "runs"), str(tmp_path / "r.json"),
+        smoke=True, progress=False, get_config=benchmarks.get,
+    )  # fmt: skip
+    docs = tmp_path / "docs"
+    text = results_page.page(results, None, str(docs))
+    assert (docs / "results_digits_pareto.png").stat().st_size > 1000
+    assert "![digits: forgetting against new-task loss, uniform's frontier](results_digits_pareto.png)" in text
+    checks = results["benchmarks"]["digits"]["regime_checks"]
+    rm, real = checks["replay_matters"], checks["forgetting_is_real"]
+    assert f"- (a) replay matters: {'**PASS**' if rm['pass'] else '**FAIL**'}: uniform's average forgetting" in text
+    assert f"is {real['over_sd']:.1f}× its seed-to-seed sd" in text
+    power = results["benchmarks"]["digits"]["power"]
+    assert f"| digits | {power['paired_sd']:.4f} | " in text and "| 3 |" in text
+    assert "| mir | 26 + 2 (`uniform@split:mir`) | " in text and "| 100% |" in text
+
+
+def test_results_page_reads_results_written_before_the_evidence(tmp_path):
+    """docs/results.json predates the new keys: the page shows n/a and computes what the per-seed values allow."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "results.json")) as f:
+        old = json.load(f)
+    text = results_page.page(old, None, str(tmp_path))
+    assert "Pareto plot (forgetting against new-task loss over tasks 2..T): n/a" in text
+    assert "n/a: no same-split control in these runs" in text
+    assert "- (a) replay matters: **FAIL**: uniform's average forgetting" in text  # digits: 0.97x naive
+    assert not list(tmp_path.glob("*_pareto.png"))
+    stripped = {"benchmarks": {b: {k: v for k, v in e.items() if k != "config"} for b, e in old["benchmarks"].items()}}
+    for e in stripped["benchmarks"].values():
+        e["strategies"] = {"uniform": {k: v for k, v in e["strategies"]["uniform"].items() if "per_seed" not in k}}
+    assert "| digits | n/a | n/a | n/a | n/a | 3 | n/a | n/a |" in results_page.page(stripped, None, str(tmp_path))
