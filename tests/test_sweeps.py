@@ -258,3 +258,25 @@ def test_results_page_reads_results_written_before_the_evidence(tmp_path):
     for e in stripped["benchmarks"].values():
         e["strategies"] = {"uniform": {k: v for k, v in e["strategies"]["uniform"].items() if "per_seed" not in k}}
     assert "| digits | n/a | n/a | n/a | n/a | 3 | n/a | n/a |" in results_page.page(stripped, None, str(tmp_path))
+
+
+@pytest.mark.slow
+def test_same_split_control_trains_at_the_trimming_strategys_split(tmp_path):
+    """Real (tiny) training: the sweep adds uniform at mir's split, and the loop runs exactly that split."""
+    from configs import tiny
+
+    def get(name, smoke=False):
+        c = tiny.get_config()
+        c.train.steps_per_task, c.train.eval_every, c.train.checkpoint_every = 8, 0, 0
+        return c
+
+    results = sweep.run_sweep(
+        ["tiny"], ["uniform", "mir"], [0], str(tmp_path / "runs"), str(tmp_path / "r.json"),
+        progress=False, get_config=get, frontier=(),
+    )  # fmt: skip
+    s = results["benchmarks"]["tiny"]["strategies"]
+    assert s["mir"]["plan"]["trimmed_rows"] > 0
+    split = lambda e: (e["plan"]["new_batch"], e["plan"]["replay_batch"])  # noqa: E731
+    assert split(s["uniform@split:mir"]) == split(s["mir"]) != split(s["uniform"])
+    assert s["uniform@split:mir"]["plan"]["trimmed_rows"] == 0
+    assert results["benchmarks"]["tiny"]["data"]["verified"]  # the control's runs saw the same data
