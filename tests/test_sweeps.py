@@ -280,3 +280,24 @@ def test_same_split_control_trains_at_the_trimming_strategys_split(tmp_path):
     assert split(s["uniform@split:mir"]) == split(s["mir"]) != split(s["uniform"])
     assert s["uniform@split:mir"]["plan"]["trimmed_rows"] == 0
     assert results["benchmarks"]["tiny"]["data"]["verified"]  # the control's runs saw the same data
+
+
+def test_sweep_refuses_a_variant_made_on_different_data(tmp_path, monkeypatch):
+    from amr.analysis import provenance
+
+    def fake(config, workdir, progress=True):
+        out = _fake_runs_by_split(config, workdir, progress)
+        digest = "b" if "variants" in workdir else "a"  # the frontier's runs saw other data
+        for path in (tmp_path / "runs").rglob("*_seed0.json"):
+            run = json.loads(path.read_text())
+            run.setdefault("data_digests", {"task": {"train": digest, "test": digest}})
+            path.write_text(json.dumps(run))
+        return out
+
+    monkeypatch.setattr(sweep, "train_and_evaluate", fake)
+    with pytest.raises(provenance.DataMismatch, match="uniform@1/32"):
+        sweep.run_sweep(
+            ["digits"], ["uniform"], [0], str(tmp_path / "runs"), str(tmp_path / "r.json"),
+            smoke=True, progress=False, get_config=benchmarks.get, frontier=(1,),
+        )  # fmt: skip
+    assert not (tmp_path / "r.json").exists()
