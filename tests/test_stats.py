@@ -228,3 +228,19 @@ def test_power_analysis_of_paired_seeds():
     runs = [{"seed": s, "avg_forgetting": float(v)} for s, v in enumerate(amr)]
     refs = [{"seed": s, "avg_forgetting": float(v)} for s, v in enumerate(uniform)][::-1]  # paired by seed, not order
     assert stats.power_of_runs(runs, refs)["seeds_needed"] == n
+
+
+def test_paired_compares_the_new_task_loss_over_tasks_two_to_t():
+    def run(seed, diag):
+        L = np.full((3, 3), 2.0)
+        np.fill_diagonal(L, diag)
+        return {"seed": seed, "avg_forgetting": 0.2, "new_task_loss": float(np.mean(diag)), "loss_matrix": L.tolist()}
+
+    a = [run(0, [9.0, 1.0, 1.0]), run(1, [9.0, 1.2, 1.0])]
+    b = [run(0, [1.0, 1.1, 1.1]), run(1, [1.0, 1.1, 1.1])]
+    p = stats.paired(a, b)
+    diffs = [1.0 - 1.1, 1.1 - 1.1]  # task 1 (9.0 against 1.0) does not count
+    assert p["new_task_loss_excl_first_diff_mean"] == pytest.approx(np.mean(diffs))
+    assert p["new_task_loss_excl_first_diff_ci95"] == pytest.approx(stats.ci95(diffs))
+    assert p["new_task_loss_excl_first_rel"] == pytest.approx(1.05 / 1.1 - 1.0)
+    assert p["new_task_loss_rel"] > 0  # negative control: the whole diagonal is dominated by task 1
