@@ -100,7 +100,7 @@ def test_pareto_plot_of_a_sweep_entry(tmp_path):
         },
     }  # fmt: skip
     frontier, points = evidence.pareto(entry)
-    assert [label for label, _ in frontier] == ["uniform@1/32", "uniform (default share)", "uniform@8/32"]
+    assert [label for label, _ in frontier] == ["uniform@1/32", "uniform (default, 2/32)", "uniform@8/32"]
     assert set(points) == {"none", "amr", "amr@4/32"} and points["amr"] == (1.12, 0.01, 0.27, 0.02)
     path = plots.plot_pareto(frontier, points, tmp_path / "pareto.png", title="digits")
     assert path.endswith("pareto.png") and (tmp_path / "pareto.png").stat().st_size > 1000

@@ -149,7 +149,8 @@ def pareto(entry: dict[str, Any]) -> tuple[list, dict] | None:
         return None
     cfg = entry.get("config") or {}
     default = (cfg.get("replay") or {}).get("fraction")
-    shares = [(default if default is not None else 0.0, f"{REFERENCE} (default share)", s[REFERENCE])]
+    label = f"{REFERENCE} (default, {32 * default:g}/32)" if default is not None else f"{REFERENCE} (default)"
+    shares = [(default if default is not None else 0.0, label, s[REFERENCE])]
     points = {}
     for name, e in s.items():
         v = e.get("variant") or {}
