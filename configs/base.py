@@ -53,6 +53,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.ref_samples = 64  # rows per arm whose loss is the arm's reference at its task end (loss_increase)
     c.replay.probe_samples = 0  # forward-only probe rows per chunk spread over the arms (0 = replay feedback only)
     c.replay.zero_cost = True  # pay for selection (probes, k-means, references, MIR) by trimming new-task rows
+    # new-task rows per step of the replaying strategies (0 = batch - replay rows): the sweep's same-split control
+    # runs uniform at a trimming strategy's new rows (amr.compute.plan.check_new_rows validates it)
+    c.replay.new_rows = 0
     c.replay.kmeans_iters = 20  # Lloyd iterations of the k-means that makes arms
     c.replay.embed_dim_hint = c.model.width  # embedding width, for the ledger's k-means FLOP estimate
     c.replay.mir_candidates = 4  # MIR: candidates scored per replay slot

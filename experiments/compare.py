@@ -10,6 +10,10 @@ are loaded, an unfinished one continues from its checkpoint. Writes the combined
 (`--out`, default docs/results.json; benchmarks not in this sweep are kept from the
 existing file) and prints the markdown table, also written next to the JSON.
 
+Besides the strategies: uniform at replay shares 1, 2, 4 and 8 of 32 (`--frontier`; an entry
+`<strategy>@<k>/<n>` in `--strategies` runs any strategy at share k/n), and uniform at the split of
+every strategy that trims new rows to pay for its selection (`--same_split`).
+
 Strategies: `none` (naive fine-tuning, the lower reference), `uniform` (the strong
 baseline), `amr`, `mir` (classic replay selection, at equal FLOPs) and `joint` (training on
 all data seen so far, the upper reference, over budget by design).
@@ -22,7 +26,7 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
-from amr.runner import sweep  # noqa: E402
+from amr.runner import sweep, variants  # noqa: E402
 from configs import benchmarks  # noqa: E402
 
 _BENCH = flags.DEFINE_list("benchmarks", list(benchmarks.BENCHMARKS), "Benchmarks to run (configs/benchmarks.py).")
@@ -31,6 +35,14 @@ _SEEDS = flags.DEFINE_list("seeds", None, "Seeds (default: each benchmark config
 _WORKDIR = flags.DEFINE_string("workdir", "runs/compare", "Root of the per-benchmark workdirs.")
 _OUT = flags.DEFINE_string("out", "docs/results.json", "The combined JSON; a markdown table is written next to it.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "One seed and a few steps per benchmark (CI).")
+_FRONTIER = flags.DEFINE_list(
+    "frontier",
+    [str(k) for k in variants.FRONTIER_SHARES],
+    "Uniform's replay shares in 32nds of the batch (the frontier; with uniform among the strategies; '' for none).",
+)
+_SAME_SPLIT = flags.DEFINE_bool(
+    "same_split", True, "Add uniform at the new/replay split of every strategy that trims new rows (with uniform)."
+)
 
 
 def main(argv):
@@ -46,6 +58,8 @@ def main(argv):
             _OUT.value,
             _SMOKE.value,
             get_config=benchmarks.get,
+            frontier=[int(k) for k in _FRONTIER.value if k],
+            same_split=_SAME_SPLIT.value,
         )
     except ValueError as err:
         raise app.UsageError(str(err)) from None

@@ -49,6 +49,8 @@ BAD = [
     ("memory.staleness", lambda c: setattr(c.memory, "staleness", -1)),
     ("memory.workers", lambda c: setattr(c.memory, "workers", -2)),
     ("memory.dir", lambda c: setattr(c.memory, "dir", None)),
+    ("replay.new_rows", lambda c: setattr(c.replay, "new_rows", 16)),  # no room left for the replay rows
+    ("replay.new_rows", lambda c: setattr(c.replay, "new_rows", -1)),
 ]
 
 

@@ -27,10 +27,26 @@ def test_metrics_on_hand_computed_3x3(to_array):
     assert m["max_forgetting"] == 1.0
     assert m["final_avg_loss"] == (2.0 + 1.25 + 0.5) / 3 == 1.25
     assert m["new_task_loss"] == (1.0 + 0.75 + 0.5) / 3 == 0.75
+    assert m["new_task_loss_excl_first"] == (0.75 + 0.5) / 2 == 0.625  # tasks 2..T: task 1's 1.0 left out
     assert m["bwt"] == -0.75
     # Forward transfer: init[1] - L[0][1] = 1.0, init[2] - L[1][2] = 0.5.
     assert m["fwt"] == 0.75
     assert all(type(v) is float for k, v in m.items() if k != "forgetting_per_task")
+
+
+def test_new_task_loss_ignores_task_one_which_no_strategy_can_change():
+    """Two runs that differ only in task 1's own loss (L[0][0]) have the same new-task loss over tasks 2..T;
+    the whole-diagonal mean (the negative control) moves with it."""
+    a = [[1.0, 3.0, 4.0, 4.0], [1.5, 0.75, 3.5, 4.0], [2.0, 1.25, 0.5, 4.0], [2.5, 1.5, 1.0, 0.25]]
+    b = [row[:] for row in a]
+    b[0][0] = 0.5
+    ma, mb = evaluate.forgetting_metrics(a), evaluate.forgetting_metrics(b)
+    assert ma["new_task_loss_excl_first"] == mb["new_task_loss_excl_first"] == (0.75 + 0.5 + 0.25) / 3 == 0.5
+    assert ma["new_task_loss"] != mb["new_task_loss"]
+    # a change on the diagonal of tasks 2..T moves it by exactly that change / (T - 1)
+    b[2][2] += 0.75
+    assert evaluate.forgetting_metrics(b)["new_task_loss_excl_first"] == 0.5 + 0.75 / 3
+    assert evaluate.NEW_TASK_LOSS == "new_task_loss_excl_first"
 
 
 def test_negative_forgetting_and_no_init():
@@ -51,6 +67,7 @@ def test_single_task():
         "max_forgetting": 0.0,
         "final_avg_loss": 2.5,
         "new_task_loss": 2.5,
+        "new_task_loss_excl_first": None,  # there is no task 2
         "bwt": 0.0,
         "fwt": 0.0,
         "forgetting_per_task": [],
@@ -66,6 +83,7 @@ def _reference_metrics(L, init):
         "max_forgetting": max(per),
         "final_avg_loss": sum(L[T - 1]) / T,
         "new_task_loss": sum(L[j][j] for j in range(T)) / T,
+        "new_task_loss_excl_first": sum(L[j][j] for j in range(1, T)) / (T - 1),
         "bwt": sum(L[j][j] - L[T - 1][j] for j in range(T - 1)) / (T - 1),
         "fwt": sum(init[j] - L[j - 1][j] for j in range(1, T)) / (T - 1),
         "forgetting_per_task": per,

@@ -3,7 +3,7 @@
 import pytest
 
 from amr.compute import ledger as budget
-from amr.compute.plan import plan_strategy
+from amr.compute.plan import check_new_rows, plan_strategy
 from configs.base import get_base_config
 
 
@@ -83,3 +83,30 @@ def test_joint_grows_with_the_tasks_seen_and_is_over_budget():
 def test_unpayable_selection_is_a_clear_error():
     with pytest.raises(ValueError, match="replay.zero_cost"):
         plan_strategy(_cfg(probe_samples=100_000), "amr", LinearCosts(), 1, 4096)
+
+
+@pytest.mark.parametrize("num_devices", [1, 2])
+@pytest.mark.parametrize("strategy,replay", [("mir", {}), ("amr", dict(probe_samples=64))])
+def test_same_split_control_has_the_trimming_strategys_split(strategy, replay, num_devices):
+    cfg, costs = _cfg(**replay), LinearCosts()
+    trimmed = plan_strategy(cfg, strategy, costs, num_devices, 4096)
+    assert trimmed.trimmed_rows > 0
+    control = plan_strategy(_cfg(new_rows=trimmed.new_batch), "uniform", costs, num_devices, 4096)
+    assert (control.new_batch, control.replay_batch) == (trimmed.new_batch, trimmed.replay_batch)
+    assert control.trimmed_rows == 0 and control.step_flops == trimmed.step_flops  # a split, not a selection
+    assert budget.check_zero_cost(_spent(cfg, control, costs), control.naive_task_flops, tolerance=0.0)
+    # negative control: uniform at the default split trains on more new rows than the trimming strategy
+    default = plan_strategy(_cfg(), "uniform", costs, num_devices, 4096)
+    assert default.new_batch == trimmed.new_batch + trimmed.trimmed_rows > control.new_batch
+    # the first task (`none`'s plan) and `joint` keep their full batches of new rows
+    assert plan_strategy(_cfg(new_rows=trimmed.new_batch), "none", costs, num_devices, 4096).new_batch == 32
+
+
+@pytest.mark.parametrize(
+    "new_rows, match",
+    [(-2, "integer >= 0"), (31, "do not fit"), (3, "not divisible by the 2 devices")],
+)
+def test_bad_new_rows_name_the_key(new_rows, match):
+    with pytest.raises(ValueError, match=rf"^replay\.new_rows: .*{match}"):
+        plan_strategy(_cfg(new_rows=new_rows), "uniform", LinearCosts(), 2, 4096)
+    check_new_rows(_cfg(new_rows=30), 2)  # 30 new + 2 replay rows fit 32, over 2 devices

@@ -137,10 +137,27 @@ def test_results_json_entry_keeps_every_key_and_value(n, fwt):
     runs = _runs(n, fwt)
     before, now = _aggregate_before(runs), experiment.aggregate(runs)
     assert now == stats.strategy_entry(runs)
-    assert set(now) - set(before) == {"avg_forgetting_ci95"}
+    assert set(now) - set(before) == {"avg_forgetting_ci95", "new_task_loss_excl_first", "forgetting_per_task"}
     for k, v in before.items():  # bit for bit, as results.json writes them
         assert json.dumps(now[k]) == json.dumps(v), k
     assert now["avg_forgetting_ci95"] == stats.ci95([r["avg_forgetting"] for r in runs])
+    # these runs predate the key: it is computed from each run's loss matrix (tasks 2..T of the diagonal)
+    expected = np.mean([np.mean(np.diag(r["loss_matrix"])[1:]) for r in runs])
+    assert now["new_task_loss_excl_first"] == pytest.approx(expected, rel=1e-12)
+    np.testing.assert_allclose(now["forgetting_per_task"], np.mean([r["forgetting_per_task"] for r in runs], axis=0))
+
+
+def test_recorded_metrics_are_never_replaced_by_derived_ones():
+    run = _runs(1)[0]
+    assert stats.with_metrics(run)["avg_forgetting"] == run["avg_forgetting"]  # not recomputed from the matrix
+    derived = stats.with_metrics(run)["new_task_loss_excl_first"]
+    assert derived == pytest.approx(np.mean(np.diag(run["loss_matrix"])[1:]))
+    recorded = stats.with_metrics(dict(run, new_task_loss_excl_first=7.0))
+    assert recorded["new_task_loss_excl_first"] == 7.0 != derived
+    one_task = stats.summarize([dict(run, loss_matrix=[[1.0]], forgetting_per_task=[])])  # no task 2: None
+    assert (
+        one_task["new_task_loss_excl_first_mean"] is None and one_task["avg_forgetting_mean"] == run["avg_forgetting"]
+    )
 
 
 def test_readme_table_json_and_sweep_show_the_same_interval():
@@ -161,3 +178,69 @@ def test_readme_table_json_and_sweep_show_the_same_interval():
     assert row != std_row  # negative control: the two spreads are told apart
     with pytest.raises(ValueError, match="spread"):
         report.summary_table(results, spread="sem")
+
+
+# ---------------------------------------------------------------- power analysis
+
+# Pairs for 80% power, two-sided paired (one-sample) t-test at alpha 0.05, by effect size d = effect / sd:
+# Cohen (1988) / G*Power's "means: difference from constant" tables: d = 0.5 -> 34, d = 0.8 -> 15, d = 1 -> 10.
+TEXTBOOK_PAIRS = {0.2: 199, 0.5: 34, 0.8: 15, 1.0: 10}
+
+
+@pytest.mark.parametrize("d, n", sorted(TEXTBOOK_PAIRS.items()))
+def test_pairs_for_power_matches_textbook_values(d, n):
+    assert stats.pairs_for_power(d * 0.01, 0.01) == n  # the scale of the effect does not matter, only d
+    assert stats.paired_t_power(n, d, 1.0) >= 0.8 > stats.paired_t_power(n - 1, d, 1.0)
+
+
+def test_power_matches_a_simulated_paired_t_test():
+    """Rejection rate of scipy's own paired t-test on simulated normal differences at the computed n."""
+    rng = np.random.default_rng(0)
+    n, d, sims = stats.pairs_for_power(0.5, 1.0), 0.5, 20_000
+    diffs = rng.normal(d, 1.0, size=(sims, n))
+    t = diffs.mean(axis=1) / (diffs.std(axis=1, ddof=1) / math.sqrt(n))
+    rejected = np.mean(np.abs(t) > sps.t.ppf(0.975, n - 1))
+    se = math.sqrt(0.8 * 0.2 / sims)
+    assert rejected == pytest.approx(stats.paired_t_power(n, d, 1.0), abs=4 * se)
+    # negative control: the normal approximation's n, (z_0.975 + z_0.8)^2 / d^2, is too few pairs for d = 1
+    z_n = math.ceil((sps.norm.ppf(0.975) + sps.norm.ppf(0.8)) ** 2 / 1.0**2)
+    assert z_n == 8 < stats.pairs_for_power(1.0, 1.0) == 10 and stats.paired_t_power(z_n, 1.0, 1.0) < 0.8
+
+
+def test_power_analysis_of_paired_seeds():
+    uniform = np.array([0.25, 0.24, 0.26, 0.23, 0.27])
+    amr = uniform + np.array([-0.02, 0.0, -0.03, -0.01, 0.01])
+    p = stats.power_analysis(amr, uniform)
+    sd = np.std(amr - uniform, ddof=1)
+    assert p["paired_sd"] == pytest.approx(sd) and p["effect"] == pytest.approx(0.1 * 0.25)
+    n = p["seeds_needed"]
+    assert stats.paired_t_power(n, 0.025, sd) >= 0.8 > stats.paired_t_power(n - 1, 0.025, sd)
+    assert p["seeds_run"] == 5 and not p["enough_seeds"]  # fewer than 10 seeds is never enough
+    noisier = stats.power_analysis(uniform + 3 * (amr - uniform), uniform)  # 3x the paired sd: ~9x the seeds
+    assert noisier["seeds_needed"] > 5 * n
+    one = stats.power_analysis([0.2], [0.3])
+    assert one["paired_sd"] is None and one["seeds_needed"] is None and not one["enough_seeds"]
+    assert stats.pairs_for_power(0.0, 0.1) is None  # no effect to detect
+    with pytest.raises(ValueError, match="same length"):
+        stats.power_analysis([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match="sd"):
+        stats.paired_t_power(5, 0.1, 0.0)
+    runs = [{"seed": s, "avg_forgetting": float(v)} for s, v in enumerate(amr)]
+    refs = [{"seed": s, "avg_forgetting": float(v)} for s, v in enumerate(uniform)][::-1]  # paired by seed, not order
+    assert stats.power_of_runs(runs, refs)["seeds_needed"] == n
+
+
+def test_paired_compares_the_new_task_loss_over_tasks_two_to_t():
+    def run(seed, diag):
+        L = np.full((3, 3), 2.0)
+        np.fill_diagonal(L, diag)
+        return {"seed": seed, "avg_forgetting": 0.2, "new_task_loss": float(np.mean(diag)), "loss_matrix": L.tolist()}
+
+    a = [run(0, [9.0, 1.0, 1.0]), run(1, [9.0, 1.2, 1.0])]
+    b = [run(0, [1.0, 1.1, 1.1]), run(1, [1.0, 1.1, 1.1])]
+    p = stats.paired(a, b)
+    diffs = [1.0 - 1.1, 1.1 - 1.1]  # task 1 (9.0 against 1.0) does not count
+    assert p["new_task_loss_excl_first_diff_mean"] == pytest.approx(np.mean(diffs))
+    assert p["new_task_loss_excl_first_diff_ci95"] == pytest.approx(stats.ci95(diffs))
+    assert p["new_task_loss_excl_first_rel"] == pytest.approx(1.05 / 1.1 - 1.0)
+    assert p["new_task_loss_rel"] > 0  # negative control: the whole diagonal is dominated by task 1

@@ -140,3 +140,164 @@ def test_runs_built_on_different_data_are_flagged():
     a, b = dict(_run(0, 0.2), init_losses=[5.0, 5.1]), dict(_run(0, 0.3), init_losses=[5.0, 5.2])
     assert seed_stats.same_initial_losses({"amr": [a], "uniform": [dict(a)]}) == {"ok": True, "tasks_that_differ": []}
     assert seed_stats.same_initial_losses({"amr": [a], "uniform": [b]}) == {"ok": False, "tasks_that_differ": [1]}
+
+
+def _fake_runs_by_split(config, workdir, progress=True):
+    """Stands in for a training run whose forgetting falls with the replay share: writes run files with plans.
+
+    mir trims 4 new rows to pay for its selection; uniform runs `replay.new_rows` when it is set."""
+    os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
+    calls.append((workdir, tuple(config.strategies)))
+    batch = config.train.batch_size
+    for s in config.strategies:
+        replay = 0 if s == "none" else int(round(config.replay.fraction * batch))
+        new = config.replay.new_rows or batch - replay
+        trimmed = 4 if s == "mir" else 0
+        new -= trimmed
+        share = replay / (new + replay)
+        for seed in config.seeds:
+            af = 0.6 - 2.0 * share + 0.01 * seed - (0.02 if s == "amr" else 0.0) + 0.003 * (seed % 2)
+            run = dict(_run(seed, af, new=2.0 + share), loss_matrix=[[1.0, 2.0], [1.5, 2.0 + share]])
+            run["plan"] = {"new_batch": new, "replay_batch": replay, "trimmed_rows": trimmed}
+            run["init_losses"] = [3.0, 3.0]
+            with open(os.path.join(workdir, "runs", f"{s}_seed{seed}.json"), "w") as f:
+                json.dump(run, f)
+    return {"tasks": ["a", "b"]}
+
+
+def test_sweep_adds_the_frontier_and_same_split_controls(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "train_and_evaluate", _fake_runs_by_split)
+    calls.clear()
+    out = str(tmp_path / "docs" / "results.json")
+    results = sweep.run_sweep(
+        ["digits"], ["none", "uniform", "amr", "mir"], [0, 1, 2], str(tmp_path / "runs"), out,
+        smoke=True, progress=False, get_config=benchmarks.get,
+    )  # fmt: skip
+    entry = results["benchmarks"]["digits"]
+    s = entry["strategies"]
+    # 2/32 is the default share: the benchmark's own uniform run is that point of the frontier
+    assert [k for k in s if "@" in k] == ["uniform@1/32", "uniform@4/32", "uniform@8/32", "uniform@split:mir"]
+    assert s["uniform@4/32"]["variant"] == {"kind": "frontier", "base": "uniform", "replay_fraction": 4 / 32}
+    control = s["uniform@split:mir"]
+    assert (control["plan"]["new_batch"], control["plan"]["replay_batch"]) == (26, 2)
+    assert (control["plan"]["new_batch"], control["plan"]["replay_batch"]) == (
+        s["mir"]["plan"]["new_batch"],
+        s["mir"]["plan"]["replay_batch"],
+    )
+    assert (tmp_path / "runs" / "digits" / "variants" / "uniform@split-mir" / "runs" / "uniform_seed2.json").exists()
+    # mir's only advantage here is its larger replay share: the split explains all of its gain
+    split = entry["same_split"]["mir"]
+    assert split["vs_uniform"]["mean"] < 0 and split["vs_same_split"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert split["explained_fraction"] == pytest.approx(1.0)
+    assert entry["power"]["seeds_run"] == 3 and entry["power"]["comparison"] == "amr - uniform"
+    assert entry["regime_checks"]["replay_matters"] is not None
+    assert s["amr"]["new_task_loss_excl_first_mean"] == pytest.approx(2.0 + 2 / 32)
+    with open(out) as f:
+        assert json.load(f)["benchmarks"]["digits"]["same_split"]["mir"]["control"] == "uniform@split:mir"
+    # no uniform, no frontier and no control
+    calls.clear()
+    sweep.run_sweep(
+        ["digits"], ["amr", "mir"], [0], str(tmp_path / "r2"), str(tmp_path / "r2.json"),
+        smoke=True, progress=False, get_config=benchmarks.get,
+    )  # fmt: skip
+    assert calls == [(str(tmp_path / "r2" / "digits"), ("amr", "mir"))]
+
+
+def _two_devices(name, smoke=False):
+    config = benchmarks.get(name, smoke)
+    config.mesh.num_devices = 2
+    return config
+
+
+@pytest.mark.parametrize(
+    "strategies, get_config, match",
+    [
+        (["uniform", "uniform@0/32"], benchmarks.get, "strategies: 'uniform@0/32' is not"),
+        (["uniform", "random@2/32"], benchmarks.get, "strategies: 'random@2/32' is not"),
+        (["uniform@4/32"], benchmarks.get, "at least one plain strategy"),
+        (["uniform", "uniform@3/32"], _two_devices, r"sweep entry 'uniform@1/32': replay\.fraction"),
+    ],
+)
+def test_bad_sweep_entries_fail_before_any_run(tmp_path, monkeypatch, strategies, get_config, match):
+    monkeypatch.setattr(sweep, "train_and_evaluate", _fake_runs_by_split)
+    calls.clear()
+    with pytest.raises(ValueError, match=match):
+        sweep.run_sweep(["digits"], strategies, [0], str(tmp_path), str(tmp_path / "r.json"), get_config=get_config)
+    assert not calls and not os.listdir(tmp_path)
+
+
+def test_results_page_prints_the_evidence_and_the_pareto_plot(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "train_and_evaluate", _fake_runs_by_split)
+    results = sweep.run_sweep(
+        ["digits"], ["none", "uniform", "amr", "mir"], [0, 1, 2], str(tmp_path / "runs"), str(tmp_path / "r.json"),
+        smoke=True, progress=False, get_config=benchmarks.get,
+    )  # fmt: skip
+    docs = tmp_path / "docs"
+    text = results_page.page(results, None, str(docs))
+    assert (docs / "results_digits_pareto.png").stat().st_size > 1000
+    assert "![digits: forgetting against new-task loss, uniform's frontier](results_digits_pareto.png)" in text
+    checks = results["benchmarks"]["digits"]["regime_checks"]
+    rm, real = checks["replay_matters"], checks["forgetting_is_real"]
+    assert f"- (a) replay matters: {'**PASS**' if rm['pass'] else '**FAIL**'}: uniform's average forgetting" in text
+    assert f"is {real['over_sd']:.1f}× its seed-to-seed sd" in text
+    power = results["benchmarks"]["digits"]["power"]
+    assert f"| digits | {power['paired_sd']:.4f} | " in text and "| 3 |" in text
+    assert "| mir | 26 + 2 (`uniform@split:mir`) | " in text and "| 100% |" in text
+
+
+def test_results_page_reads_results_written_before_the_evidence(tmp_path):
+    """docs/results.json predates the new keys: the page shows n/a and computes what the per-seed values allow."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "results.json")) as f:
+        old = json.load(f)
+    text = results_page.page(old, None, str(tmp_path))
+    assert "Pareto plot (forgetting against new-task loss over tasks 2..T): n/a" in text
+    assert "n/a: no same-split control in these runs" in text
+    assert "- (a) replay matters: **FAIL**: uniform's average forgetting" in text  # digits: 0.97x naive
+    assert not list(tmp_path.glob("*_pareto.png"))
+    stripped = {"benchmarks": {b: {k: v for k, v in e.items() if k != "config"} for b, e in old["benchmarks"].items()}}
+    for e in stripped["benchmarks"].values():
+        e["strategies"] = {"uniform": {k: v for k, v in e["strategies"]["uniform"].items() if "per_seed" not in k}}
+    assert "| digits | n/a | n/a | n/a | n/a | 3 | n/a | n/a |" in results_page.page(stripped, None, str(tmp_path))
+
+
+@pytest.mark.slow
+def test_same_split_control_trains_at_the_trimming_strategys_split(tmp_path):
+    """Real (tiny) training: the sweep adds uniform at mir's split, and the loop runs exactly that split."""
+    from configs import tiny
+
+    def get(name, smoke=False):
+        c = tiny.get_config()
+        c.train.steps_per_task, c.train.eval_every, c.train.checkpoint_every = 8, 0, 0
+        return c
+
+    results = sweep.run_sweep(
+        ["tiny"], ["uniform", "mir"], [0], str(tmp_path / "runs"), str(tmp_path / "r.json"),
+        progress=False, get_config=get, frontier=(),
+    )  # fmt: skip
+    s = results["benchmarks"]["tiny"]["strategies"]
+    assert s["mir"]["plan"]["trimmed_rows"] > 0
+    split = lambda e: (e["plan"]["new_batch"], e["plan"]["replay_batch"])  # noqa: E731
+    assert split(s["uniform@split:mir"]) == split(s["mir"]) != split(s["uniform"])
+    assert s["uniform@split:mir"]["plan"]["trimmed_rows"] == 0
+    assert results["benchmarks"]["tiny"]["data"]["verified"]  # the control's runs saw the same data
+
+
+def test_sweep_refuses_a_variant_made_on_different_data(tmp_path, monkeypatch):
+    from amr.analysis import provenance
+
+    def fake(config, workdir, progress=True):
+        out = _fake_runs_by_split(config, workdir, progress)
+        digest = "b" if "variants" in workdir else "a"  # the frontier's runs saw other data
+        for path in (tmp_path / "runs").rglob("*_seed0.json"):
+            run = json.loads(path.read_text())
+            run.setdefault("data_digests", {"task": {"train": digest, "test": digest}})
+            path.write_text(json.dumps(run))
+        return out
+
+    monkeypatch.setattr(sweep, "train_and_evaluate", fake)
+    with pytest.raises(provenance.DataMismatch, match="uniform@1/32"):
+        sweep.run_sweep(
+            ["digits"], ["uniform"], [0], str(tmp_path / "runs"), str(tmp_path / "r.json"),
+            smoke=True, progress=False, get_config=benchmarks.get, frontier=(1,),
+        )  # fmt: skip
+    assert not (tmp_path / "r.json").exists()

@@ -20,7 +20,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["forgetting_metrics", "forgetting_reduction"]
+__all__ = ["forgetting_metrics", "forgetting_reduction", "NEW_TASK_LOSS"]
+
+# The new-task loss a reader compares: the mean of L[j][j] over tasks 2..T (j = 1..T-1). Task 1 (j = 0)
+# is trained before anything can be replayed, so it is the same for every strategy and only dilutes the
+# comparison. `new_task_loss` (the whole diagonal, task 1 included) is kept for the README table and for
+# results files written before this key existed.
+NEW_TASK_LOSS = "new_task_loss_excl_first"
 
 
 def _loss_matrix(loss_matrix) -> np.ndarray:
@@ -62,7 +68,9 @@ def forgetting_metrics(loss_matrix, init_losses=None) -> dict:
 
     Returns:
         dict with `avg_forgetting`, `max_forgetting` (0.0 when T == 1),
-        `final_avg_loss`, `new_task_loss`, `bwt` (= -avg_forgetting), `fwt`
+        `final_avg_loss` (mean of the last row: every task after the last one),
+        `new_task_loss_excl_first` (mean of `L[j][j]` over tasks 2..T; None when T == 1),
+        `new_task_loss` (mean of the whole diagonal, task 1 included), `bwt` (= -avg_forgetting), `fwt`
         (`mean_{j>=1} init[j] - L[j-1][j]`, 0.0 when T == 1, None without
         `init_losses`) and `forgetting_per_task` (a list of T-1 floats).
     """
@@ -85,6 +93,7 @@ def forgetting_metrics(loss_matrix, init_losses=None) -> dict:
         "max_forgetting": mx,
         "final_avg_loss": float(np.mean(L_TxT[T - 1])),
         "new_task_loss": float(np.mean(diag_T)),
+        NEW_TASK_LOSS: float(np.mean(diag_T[1:])) if T > 1 else None,
         "bwt": bwt,
         "fwt": fwt,
         "forgetting_per_task": [float(f) for f in forgetting_P],

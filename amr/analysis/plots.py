@@ -23,6 +23,7 @@ __all__ = [
     "plot_arm_probs",
     "plot_forgetting_vs_flops",
     "plot_ablation",
+    "plot_pareto",
 ]
 
 _DPI = 110
@@ -292,4 +293,65 @@ def plot_ablation(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
+    return _save(fig, path)
+
+
+def _xy_ci(p, name: str) -> np.ndarray:
+    v = _array(p, name, 1)
+    if v.shape != (4,) or v[1] < 0 or v[3] < 0:
+        raise ValueError(f"{name} must be (new_task_loss, its ci95 >= 0, avg_forgetting, its ci95 >= 0), got {p!r}")
+    return v
+
+
+def plot_pareto(frontier: Sequence, points: Mapping, path, title: str = "Forgetting against new-task loss") -> str:
+    """Average forgetting against new-task loss (both mean ± 95% CI): uniform's frontier as a line, strategies as points.
+
+    Args:
+      frontier: [(label, (new_loss, new_ci, forgetting, forgetting_ci))] of uniform at its replay shares, in share
+        order (at least one point); drawn as one line through the means, each point labelled.
+      points: {name: (new_loss, new_ci, forgetting, forgetting_ci)} of every other strategy (may be empty).
+      path: PNG file to write.
+    """
+    if isinstance(frontier, (str, bytes)) or not isinstance(frontier, Sequence) or not frontier:
+        raise ValueError("frontier must be a non-empty sequence of (label, (new_loss, ci, forgetting, ci))")
+    if not isinstance(points, Mapping):
+        raise ValueError("points must be a dict: name -> (new_loss, ci, forgetting, ci)")
+    front = [(str(label), _xy_ci(v, f"frontier[{label!r}]")) for label, v in frontier]
+    rows = {str(k): _xy_ci(v, f"points[{k!r}]") for k, v in points.items()}
+
+    fig = _new_figure(6.8, 4.8)
+    ax = fig.add_subplot()
+    f = np.asarray([v for _, v in front])
+    ax.errorbar(
+        f[:, 0],
+        f[:, 2],
+        xerr=f[:, 1],
+        yerr=f[:, 3],
+        fmt="-",
+        color="black",
+        lw=1.6,
+        capsize=3,
+        label="uniform frontier",
+    )
+    for label, v in front:
+        ax.annotate(label, (v[0], v[2]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    markers = "osD^vP*Xhp<>"
+    for k, ((name, v), color) in enumerate(zip(rows.items(), _colors(max(len(rows), 1)))):
+        ax.errorbar(
+            [v[0]],
+            [v[2]],
+            xerr=[v[1]],
+            yerr=[v[3]],
+            fmt=markers[k % len(markers)],
+            color=color,
+            ms=7,
+            capsize=3,
+            label=name,
+        )
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.set_xlabel("new-task loss, tasks 2..T (lower is better)")
+    ax.set_ylabel("average forgetting (lower is better)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
     return _save(fig, path)

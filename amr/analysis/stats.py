@@ -25,12 +25,15 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from amr.analysis import provenance
+from amr.analysis import forgetting, provenance
 
 CONFIDENCE = 0.95
-METRICS = ("avg_forgetting", "max_forgetting", "new_task_loss", "final_avg_loss")
+POWER, ALPHA, RELATIVE_EFFECT = 0.80, 0.05, 0.10  # the power analysis: detect 10% of uniform's forgetting
+MIN_SEEDS = 10  # the issue's floor on paired seeds per benchmark, whatever the power analysis says
+NEW_TASK_LOSS = forgetting.NEW_TASK_LOSS  # over tasks 2..T: the new-task loss comparisons use
+METRICS = ("avg_forgetting", "max_forgetting", "new_task_loss", NEW_TASK_LOSS, "final_avg_loss")
 # Metrics of one run that `strategy_entry` (results.json) averages; fwt is None without init losses.
-RUN_METRICS = ("avg_forgetting", "max_forgetting", "final_avg_loss", "new_task_loss", "bwt", "fwt")
+RUN_METRICS = ("avg_forgetting", "max_forgetting", "final_avg_loss", "new_task_loss", NEW_TASK_LOSS, "bwt", "fwt")
 
 
 # ---------------------------------------------------------------- one sample of per-seed values
@@ -93,6 +96,24 @@ def paired_difference(a, b) -> dict[str, Any]:
     return d
 
 
+def with_metrics(run: dict[str, Any]) -> dict[str, Any]:
+    """`run` with the metrics of `forgetting.forgetting_metrics` its file lacks (runs written before a metric
+    existed) computed from its loss matrix; recorded values are never replaced."""
+    missing = [k for k in (*METRICS, "forgetting_per_task") if k not in run]
+    if not missing or "loss_matrix" not in run:
+        return run
+    derived = forgetting.forgetting_metrics(run["loss_matrix"])
+    return {**run, **{k: derived[k] for k in missing}}
+
+
+def _describe_metric(runs, key: str) -> dict[str, Any]:
+    """describe() of one metric over runs; mean/std/ci95 None when a run has no value (e.g. one task)."""
+    vals = [r.get(key) for r in runs]
+    if any(v is None for v in vals):
+        return {"mean": None, "std": None, "ci95": None, "n": len(vals), "values": vals}
+    return describe(vals)
+
+
 def mean_over_seeds(arrays) -> list:
     """Element-wise mean of equally shaped per-seed arrays (loss matrices), as nested lists."""
     return np.mean(np.asarray(arrays, dtype=np.float64), axis=0).tolist()
@@ -113,6 +134,7 @@ def strategy_entry(runs: list[dict[str, Any]]) -> dict[str, Any]:
     per-seed values."""
     if not runs:
         raise ValueError("runs: no finished runs to aggregate")
+    runs = [with_metrics(r) for r in runs]
     out: dict[str, Any] = {
         "seeds": [r["seed"] for r in runs],
         "loss_matrix": mean_over_seeds([r["loss_matrix"] for r in runs]),
@@ -124,6 +146,7 @@ def strategy_entry(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["avg_forgetting_std"] = af["std"]
     out["avg_forgetting_ci95"] = af["ci95"]
     out["avg_forgetting_per_seed"] = [r["avg_forgetting"] for r in runs]
+    out["forgetting_per_task"] = mean_over_seeds([r["forgetting_per_task"] for r in runs])
     out["flops"] = _mean_flops(runs)
     out["within_budget"] = all(r["within_budget"] for r in runs)
     out["naive_task_flops"] = runs[0]["naive_task_flops"]
@@ -145,9 +168,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Per-seed results of one strategy -> the sweep entry: mean, std and ci95 of each metric, FLOPs, budget check."""
     if not runs:
         raise ValueError("runs: no finished runs to summarize")
+    runs = [with_metrics(r) for r in runs]
     out: dict[str, Any] = {"seeds": [int(r["seed"]) for r in runs]}
     for k in METRICS:
-        d = describe([r[k] for r in runs])
+        d = _describe_metric(runs, k)
         out[f"{k}_mean"] = d["mean"]
         out[f"{k}_ci95"] = d["ci95"]
         out[f"{k}_std"] = d["std"]
@@ -156,15 +180,22 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["flops"] = _mean_flops(runs)
     out["within_budget"] = bool(all(r["within_budget"] for r in runs))
     out["loss_matrix_mean"] = mean_over_seeds([r["loss_matrix"] for r in runs])
-    out["forgetting_per_task_mean"] = mean_over_seeds([r["forgetting_per_task"] for r in runs])
+    per_task = np.asarray([r["forgetting_per_task"] for r in runs], np.float64).reshape(len(runs), -1)
+    out["forgetting_per_task_mean"] = per_task.mean(axis=0).tolist()
+    out["forgetting_per_task_ci95"] = [ci95(col) for col in per_task.T]
     out["skipped_steps"] = int(sum(r.get("skipped_steps", 0) for r in runs))
+    out["plan"] = runs[0].get("plan")  # the split of the last task: new / replay / trimmed rows per step
     return out
 
 
 def paired(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Seed-paired comparison of `runs` against `reference` (None when no seed is shared)."""
-    ref = {int(r["seed"]): r for r in reference}
-    pairs = [(r, ref[int(r["seed"])]) for r in runs if int(r["seed"]) in ref]
+    """Seed-paired comparison of `runs` against `reference` (None when no seed is shared).
+
+    Average forgetting: ratio of means, paired difference with its 95% interval and p-value. New-task
+    loss: `new_task_loss_rel` over the whole diagonal (as before) and, over tasks 2..T,
+    `new_task_loss_excl_first_rel` and its paired difference (None when the runs have a single task)."""
+    ref = {int(r["seed"]): with_metrics(r) for r in reference}
+    pairs = [(with_metrics(r), ref[int(r["seed"])]) for r in runs if int(r["seed"]) in ref]
     if not pairs:
         return None
     diff = paired_difference([a["avg_forgetting"] for a, _ in pairs], [b["avg_forgetting"] for _, b in pairs])
@@ -172,7 +203,7 @@ def paired(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[
     theirs = mean([b["avg_forgetting"] for _, b in pairs])
     new_mine = mean([a["new_task_loss"] for a, _ in pairs])
     new_theirs = mean([b["new_task_loss"] for _, b in pairs])
-    return {
+    out = {
         "seeds": [int(a["seed"]) for a, _ in pairs],
         "forgetting_ratio": mine / theirs if theirs > 0 else float("nan"),
         "forgetting_diff_mean": diff["mean"],
@@ -182,7 +213,17 @@ def paired(runs: list[dict[str, Any]], reference: list[dict[str, Any]]) -> dict[
         "diff_ci_excludes_zero": diff["excludes_zero"],
         "new_task_loss_rel": new_mine / new_theirs - 1.0,
         "lower_on_seeds": int(np.sum(np.asarray(diff["values"]) < 0)),
+        f"{NEW_TASK_LOSS}_rel": None,
+        f"{NEW_TASK_LOSS}_diff_mean": None,
+        f"{NEW_TASK_LOSS}_diff_ci95": None,
     }
+    if all(a.get(NEW_TASK_LOSS) is not None and b.get(NEW_TASK_LOSS) is not None for a, b in pairs):
+        a_new, b_new = [a[NEW_TASK_LOSS] for a, _ in pairs], [b[NEW_TASK_LOSS] for _, b in pairs]
+        d_new = paired_difference(a_new, b_new)
+        out[f"{NEW_TASK_LOSS}_rel"] = mean(a_new) / mean(b_new) - 1.0
+        out[f"{NEW_TASK_LOSS}_diff_mean"] = d_new["mean"]
+        out[f"{NEW_TASK_LOSS}_diff_ci95"] = d_new["ci95"]
+    return out
 
 
 def regime(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -210,3 +251,77 @@ def same_initial_losses(per_strategy: dict[str, list[dict[str, Any]]]) -> dict[s
             by_seed.setdefault(int(r["seed"]), []).append(np.asarray(r["init_losses"], np.float64))
     differ = sorted({int(j) for rows in by_seed.values() for row in rows[1:] for j in np.flatnonzero(row != rows[0])})
     return {"ok": not differ, "tasks_that_differ": differ}
+
+
+# ---------------------------------------------------------------- power of the paired comparison
+
+
+def paired_t_power(n: int, effect: float, sd: float, alpha: float = ALPHA) -> float:
+    """Power of the two-sided paired t-test with `n` pairs to detect a mean difference `effect` when the
+    differences have standard deviation `sd`: P(|T| > t_{1-alpha/2, n-1}) with T ~ noncentral t(n - 1,
+    effect / (sd / sqrt(n))) (`scipy.stats.nct`, not the normal approximation)."""
+    if n < 2:
+        raise ValueError(f"n: the paired t-test needs at least 2 pairs, got {n}")
+    if not (sd > 0 and math.isfinite(sd)):
+        raise ValueError(f"sd: must be a positive finite number, got {sd}")
+    df, nc = n - 1, abs(effect) / (sd / math.sqrt(n))
+    t_crit = sps.t.ppf(1.0 - alpha / 2, df)
+    return float(sps.nct.sf(t_crit, df, nc) + sps.nct.cdf(-t_crit, df, nc))
+
+
+def pairs_for_power(effect: float, sd: float, power: float = POWER, alpha: float = ALPHA, max_n: int = 100_000):
+    """The fewest pairs (>= 2) whose paired t-test reaches `power`; None when `effect` is 0 or it takes
+    more than `max_n`. Power grows with n, so doubling then bisection finds it."""
+    if effect == 0 or not math.isfinite(effect):
+        return None
+    if sd == 0:
+        return 2
+    if paired_t_power(2, effect, sd, alpha) >= power:
+        return 2
+    lo, hi = 2, 4  # power(lo) < target
+    while paired_t_power(hi, effect, sd, alpha) < power:
+        lo, hi = hi, 2 * hi
+        if hi > 2 * max_n:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if paired_t_power(mid, effect, sd, alpha) < power else (lo, mid)
+    return hi if hi <= max_n else None
+
+
+def power_analysis(a, reference, relative_effect: float = RELATIVE_EFFECT) -> dict[str, Any]:
+    """Seeds needed to detect `relative_effect` x the reference's mean with 80% power at alpha 0.05.
+
+    `a`, `reference`: per-seed average forgetting, paired by position (e.g. AMR's and uniform's). The paired
+    sd is the observed sd of `a - reference`; below 2 pairs there is none and `seeds_needed` is None."""
+    a, b = _sample(a), _sample(reference)
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must have the same length, got {a.shape[0]} and {b.shape[0]}")
+    n, ref_mean = int(a.shape[0]), mean(b)
+    sd = std(a - b) if n > 1 else None
+    effect = relative_effect * ref_mean
+    needed = pairs_for_power(effect, sd) if sd is not None else None
+    return {
+        "paired_sd": sd,
+        "reference_mean": ref_mean,
+        "relative_effect": relative_effect,
+        "effect": effect,
+        "alpha": ALPHA,
+        "power": POWER,
+        "seeds_needed": needed,
+        "seeds_run": n,
+        "power_at_seeds_run": paired_t_power(n, effect, sd) if n > 1 and sd and effect else None,
+        "enough_seeds": bool(needed is not None and n >= max(needed, MIN_SEEDS)),
+    }
+
+
+def _paired_values(runs, reference, key: str = "avg_forgetting") -> tuple[list, list, list]:
+    ref = {int(r["seed"]): r for r in reference}
+    pairs = [(r, ref[int(r["seed"])]) for r in runs if int(r["seed"]) in ref]
+    return [int(a["seed"]) for a, _ in pairs], [a[key] for a, _ in pairs], [b[key] for _, b in pairs]
+
+
+def power_of_runs(runs, reference) -> dict[str, Any] | None:
+    """`power_analysis` of two strategies' finished runs, paired by seed (None when no seed is shared)."""
+    seeds, a, b = _paired_values(runs, reference)
+    return {**power_analysis(a, b), "seeds": seeds} if seeds else None

@@ -7,6 +7,12 @@ reference losses; MIR's virtual step; the marginal reward's post-update pass) pa
 for it, when `replay.zero_cost` is on, by trimming new-task rows from every step, so
 each task costs at most what naive fine-tuning costs.
 
+`replay.new_rows` (0 = off) fixes the new-task rows per step of every replaying strategy (not `none`, which
+is also every strategy's plan on the first task, nor `joint`): uniform at `new_rows` = a trimming strategy's
+`new_batch` runs at exactly that strategy's new/replay split, the control that separates the larger replay
+share trimming brings from the selection it pays for. Zero-cost trimming still applies on top of it.
+`check_new_rows` validates the key (the sweep calls it before any run; `plan_strategy` too).
+
 `joint` is the over-budget upper reference: on task t it trains on `batch_size` new rows
 plus `t * batch_size` rows drawn uniformly from the t finished tasks, i.e. joint training
 on all data seen so far at (t + 1)x naive fine-tuning's compute.
@@ -35,6 +41,33 @@ class StrategyPlan:
     naive_task_flops: float  # naive fine-tuning's cost of one task: the budget
 
 
+NEW_ROWS_KEY = "replay.new_rows"
+
+
+def fixed_new_rows(cfg) -> int:
+    """`replay.new_rows` of `cfg` (0 when the config predates the key)."""
+    return int(cfg.replay.get("new_rows", 0))
+
+
+def check_new_rows(cfg, num_devices: int) -> None:
+    """ValueError naming `replay.new_rows` unless it is 0 (off) or a positive multiple of the device count
+    that leaves room for the replay rows: 1 <= new_rows <= batch_size - round(fraction * batch_size)."""
+    n = cfg.replay.get("new_rows", 0)
+    if n == 0:
+        return
+    batch = cfg.train.batch_size
+    replay = min(int(round(cfg.replay.fraction * batch)), batch - num_devices)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"{NEW_ROWS_KEY}: must be an integer >= 0 (0 = batch minus replay rows), got {n!r}")
+    if n > batch - replay:
+        raise ValueError(
+            f"{NEW_ROWS_KEY}: {n} new rows and {replay} replay rows (replay.fraction={cfg.replay.fraction}) do not fit "
+            f"train.batch_size={batch}; at most {batch - replay}"
+        )
+    if n % num_devices:
+        raise ValueError(f"{NEW_ROWS_KEY}: {n} new rows are not divisible by the {num_devices} devices")
+
+
 def _batches(rows: int, batch: int) -> int:
     return -(-rows // batch) if rows > 0 else 0
 
@@ -49,6 +82,7 @@ def plan_strategy(
     past_tasks: int = 1,
 ) -> StrategyPlan:
     t, r = cfg.train, cfg.replay
+    check_new_rows(cfg, num_devices)
     steps, chunk, batch = t.steps_per_task, t.chunk_size, t.batch_size
     chunks = steps // chunk
     is_amr, is_mir = strategy == "amr", strategy == "mir"
@@ -78,6 +112,9 @@ def plan_strategy(
         return per_chunk, boundary
 
     new_rows = batch if strategy == "joint" else batch - replay_batch
+    if fixed_new_rows(cfg) and strategy not in ("none", "joint"):
+        new_rows = fixed_new_rows(cfg)
+    untrimmed = new_rows
 
     def spent(n: int) -> float:
         per_chunk, boundary = selection(n)
@@ -108,7 +145,7 @@ def plan_strategy(
         probe_samples=probe,
         candidates=candidates,
         clusters_per_task=clusters,
-        trimmed_rows=0 if strategy == "joint" else batch - replay_batch - new_rows,
+        trimmed_rows=untrimmed - new_rows,
         step_flops=costs.train(new_rows + replay_batch),
         chunk_selection_flops=per_chunk,
         boundary_selection_flops=boundary,

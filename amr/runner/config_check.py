@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from amr.compute.plan import check_new_rows
 from amr.data.python_text import TEXT_SOURCES
 from amr.replay import registry
 from amr.train.state import OPTIMIZERS, SCHEDULES
@@ -71,6 +72,10 @@ def validate(cfg, num_devices: int) -> None:
     _validate_bandit(cfg)
     _validate_optim(cfg)
     validate_text_source(cfg)
+    try:
+        check_new_rows(cfg, num_devices)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _validate_run(cfg) -> None:

@@ -5,6 +5,12 @@ The engine behind `experiments/compare.py`: every (benchmark, strategy, seed) ru
 stopped. `run_sweep` writes the combined JSON (schema in docs/RESULTS.md) and its markdown
 table; benchmarks not in this sweep are kept from the existing file.
 
+Besides the strategies, a sweep runs the entries of `amr.runner.variants`: uniform at other replay
+shares (the frontier, `uniform@4/32`; any `<strategy>@<k>/<n>` in `strategies` too) and, for every
+strategy whose runs trimmed new rows, uniform at that strategy's split (`uniform@split:<strategy>`).
+Each benchmark's entry carries `amr.analysis.evidence`'s regime checks, power analysis and
+same-split comparisons.
+
 The benchmarks themselves are configs, which live in the repository, not in the installed
 package: the caller passes `get_config(name, smoke) -> ConfigDict` (experiments/compare.py
 passes `configs.benchmarks.get`).
@@ -12,12 +18,14 @@ passes `configs.benchmarks.get`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 
-from amr.analysis import provenance, report
+from amr.analysis import evidence, provenance, report
 from amr.analysis import stats as seed_stats
 from amr.replay import registry
+from amr.runner import config_check, variants
 from amr.runner.experiment import train_and_evaluate
 
 # The sweep's default strategies: the registered ones minus task_balanced, which the published
@@ -36,8 +44,24 @@ def benchmark_config(get_config, name: str, strategies, seeds, smoke: bool):
     return config
 
 
-def summarize_benchmark(workdir: str, config, tasks) -> dict:
+def variant_config(config, variant: variants.Variant):
+    """The benchmark's config running only `variant.strategy`, with the variant's overrides applied."""
+    c = copy.deepcopy(config)
+    c.strategies, c.baseline = (variant.strategy,), ""
+    for key, value in variant.overrides.items():
+        parent, _, last = key.rpartition(".")
+        config_check.lookup(c, key)  # ConfigError naming a key the config does not have
+        config_check.lookup(c, parent)[last] = value
+    return c
+
+
+def summarize_benchmark(workdir: str, config, tasks, ran=()) -> dict:
+    """The benchmark's sweep entry: per strategy and variant entry (`ran`) its summary and paired comparison
+    with uniform, the data check, and the evidence (regime checks, power, same-split controls)."""
     per = {s: seed_stats.load_runs(workdir, s, config.seeds) for s in config.strategies}
+    for v in ran:
+        per[v.name] = seed_stats.load_runs(variants.workdir(workdir, v), v.strategy, config.seeds)
+    meta = {v.name: v.meta for v in ran}
     entry = {
         "tasks": list(tasks),
         "seeds": [int(s) for s in config.seeds],
@@ -46,6 +70,8 @@ def summarize_benchmark(workdir: str, config, tasks) -> dict:
     }
     for s, runs in per.items():
         e = seed_stats.summarize(runs)
+        if s in meta:
+            e["variant"] = meta[s]
         if s != REFERENCE and REFERENCE in per:
             e["vs_" + REFERENCE] = seed_stats.paired(runs, per[REFERENCE])
         entry["strategies"][s] = e
@@ -53,7 +79,15 @@ def summarize_benchmark(workdir: str, config, tasks) -> dict:
         entry["regime"] = seed_stats.regime(per[REFERENCE])
     entry["data"] = provenance.check_runs(per, workdir)  # DataMismatch when a seed's runs saw different data
     entry["same_data"] = seed_stats.same_initial_losses(per)
+    entry.update(evidence.benchmark_evidence(entry))
     return entry
+
+
+NEW = seed_stats.NEW_TASK_LOSS
+
+
+def _or_na(x):
+    return "n/a" if x is None else x  # results files written before the key existed
 
 
 def _ratio(x) -> str:
@@ -73,8 +107,8 @@ def markdown(results: dict) -> str:
                     "af_ci": e["avg_forgetting_ci95"],
                     "mf": e["max_forgetting_mean"],
                     "mf_ci": e["max_forgetting_ci95"],
-                    "new": e["new_task_loss_mean"],
-                    "new_ci": e["new_task_loss_ci95"],
+                    "new": _or_na(e.get(f"{NEW}_mean")),
+                    "new_ci": e.get(f"{NEW}_ci95"),
                     "final": e["final_avg_loss_mean"],
                     "final_ci": e["final_avg_loss_ci95"],
                     "flops": f"{e['flops_total']:.3g}",
@@ -92,7 +126,7 @@ def markdown(results: dict) -> str:
                 ("strategy", "strategy"),
                 (("af", "af_ci"), "avg forgetting"),
                 (("mf", "mf_ci"), "max forgetting"),
-                (("new", "new_ci"), "new-task loss"),
+                (("new", "new_ci"), "new-task loss (tasks 2..T)"),
                 (("final", "final_ci"), "final avg loss"),
                 ("flops", "total FLOPs"),
                 ("vs", f"vs {REFERENCE}: ratio (paired Δ ± CI95)"),
@@ -103,16 +137,63 @@ def markdown(results: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _plan_entries(strategies, configs, frontier) -> dict:
+    """{benchmark: [Variant]}: each `<strategy>@<k>/<n>` entry and, with uniform, the frontier; validated."""
+    shares = [variants.parse_share(s, STRATEGIES) for s in strategies if "@" in s]
+    out = {}
+    for bench, config in configs.items():
+        found = (variants.frontier(config, frontier) if REFERENCE in config.strategies else []) + shares
+        out[bench] = list({v.name: v for v in found}.values())
+        for v in out[bench]:
+            variants.check(variant_config(config, v), v)  # a bad override fails before any run
+    return out
+
+
+def _run_variant(config, bench_dir: str, variant, progress: bool) -> None:
+    print(f"   {variant.name} -> {variants.workdir(bench_dir, variant)}", flush=True)
+    c = variant_config(config, variant)
+    variants.check(c, variant)
+    train_and_evaluate(c, variants.workdir(bench_dir, variant), progress=progress)
+
+
+def _same_split_controls(config, bench_dir: str, progress: bool) -> list:
+    """Runs uniform at the split of every strategy whose finished runs trimmed new rows; returns the variants."""
+    ran = []
+    for s in config.strategies:
+        v = variants.same_split(s, seed_stats.load_runs(bench_dir, s, config.seeds))
+        if v is not None:
+            _run_variant(config, bench_dir, v, progress)
+            variants.check_split(v, seed_stats.load_runs(variants.workdir(bench_dir, v), v.strategy, config.seeds))
+            ran.append(v)
+    return ran
+
+
 def run_sweep(
-    benches, strategies, seeds, workdir: str, out: str, smoke: bool = False, progress: bool = True, *, get_config
+    benches,
+    strategies,
+    seeds,
+    workdir: str,
+    out: str,
+    smoke: bool = False,
+    progress: bool = True,
+    *,
+    get_config,
+    frontier=variants.FRONTIER_SHARES,
+    same_split: bool = True,
 ) -> dict:
     """Runs (or resumes) every benchmark and writes `out` and its markdown table; returns the combined dict.
 
-    `get_config(name, smoke=...)` returns a benchmark's config (ValueError for an unknown name)."""
-    for s in strategies:
+    `get_config(name, smoke=...)` returns a benchmark's config (ValueError for an unknown name).
+    `frontier`: uniform's extra replay shares in 32nds of the batch (with uniform among the strategies);
+    `same_split`: add uniform at the split of every strategy that trimmed new rows (with uniform)."""
+    plain = [s for s in strategies if "@" not in s]
+    for s in plain:
         if s not in registry.STRATEGIES:
             raise ValueError(f"strategies: unknown strategy {s!r}; expected some of {registry.STRATEGIES}")
-    configs = {b: benchmark_config(get_config, b, strategies, seeds, smoke) for b in benches}  # bad names fail first
+    if not plain:
+        raise ValueError(f"strategies: at least one plain strategy of {STRATEGIES} besides {list(strategies)}")
+    configs = {b: benchmark_config(get_config, b, plain, seeds, smoke) for b in benches}  # bad names fail first
+    entries = _plan_entries(strategies, configs, frontier)
     results = {"benchmarks": {}}
     if os.path.exists(out):
         with open(out, encoding="utf-8") as f:
@@ -121,7 +202,12 @@ def run_sweep(
         bench_dir = os.path.join(workdir, bench)
         print(f"== {bench}: {config.strategies} x seeds {config.seeds} -> {bench_dir}", flush=True)
         finished = train_and_evaluate(config, bench_dir, progress=progress)
-        results["benchmarks"][bench] = summarize_benchmark(bench_dir, config, finished["tasks"])
+        for v in entries[bench]:
+            _run_variant(config, bench_dir, v, progress)
+        ran = list(entries[bench])
+        if same_split and REFERENCE in config.strategies:
+            ran += _same_split_controls(config, bench_dir, progress)
+        results["benchmarks"][bench] = summarize_benchmark(bench_dir, config, finished["tasks"], ran)
         results["machine"] = report.machine_description()
         results["environment"] = provenance.environment()
         report.write_json_atomic(out, results)  # after every benchmark: nothing finished is lost

@@ -1,0 +1,164 @@
+"""Whether a benchmark can decide: regime checks, the power of the AMR-uniform comparison, the same-split controls.
+
+Everything here is computed from a sweep entry (`runner.sweep.summarize_benchmark`: per strategy its seeds and
+per-seed values), with the statistics of `amr.analysis.stats`, so the sweep JSON and docs/RESULTS.md show the
+same numbers, and a results file written before these keys existed still gets them (or None where its runs
+lack what they need: the page prints "n/a").
+
+    regime checks  (a) replay matters: uniform's average forgetting <= 0.8x naive's (`none`), and the
+                       seed-paired 95% interval of uniform - none excludes 0;
+                   (b) forgetting is real: uniform's average forgetting > 5x its seed-to-seed sd.
+    power          seeds needed to detect 10% of uniform's average forgetting in AMR - uniform (paired t).
+    same split     a strategy that trims new rows to pay for its selection also raises its replay share;
+                   `uniform@split:<s>` is uniform at exactly <s>'s new/replay split, and the share of <s>'s
+                   gain over uniform that uniform gains by the split alone is `explained_fraction`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amr.analysis import stats
+
+REPLAY_MATTERS_RATIO = 0.8  # uniform's average forgetting at most this x naive's
+FORGETTING_OVER_SD = 5.0  # uniform's average forgetting over this x its seed-to-seed sd
+REFERENCE, NAIVE, POWER_OF = "uniform", "none", "amr"
+SAME_SPLIT = "same_split"  # the `variant.kind` of a same-split control
+FRONTIER = "frontier"  # the `variant.kind` of uniform at another replay share
+
+
+def per_seed(entry: dict[str, Any] | None, key: str = "avg_forgetting") -> dict[int, float]:
+    """{seed: value} of one strategy's sweep entry (empty when it has no per-seed values of `key`)."""
+    if not entry or f"{key}_per_seed" not in entry:
+        return {}
+    return {int(s): v for s, v in zip(entry["seeds"], entry[f"{key}_per_seed"]) if v is not None}
+
+
+def paired_values(a: dict | None, b: dict | None, key: str = "avg_forgetting") -> tuple[list, list, list]:
+    """(seeds, a's values, b's values) over the seeds both strategy entries have."""
+    va, vb = per_seed(a, key), per_seed(b, key)
+    seeds = sorted(set(va) & set(vb))
+    return seeds, [va[s] for s in seeds], [vb[s] for s in seeds]
+
+
+def paired(a: dict | None, b: dict | None) -> dict[str, Any] | None:
+    """`stats.paired_difference` of a - b's average forgetting over shared seeds (None without a shared seed)."""
+    seeds, va, vb = paired_values(a, b)
+    return {**stats.paired_difference(va, vb), "seeds": seeds} if seeds else None
+
+
+def regime_checks(uniform: dict | None, naive: dict | None) -> dict[str, Any]:
+    """The two regime checks of one benchmark from the strategies' sweep entries; a check is None (n/a) when
+    the runs it needs are missing (no `none` runs, fewer than 2 seeds)."""
+    out: dict[str, Any] = {"replay_matters": None, "forgetting_is_real": None}
+    u = per_seed(uniform)
+    if len(u) > 1:
+        d = stats.describe(list(u.values()))
+        out["forgetting_is_real"] = {
+            "uniform_mean": d["mean"],
+            "uniform_sd": d["std"],
+            "over_sd": d["mean"] / d["std"] if d["std"] > 0 else None,
+            "threshold": FORGETTING_OVER_SD,
+            "seeds": sorted(u),
+            "pass": bool(d["mean"] > FORGETTING_OVER_SD * d["std"]),
+        }
+    seeds, vu, vn = paired_values(uniform, naive)
+    if len(seeds) > 1:
+        diff = stats.paired_difference(vu, vn)
+        naive_mean, uniform_mean = stats.mean(vn), stats.mean(vu)
+        ratio = uniform_mean / naive_mean if naive_mean > 0 else None
+        out["replay_matters"] = {
+            "uniform_mean": uniform_mean,
+            "naive_mean": naive_mean,
+            "ratio": ratio,
+            "threshold": REPLAY_MATTERS_RATIO,
+            "diff_mean": diff["mean"],
+            "diff_ci95": diff["ci95"],
+            "diff_excludes_zero": diff["excludes_zero"],
+            "seeds": seeds,
+            "pass": bool(ratio is not None and ratio <= REPLAY_MATTERS_RATIO and diff["excludes_zero"]),
+        }
+    return out
+
+
+def power(strategies: dict[str, dict]) -> dict[str, Any] | None:
+    """`stats.power_analysis` of AMR - uniform average forgetting, paired by seed (None without both)."""
+    seeds, a, b = paired_values(strategies.get(POWER_OF), strategies.get(REFERENCE))
+    if not seeds:
+        return None
+    return {"comparison": f"{POWER_OF} - {REFERENCE}", **stats.power_analysis(a, b), "seeds": seeds}
+
+
+def _diff_summary(d: dict | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    keys = ("mean", "ci95", "std", "n", "excludes_zero", "p_value", "seeds")
+    return {k: d[k] for k in keys}
+
+
+def same_split(strategies: dict[str, dict]) -> dict[str, Any]:
+    """Per strategy with a same-split control: its paired Δ vs uniform at the default share and vs uniform at its
+    own split, the split's own effect (control - uniform) and the fraction of the gain the split explains."""
+    out = {}
+    uniform = strategies.get(REFERENCE)
+    for name, e in strategies.items():
+        v = e.get("variant") or {}
+        if v.get("kind") != SAME_SPLIT or v.get("of") not in strategies:
+            continue
+        s = v["of"]
+        vs_default, vs_split = paired(strategies[s], uniform), paired(strategies[s], e)
+        split_effect = paired(e, uniform)
+        explained = None
+        if vs_default and split_effect and vs_default["mean"] != 0:
+            explained = split_effect["mean"] / vs_default["mean"]
+        out[s] = {
+            "control": name,
+            "new_rows": v.get("new_rows"),
+            "replay_rows": v.get("replay_rows"),
+            "vs_uniform": _diff_summary(vs_default),
+            "vs_same_split": _diff_summary(vs_split),
+            "split_effect": _diff_summary(split_effect),
+            "explained_fraction": explained,
+        }
+    return out
+
+
+def benchmark_evidence(entry: dict[str, Any]) -> dict[str, Any]:
+    """{"regime_checks", "power", "same_split"} of one sweep entry."""
+    s = entry.get("strategies", {})
+    return {
+        "regime_checks": regime_checks(s.get(REFERENCE), s.get(NAIVE)),
+        "power": power(s),
+        "same_split": same_split(s),
+    }
+
+
+def _xy(e: dict) -> tuple | None:
+    new, af = e.get(f"{stats.NEW_TASK_LOSS}_mean"), e.get("avg_forgetting_mean")
+    if new is None or af is None:
+        return None
+    return (new, e.get(f"{stats.NEW_TASK_LOSS}_ci95") or 0.0, af, e.get("avg_forgetting_ci95") or 0.0)
+
+
+def pareto(entry: dict[str, Any]) -> tuple[list, dict] | None:
+    """(frontier, points) for `plots.plot_pareto`: uniform at its default share and every frontier entry, in share
+    order, and every other entry as a point; None when uniform lacks the new-task loss over tasks 2..T (runs
+    written before it existed)."""
+    s = entry.get("strategies", {})
+    if REFERENCE not in s or _xy(s[REFERENCE]) is None:
+        return None
+    cfg = entry.get("config") or {}
+    default = (cfg.get("replay") or {}).get("fraction")
+    label = f"{REFERENCE} (default, {32 * default:g}/32)" if default is not None else f"{REFERENCE} (default)"
+    shares = [(default if default is not None else 0.0, label, s[REFERENCE])]
+    points = {}
+    for name, e in s.items():
+        v = e.get("variant") or {}
+        if name == REFERENCE or _xy(e) is None:
+            continue
+        if v.get("kind") == FRONTIER and v.get("base") == REFERENCE:
+            shares.append((v["replay_fraction"], name, e))
+        else:
+            points[name] = _xy(e)
+    frontier = [(label, _xy(e)) for _, label, e in sorted(shares, key=lambda t: t[0])]
+    return frontier, points

@@ -1,0 +1,121 @@
+"""docs/RESULTS.md's sections on whether each benchmark can decide: regime checks, power, same-split controls.
+
+Input is a sweep entry; its `regime_checks` / `power` / `same_split` are read when the sweep stored them and
+computed by `amr.analysis.evidence` otherwise (results files written before they existed). A value the runs
+cannot give (no `none` runs, a single seed, runs without a key) is printed "n/a", never guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from amr.analysis import evidence, stats
+
+KEYS = ("regime_checks", "power", "same_split")
+
+
+def of_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """The evidence of a sweep entry: as stored by the sweep, else computed from its per-seed values."""
+    if all(k in entry for k in KEYS):
+        return {k: entry[k] for k in KEYS}
+    return evidence.benchmark_evidence(entry)
+
+
+def _f(x, fmt: str = "{:.4f}") -> str:
+    return "n/a" if x is None else fmt.format(x)
+
+
+def _verdict(check: dict) -> str:
+    return "**PASS**" if check["pass"] else "**FAIL**"
+
+
+def regime_lines(checks: dict[str, Any]) -> list[str]:
+    """Two bullet lines: (a) replay matters, (b) forgetting is real, each PASS/FAIL with its numbers or n/a."""
+    rm, real = checks.get("replay_matters"), checks.get("forgetting_is_real")
+    if rm is None:
+        a = "- (a) replay matters: n/a (needs `none` and `uniform` runs on at least 2 shared seeds)"
+    else:
+        contains = "excludes" if rm["diff_excludes_zero"] else "contains"
+        a = (
+            f"- (a) replay matters: {_verdict(rm)}: uniform's average forgetting {rm['uniform_mean']:.4f} is "
+            f"{_f(rm['ratio'], '{:.2f}')}× naive's {rm['naive_mean']:.4f} (needs ≤ {rm['threshold']}×); paired "
+            f"Δ (uniform − none) {rm['diff_mean']:+.4f} ± {rm['diff_ci95']:.4f} over seeds {rm['seeds']} "
+            f"({contains} 0; needs to exclude it)"
+        )
+    if real is None:
+        b = "- (b) forgetting is real: n/a (needs `uniform` runs on at least 2 seeds)"
+    else:
+        b = (
+            f"- (b) forgetting is real: {_verdict(real)}: uniform's average forgetting {real['uniform_mean']:.4f} "
+            f"is {_f(real['over_sd'], '{:.1f}')}× its seed-to-seed sd {real['uniform_sd']:.4f} (needs > "
+            f"{real['threshold']:g}×; seeds {real['seeds']})"
+        )
+    return [a, b]
+
+
+def power_table(benchmarks: dict[str, dict]) -> str:
+    """One row per benchmark: the paired sd of AMR − uniform, the effect (10% of uniform's mean), seeds needed
+    for 80% power at α = 0.05 (paired t, noncentral t), seeds run and the power they give."""
+    lines = [
+        "| benchmark | paired sd (amr − uniform) | uniform's mean | effect (10%) | seeds needed (80% power) "
+        "| seeds run | power at seeds run | enough (≥ needed and ≥ 10) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for bench, entry in benchmarks.items():
+        p = of_entry(entry)["power"]
+        if p is None:
+            lines.append(f"| {bench} | n/a | n/a | n/a | n/a | {len(entry.get('seeds', []))} | n/a | n/a |")
+            continue
+        lines.append(
+            f"| {bench} | {_f(p['paired_sd'])} | {p['reference_mean']:.4f} | {p['effect']:.4f} | "
+            f"{_f(p['seeds_needed'], '{}')} | {p['seeds_run']} | {_f(p['power_at_seeds_run'], '{:.2f}')} | "
+            f"{'yes' if p['enough_seeds'] else '**no**'} |"
+        )
+    return "\n".join(lines)
+
+
+def _diff(d: dict | None) -> str:
+    return "n/a" if d is None else f"{d['mean']:+.4f} ± {d['ci95']:.4f}"
+
+
+def split_table(same: dict[str, Any]) -> str | None:
+    """Per trimming strategy: Δ vs uniform at the default share and at its own split, the split's own effect and
+    the share of the gain it explains; None when the benchmark has no same-split control."""
+    if not same:
+        return None
+    lines = [
+        "| strategy | its split (new + replay rows) | Δ vs uniform (default share) | Δ vs uniform at its split "
+        "| split alone (control − uniform) | gain explained by the split |",
+        "| --- | --- | --- | --- | --- | ---: |",
+    ]
+    for s, e in same.items():
+        explained = _f(e["explained_fraction"], "{:.0%}")
+        lines.append(
+            f"| {s} | {_f(e['new_rows'], '{}')} + {_f(e['replay_rows'], '{}')} (`{e['control']}`) | "
+            f"{_diff(e['vs_uniform'])} | {_diff(e['vs_same_split'])} | {_diff(e['split_effect'])} | {explained} |"
+        )
+    return "\n".join(lines)
+
+
+def benchmark_section(bench: str, entry: dict[str, Any], pareto_png: str | None) -> list[str]:
+    """The lines of one benchmark's evidence: regime checks, the Pareto plot (or n/a), the same-split table."""
+    ev = of_entry(entry)
+    lines = [f"#### {bench}: regime checks", "", *regime_lines(ev["regime_checks"]), ""]
+    if pareto_png:
+        lines += [f"![{bench}: forgetting against new-task loss, uniform's frontier]({pareto_png})", ""]
+    else:
+        lines += [
+            "Pareto plot (forgetting against new-task loss over tasks 2..T): n/a, these runs predate "
+            f"`{stats.NEW_TASK_LOSS}`.",
+            "",
+        ]
+    table = split_table(ev["same_split"])
+    lines += [
+        "Same-split controls (paired Δ of average forgetting, mean ± 95% CI; negative = forgets less):",
+        "",
+        table
+        or "n/a: no same-split control in these runs (with uniform among the strategies, the sweep adds one for "
+        "every strategy whose runs trimmed new rows).",
+        "",
+    ]
+    return lines

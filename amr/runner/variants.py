@@ -1,0 +1,114 @@
+"""Sweep entries that are a strategy under config overrides: the replay-share frontier and same-split controls.
+
+    uniform@4/32        uniform with `replay.fraction` = 4/32 (any strategy may carry a share: `amr@1/32`)
+    uniform@split:mir   uniform at exactly mir's new/replay split (`replay.new_rows` = mir's new rows per step),
+                        added by the sweep for every strategy that trims new rows to pay for its selection
+
+Each entry runs in its own workdir, <benchmark dir>/variants/<name with / and : replaced>, so the sweep
+resumes it like any other run; its runs are paired by seed with the benchmark's other runs (same data,
+checked by `provenance`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Any
+
+import jax
+
+from amr.analysis import evidence
+from amr.compute import plan as plan_lib
+from amr.runner import config_check
+
+FRONTIER_SHARES = (1, 2, 4, 8)  # uniform's replay shares on the frontier, in 32nds of the batch
+_SHARE = re.compile(r"^(?P<strategy>[a-z_]+)@(?P<num>\d+)/(?P<den>\d+)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str  # the sweep entry, e.g. "uniform@4/32"
+    strategy: str  # the strategy that runs
+    overrides: dict  # dotted config key -> value
+    meta: dict  # recorded in the sweep JSON as the entry's "variant"
+
+    @property
+    def dirname(self) -> str:
+        return self.name.replace("/", "of").replace(":", "-")
+
+
+def frontier_name(share_32: int) -> str:
+    return f"uniform@{share_32}/32"
+
+
+def split_name(strategy: str) -> str:
+    return f"uniform@split:{strategy}"
+
+
+def parse_share(entry: str, strategies) -> Variant | None:
+    """`<strategy>@<k>/<n>` -> its Variant (`replay.fraction` = k/n); None for a plain strategy name."""
+    if "@" not in entry:
+        return None
+    m = _SHARE.match(entry)
+    if not m or m["strategy"] not in strategies or not 0 < int(m["num"]) < int(m["den"]):
+        raise ValueError(
+            f"strategies: {entry!r} is not '<strategy>@<k>/<n>' with a strategy of {tuple(strategies)} and 0 < k < n"
+        )
+    fraction = int(m["num"]) / int(m["den"])
+    meta = {"kind": evidence.FRONTIER, "base": m["strategy"], "replay_fraction": fraction}
+    return Variant(entry, m["strategy"], {"replay.fraction": fraction}, meta)
+
+
+def frontier(config, shares) -> list[Variant]:
+    """Uniform at each share (32nds of the batch) whose replay rows differ from the default's (that one is the
+    benchmark's own `uniform` run)."""
+    batch = config.train.batch_size
+    default_rows = int(round(config.replay.fraction * batch))
+    out = []
+    for k in shares:
+        v = parse_share(frontier_name(int(k)), ("uniform",))
+        if int(round(v.overrides["replay.fraction"] * batch)) != default_rows:
+            out.append(v)
+    return out
+
+
+def same_split(strategy: str, runs: list[dict[str, Any]]) -> Variant | None:
+    """Uniform at `strategy`'s split when its finished runs trimmed new rows (None when they did not)."""
+    plans = {(r["plan"]["new_batch"], r["plan"]["replay_batch"]) for r in runs if r.get("plan")}
+    trimmed = [r["plan"]["trimmed_rows"] for r in runs if r.get("plan")]
+    if not trimmed or max(trimmed) == 0:
+        return None
+    if len(plans) != 1:
+        raise ValueError(f"{strategy}: its seeds ran different new/replay splits {sorted(plans)}")
+    ((new_rows, replay_rows),) = plans
+    meta = {"kind": evidence.SAME_SPLIT, "base": "uniform", "of": strategy, "new_rows": new_rows}
+    return Variant(
+        split_name(strategy), "uniform", {plan_lib.NEW_ROWS_KEY: int(new_rows)}, {**meta, "replay_rows": replay_rows}
+    )
+
+
+def check(config, variant: Variant | None = None) -> None:
+    """Config validation of a (variant's) config before it runs: config_check's, and `replay.new_rows`'s."""
+    n_dev = config.mesh.num_devices or jax.device_count()
+    try:
+        config_check.validate(config, n_dev)
+        plan_lib.check_new_rows(config, n_dev)
+    except ValueError as err:
+        where = f"sweep entry {variant.name!r}: " if variant else ""
+        raise ValueError(f"{where}{err}") from None
+
+
+def check_split(variant: Variant, control_runs: list[dict[str, Any]]) -> None:
+    """The control's runs must have run the split they stand for."""
+    want = (variant.meta["new_rows"], variant.meta["replay_rows"])
+    for r in control_runs:
+        got = (r["plan"]["new_batch"], r["plan"]["replay_batch"])
+        if got != want:
+            raise ValueError(
+                f"{variant.name}: seed {r['seed']} ran new/replay rows {got}, not {variant.meta['of']}'s {want}"
+            )
+
+
+def workdir(bench_dir: str, variant: Variant) -> str:
+    return os.path.join(bench_dir, "variants", variant.dirname)
