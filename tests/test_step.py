@@ -45,7 +45,7 @@ def _mae():
     return make_model(cfg)
 
 
-def _setup(model, policy_name="amr", tasks=2, **policy_kw):
+def _setup(model, policy_name="amr", tasks=2, record_references=True, **policy_kw):
     rng = np.random.default_rng(0)
     if model.example_dtype == jnp.int32:
         memory = rng.integers(0, 256, (CAP,) + model.example_shape).astype(np.int32)
@@ -60,6 +60,11 @@ def _setup(model, policy_name="amr", tasks=2, **policy_kw):
         replay = policy.add_task(
             replay, t * 24 + np.arange(24), np.arange(24) % 2, t, np.ones(2, np.float32), num_clusters=2
         )
+    if record_references:  # as the trainer does: each past row's loss when it was trained on as new data
+        ids = np.arange(tasks * 24, dtype=np.int32)
+        keys = jax.random.split(jax.random.key(7), ids.shape[0])
+        losses = step_lib.per_example_losses(model, params, jnp.asarray(memory[ids]), keys)
+        replay = policy.record_new(replay, jnp.asarray(ids)[None], losses[None])
     state = TrainState(
         params=params,
         opt_state=tx.init(params),
@@ -109,6 +114,19 @@ def test_one_device_equals_eight(policy_name, extra):
         jax.device_get(s1.replay.bandit), jax.device_get(s8.replay.bandit), atol=2e-5, rtol=2e-5
     )
     chex.assert_trees_all_close(jax.device_get(m1), jax.device_get(m8), atol=2e-5, rtol=2e-5)
+    if policy.uses_bandit:  # the bandit really learned: finite rewards reached it on both meshes
+        for s in (s1, s8):
+            assert int(s.replay.bandit.t) > 0 and np.all(np.isfinite(np.asarray(s.replay.bandit.value)))
+
+
+def test_sample_reference_without_recorded_losses_gives_the_bandit_nothing():
+    """Negative control of the check above: with no recorded per-sample reference every replay
+    reward is NaN, so nothing reaches the bandit (t stays 0), as in the old version of that test."""
+    model = _lm()
+    policy, tx, state, memory = _setup(model, "amr", record_references=False, reference="sample")
+    new = np.asarray(memory[48 : 48 + S * 16]).reshape((1, S, 16) + model.example_shape)
+    s1, _ = _run(model, policy, tx, state, memory, step_lib.make_mesh(1), new, step_lib.ChunkSpec(S, 16, 8))
+    assert int(s1.replay.bandit.t) == 0
 
 
 def test_one_trace_across_chunks_and_tasks():
