@@ -145,9 +145,11 @@ def _summary_row(name, s, strategies: Mapping, baseline: str | None, spread: str
     flops = _required(s, "flops", name)
     if not isinstance(flops, Mapping) or "total" not in flops:
         raise ValueError(f"results['strategies'][{name!r}]['flops'] must be a dict with 'total'")
-    max_f = s.get("max_forgetting")
-    if max_f is None:
-        max_f = evaluate.forgetting_metrics(_required(s, "loss_matrix", name))["max_forgetting"]
+    max_f, new_loss = s.get("max_forgetting"), s.get(evaluate.NEW_TASK_LOSS)
+    if max_f is None or new_loss is None:  # older files: from the (seed-averaged, so linear) loss matrix
+        metrics = evaluate.forgetting_metrics(_required(s, "loss_matrix", name))
+        max_f = metrics["max_forgetting"] if max_f is None else max_f
+        new_loss = metrics[evaluate.NEW_TASK_LOSS] if new_loss is None else new_loss
     total = flops["total"]
     vs = _MISSING
     if baseline is not None:
@@ -160,7 +162,7 @@ def _summary_row(name, s, strategies: Mapping, baseline: str | None, spread: str
         "avg_forgetting": _required(s, "avg_forgetting", name),
         "avg_forgetting_spread": _spread(s, spread),
         "max_forgetting": max_f,
-        "new_task_loss": _required(s, "new_task_loss", name),
+        "new_task_loss": new_loss,
         "final_avg_loss": _required(s, "final_avg_loss", name),
         "flops": f"{float(total):.3g}" if _is_number(total) else _cell(total, "{}"),
         "vs": vs,
@@ -171,7 +173,8 @@ def summary_table(results: dict, baseline: str | None = None, spread: str = "ci9
     """One row per strategy of a `results.json` dict (schema in the module docstring).
 
     Columns: strategy | avg forgetting (mean ± 95% CI over seeds; `spread="std"` shows the
-    standard deviation instead) | max forgetting | new-task loss | final avg loss | total
+    standard deviation instead) | max forgetting | new-task loss over tasks 2..T (task 1 is the
+    same for every strategy) | final avg loss | total
     FLOPs | vs baseline. The spread is read from `avg_forgetting_<spread>`, else computed by
     `amr.analysis.stats` from `avg_forgetting_per_seed`. `max_forgetting` is read when
     present, else computed from the (seed-averaged) `loss_matrix`. The last column is the
@@ -199,7 +202,7 @@ def summary_table(results: dict, baseline: str | None = None, spread: str = "ci9
             ("strategy", "strategy"),
             (("avg_forgetting", "avg_forgetting_spread"), f"avg forgetting ({SPREADS[spread][1]})"),
             ("max_forgetting", "max forgetting"),
-            ("new_task_loss", "new-task loss"),
+            ("new_task_loss", "new-task loss (tasks 2..T)"),
             ("final_avg_loss", "final avg loss"),
             ("flops", "total FLOPs"),
             ("vs", f"vs {baseline} (× forgetting)" if baseline else "vs baseline"),
