@@ -2,9 +2,9 @@
 
 The paper's premise is that a model forgets "data sub-populations observed too long ago".
 `data.domains` names the tasks in order, each the "+"-joined sources it mixes, e.g. the
-default ("docs+stdlib", "stdlib+headers", "stdlib+licenses", "headers+licenses"): `docs`
-vanishes after the first task, `stdlib` recurs in the next two and then vanishes, `headers`
-and `licenses` recur up to the last task. A source is a domain of `amr.data.python_text`
+default ("headers+docs", "stdlib+docs", "licenses+docs", "licenses"): `headers` vanishes
+after the first task and `stdlib` after the second, `docs` recurs up to the third and
+`licenses` up to the last. A source is a domain of `amr.data.python_text`
 (the shipped snapshot by default, `data.text_source`).
 
 Splits, per source and from the source's own seeded generator (`splits.domain_rng`):

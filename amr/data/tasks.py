@@ -110,7 +110,7 @@ def default_data_config(source: str) -> ml_collections.ConfigDict:
         )
     elif source == "mixture":
         # domains: one task each, the "+"-joined sources it mixes in equal parts (text corpus domains)
-        fields = _common(("docs+stdlib", "stdlib+headers", "stdlib+licenses", "headers+licenses"), 2048, 256)
+        fields = _common(("headers+docs", "stdlib+docs", "licenses+docs", "licenses"), 1792, 256)
         fields.update(seq_len=128, text_source="snapshot")  # as for python_text
         fields.update(test_per_source=256)  # held-out windows per source (Task.sources); a task's test
         # set takes test_per_task // (its sources) of each of its sources' held-out windows
