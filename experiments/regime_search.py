@@ -108,6 +108,33 @@ SETTINGS = [
         "code most), the prose sources recur",
     ),
     _s(
+        "image_seeded",
+        "configs.image_domains",
+        "held-out band and patch sample drawn per seed",
+        **{"data.resplit_per_seed": True, "data.test_band": "seeded"},
+    ),
+    _s(
+        "subpop_lr3e3_big_test",
+        "configs.subpop",
+        "subpop_code_vanishes passed (a) but not (b): uniform's forgetting varied from 0.001 to 0.05 over "
+        "seeds. 3x the learning rate (more forgetting per step) and 2x the held-out windows per task and "
+        "source (less held-out noise; train windows 1536 a task so docs still fits); task-end evaluations "
+        "only (eval_every=0: the forgetting metrics do not use the curves)",
+        **{
+            "optim.learning_rate": 3e-3,
+            "data.test_per_task": 512,
+            "data.test_per_source": 512,
+            "data.max_train_per_task": 1536,
+            "train.eval_every": 0,
+        },
+    ),
+    _s(
+        "image_seeded_r1",
+        "configs.image_domains",
+        "image_seeded passed (a) but not (b) (uniform kept almost everything: 3.1x sd): replay 1/32",
+        **{"data.resplit_per_seed": True, "data.test_band": "seeded", "replay.fraction": 1 / 32},
+    ),
+    _s(
         "image_raw_r1",
         "configs.image_domains",
         "image_raw left uniform almost no forgetting (fails b): replay 1/32",
@@ -118,6 +145,7 @@ SETTINGS = [
             "replay.fraction": 1 / 32,
         },
     ),
+    _s("text_quickstart", "configs.quickstart", "the quickstart as it is (fixed splits)"),
     _s(
         "image_raw_lr3e3",
         "configs.image_domains",
@@ -129,13 +157,6 @@ SETTINGS = [
             "optim.learning_rate": 3e-3,
         },
     ),
-    _s(
-        "image_seeded",
-        "configs.image_domains",
-        "held-out band and patch sample drawn per seed",
-        **{"data.resplit_per_seed": True, "data.test_band": "seeded"},
-    ),
-    _s("text_quickstart", "configs.quickstart", "the quickstart as it is (fixed splits)"),
     _s(
         "image_raw_s640",
         "configs.image_domains",
