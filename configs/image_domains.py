@@ -16,7 +16,8 @@ Settings tried (docs/regime_search.json): as it was, the splits did not depend o
 (issue 11: uniform 0.015691 / 0.015689 / 0.015613); seeded bands give a real spread
 (`image_seeded`). Raw-pixel loss (norm_pix_loss off) makes colour learnable and every photo is
 learned, but uniform then forgets nothing (`image_raw`: 0.06x, 0.9x sd; `image_raw_r1` at 1/32:
-0.09x, 0.9x sd); replay 1/32 with normalised pixels: 0.10x, 2.1x sd (`image_seeded_r1`).
+0.09x, 0.9x sd); replay 1/32 with normalised pixels: 0.10x, 2.1x sd (`image_seeded_r1`); 4x the steps per task
+(which put digits in the regime): 0.07x, 2.6x sd (`image_seeded_s640`).
 Under naive fine-tuning the colour photos (coffee, immunohistochemistry) carry the forgetting;
 the model learns brick least (1 - loss at its task end / loss before it: 0.07).
 NOT YET IN THE REGIME. Time: 6-8 s per (strategy, seed) run at a 1-minute load of 2-3.
