@@ -2,7 +2,20 @@
 corpus in amr/data/corpus (docs prose -> stdlib source -> C headers -> package licenses).
 
 Small replay fraction (2 of 32 rows) and long enough tasks that uniform replay still
-forgets: the regime where choosing what to replay matters. About 10 minutes on 2 CPU cores.
+forgets: the regime where choosing what to replay matters. The `text` benchmark.
+
+Regime checks (3 seeds of none vs uniform at 2/32, this config unchanged; experiments/regime_search.py,
+setting `text_quickstart` in docs/regime_search.json):
+
+    python -m experiments.regime_search --only=text_quickstart
+
+  replay matters: uniform/none average forgetting 0.1075 / 0.1637 = 0.66x, paired
+    (uniform - none) 95% CI [-0.080, -0.032]
+  forgetting is real: uniform 0.1075, seed sd 0.0068: 15.8x
+
+Only 3 seeds (5 did not fit the time box). Time: 94-108 s per (strategy, seed) run measured at
+a 1-minute load of 8.6-10.6 on 2 shared cores (2.4 TFLOPs of training, 0.7 of held-out passes).
+The splits are fixed (data seed 0) for every run seed, so the README table stays reproducible.
 """
 
 from configs.base import get_base_config

@@ -98,7 +98,9 @@ def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
     """CI's smoke version: each benchmark for one seed and a few steps (amr; digits also uniform)."""
     out = str(tmp_path / "docs" / "results.json")
     runs = str(tmp_path / "runs")
-    sweep.run_sweep(["text", "image"], ["amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get)
+    sweep.run_sweep(
+        ["text", "image", "subpop"], ["amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get
+    )
     results = sweep.run_sweep(
         ["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get
     )

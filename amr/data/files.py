@@ -121,6 +121,7 @@ def files_tasks(cfg: dict) -> list[Task]:
                     test_per_task=cfg["test_per_task"],
                     max_train=cfg["max_train_per_task"],
                     seed=cfg["seed"],
+                    test_band=cfg["test_band"],
                 )
             )
     return tasks

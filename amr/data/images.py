@@ -1,8 +1,10 @@
 """Image domains as square patches: scikit-image's bundled photos (and, via files.py, the user's).
 
-A domain is one or more photos. With one photo, train patches come from the
-left (1 - test_fraction) of its columns and test patches from the right part,
-so no test patch shares a pixel with a train patch. With several photos whole
+A domain is one or more photos. With one photo, a band of `test_fraction` of its
+columns is held out: the right-most columns (`test_band="right"`) or a band at a
+position drawn from the domain's seeded generator (`test_band="seeded"`, so the
+data seed moves it); train patches come from the columns outside the band, so no
+test patch shares a pixel with a train patch. With several photos whole
 photos are held out (the first ones of a seeded permutation, until they hold
 `test_per_task` patches). Patches lie on a grid of step `stride`; the count
 grows as the stride shrinks (no flips). Values are float32 in [0, 1].
@@ -121,15 +123,17 @@ def patch_task(
     test_per_task: int,
     max_train: int,
     seed: int,
+    test_band: str = "right",
 ) -> Task:
     """A Task of patches [N, image_size, image_size, C] from `photos` (see the module docstring)."""
     rng = splits.domain_rng(seed, "patches", name)
     n_grid = lambda p, lo, hi: len(grid(p.height, p.width, lo, hi, image_size, stride))
     if len(photos) == 1:
         (p,) = photos
-        cut = p.width - max(int(round(p.width * test_fraction)), image_size)
-        test_set, test_regions = [p], [(cut, p.width)]
-        train_set, train_regions = [p], [(0, cut)]
+        band = max(int(round(p.width * test_fraction)), image_size)
+        lo = int(rng.integers(0, p.width - band + 1)) if test_band == "seeded" else p.width - band
+        test_set, test_regions = [p], [(lo, lo + band)]
+        train_set, train_regions = [p, p], [(0, lo), (lo + band, p.width)]
     else:
         order = rng.permutation(len(photos))
         held, k = 0, 0
@@ -181,6 +185,7 @@ def skimage_tasks(cfg: dict) -> list[Task]:
             test_per_task=cfg["test_per_task"],
             max_train=cfg["max_train_per_task"],
             seed=cfg["seed"],
+            test_band=cfg["test_band"],
         )
         for d in cfg["domains"]
     ]

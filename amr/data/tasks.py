@@ -7,6 +7,8 @@ Sources (all real data, nothing downloaded at run time):
   digits           class-incremental scikit-learn digits (digits.py)
   files            the user's own text or image files, one glob per domain (files.py)
   tfds             a prepared TFDS dataset read with `tfds.data_source` (tfds_source.py)
+  mixture          sub-populations: each task a mixture of the fixed text corpus's domains, some
+                   recurring in later tasks, others vanishing; per-source held-out sets (mixture.py)
 
 Every config error is a ValueError naming the key (`data.<key>`), raised before
 any data is read.
@@ -23,26 +25,31 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-SOURCES = ("python_text", "skimage_patches", "digits", "files", "tfds")
+SOURCES = ("python_text", "skimage_patches", "digits", "files", "tfds", "mixture")
 
 
 @dataclasses.dataclass(frozen=True)
 class Task:
-    """One task of the stream: its name and a train / held-out split.
+    """One task of the stream: its name, a train / held-out split and optional per-source held-out sets.
 
     Text: int32 [N, L] byte tokens in [0, 255]. Images: float32 [N, H, W, C] in [0, 1].
+    `sources` (the `mixture` source; empty elsewhere): source name -> that source's held-out
+    rows, for each source the task mixes; a source that recurs in several tasks has the same
+    array in each. None of them overlaps any task's train rows.
     """
 
     name: str
     train: np.ndarray  # [N_train, ...]
     test: np.ndarray  # [N_test, ...], same trailing shape, never overlapping train
+    sources: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # name -> [N_src, ...]
 
     def __post_init__(self):
-        if self.train.shape[1:] != self.test.shape[1:] or self.train.dtype != self.test.dtype:
-            raise ValueError(
-                f"Task {self.name!r}: train {self.train.dtype}{self.train.shape} and test "
-                f"{self.test.dtype}{self.test.shape} must share dtype and trailing shape."
-            )
+        for what, a in [("test", self.test)] + [(f"sources[{k!r}]", v) for k, v in self.sources.items()]:
+            if self.train.shape[1:] != a.shape[1:] or self.train.dtype != a.dtype:
+                raise ValueError(
+                    f"Task {self.name!r}: train {self.train.dtype}{self.train.shape} and {what} "
+                    f"{a.dtype}{a.shape} must share dtype and trailing shape."
+                )
 
 
 def _common(domains: tuple, max_train: int, test_per_task: int) -> dict[str, Any]:
@@ -51,6 +58,9 @@ def _common(domains: tuple, max_train: int, test_per_task: int) -> dict[str, Any
         max_train_per_task=max_train,  # cap on train examples per task (seeded subsample); 0 = all
         test_per_task=test_per_task,  # held-out examples per task (exactly this many)
         domains=domains,  # which domains, in the order the tasks arrive
+        # True: run seed k builds its own splits / subsamples with data seed `seed + k`
+        # (`make_tasks(..., run_seed=k)`), so seed-to-seed spread includes which rows are held out
+        resplit_per_seed=False,
     )
 
 
@@ -59,7 +69,10 @@ def _image_fields() -> dict[str, Any]:
         image_size=16,  # patch side in pixels (images are [image_size, image_size, channels])
         channels=3,  # 3: gray replicated to RGB; 1: RGB converted to luma (ITU-R 601)
         stride=8,  # patch grid stride in pixels (more patches = smaller stride; no flips)
-        test_fraction=0.2,  # single-image domains: the right-most fraction of columns is held out
+        test_fraction=0.2,  # single-image domains: this fraction of the columns is held out
+        # single-image domains: "right" = the right-most columns are held out; "seeded" = a band of
+        # columns at a position drawn from the domain's seeded generator (train: both sides of it)
+        test_band="right",
     )
 
 
@@ -95,6 +108,12 @@ def default_data_config(source: str) -> ml_collections.ConfigDict:
             image_size=32,  # center-cropped to a square, resized to this side
             channels=3,  # 3 = RGB, 1 = luma
         )
+    elif source == "mixture":
+        # domains: one task each, the "+"-joined sources it mixes in equal parts (text corpus domains)
+        fields = _common(("headers+docs", "stdlib+docs", "licenses+docs", "licenses"), 1792, 256)
+        fields.update(seq_len=128, text_source="snapshot")  # as for python_text
+        fields.update(test_per_source=256)  # held-out windows per source (Task.sources); a task's test
+        # set takes test_per_task // (its sources) of each of its sources' held-out windows
     else:
         raise ValueError(f"data.source: unknown source {source!r}; expected one of {SOURCES}.")
     return ml_collections.ConfigDict(dict(source=source, **fields))
@@ -143,11 +162,15 @@ def resolve_config(data_config: ml_collections.ConfigDict | Mapping[str, Any]) -
     cfg["domains"] = tuple(tuple(d) if isinstance(d, list) else d for d in domains)
     if len(set(cfg["domains"])) != len(cfg["domains"]):
         raise ValueError(f"data.domains has duplicates: {cfg['domains']!r}.")
-    if source == "python_text" and cfg["text_source"] not in ("snapshot", "live"):
+    if not isinstance(cfg["resplit_per_seed"], (bool, np.bool_)):
+        raise ValueError(f"data.resplit_per_seed must be True or False, got {cfg['resplit_per_seed']!r}.")
+    if source in ("python_text", "mixture") and cfg["text_source"] not in ("snapshot", "live"):
         raise ValueError(f"data.text_source must be 'snapshot' or 'live', got {cfg['text_source']!r}.")
-    if "seq_len" in cfg and (source == "python_text" or cfg.get("kind") == "text"):
+    if source == "mixture":
+        _int(cfg, "test_per_source", 1)
+    if "seq_len" in cfg and (source in ("python_text", "mixture") or cfg.get("kind") == "text"):
         _int(cfg, "seq_len", 2)
-    if "image_size" in cfg and source != "python_text" and cfg.get("kind", "image") == "image":
+    if "image_size" in cfg and source not in ("python_text", "mixture") and cfg.get("kind", "image") == "image":
         _int(cfg, "image_size", 1)
         if cfg["channels"] not in (1, 3):
             raise ValueError(f"data.channels must be 1 or 3, got {cfg['channels']!r}.")
@@ -156,6 +179,8 @@ def resolve_config(data_config: ml_collections.ConfigDict | Mapping[str, Any]) -
         fraction = cfg["test_fraction"]
         if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction < 1.0:
             raise ValueError(f"data.test_fraction must be in (0, 1), got {cfg['test_fraction']!r}.")
+        if cfg["test_band"] not in ("right", "seeded"):
+            raise ValueError(f"data.test_band must be 'right' or 'seeded', got {cfg['test_band']!r}.")
     return cfg
 
 
@@ -165,20 +190,30 @@ _DISPATCH = {
     "digits": ("amr.data.digits", "digits_tasks"),
     "files": ("amr.data.files", "files_tasks"),
     "tfds": ("amr.data.tfds_source", "tfds_tasks"),
+    "mixture": ("amr.data.mixture", "mixture_tasks"),
 }
 
 
-def make_tasks(data_config: ml_collections.ConfigDict | Mapping[str, Any], min_examples: int = 1) -> list[Task]:
+def make_tasks(
+    data_config: ml_collections.ConfigDict | Mapping[str, Any], min_examples: int = 1, run_seed: int | None = None
+) -> list[Task]:
     """The task stream of `data_config`, in the order of `data_config.domains`.
 
     Args:
       data_config: fields of `default_data_config(source)`; missing fields take those defaults.
       min_examples: every task must have at least this many train examples (pass the
         batch size); otherwise a ValueError names the task and `data.max_train_per_task`.
+      run_seed: the run's seed; with `data.resplit_per_seed` the splits use data seed
+        `data.seed + run_seed` (ignored otherwise, and when None).
     """
     cfg = resolve_config(data_config)
     if isinstance(min_examples, bool) or not isinstance(min_examples, (int, np.integer)) or min_examples < 0:
         raise ValueError(f"min_examples must be an integer >= 0, got {min_examples!r}.")
+    if run_seed is not None:
+        if isinstance(run_seed, bool) or not isinstance(run_seed, (int, np.integer)) or run_seed < 0:
+            raise ValueError(f"run_seed must be an integer >= 0, got {run_seed!r}.")
+        if cfg["resplit_per_seed"]:
+            cfg["seed"] = int(cfg["seed"]) + int(run_seed)
     module, fn = _DISPATCH[cfg["source"]]
     tasks = getattr(importlib.import_module(module), fn)(cfg)
     for task in tasks:
