@@ -157,3 +157,23 @@ def test_kmeans_arms_probes_and_mir_stay_within_budget(tmp_path):
         assert entry["plan"]["trimmed_rows"] > 0, name  # selection was paid for with new-task rows
         assert np.all(np.isfinite(entry["loss_matrix"]))
     assert results["strategies"]["amr"]["plan"]["clusters_per_task"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("resplit", [True, False], ids=["resplit", "control"])
+def test_resplit_per_seed_gives_each_seed_its_own_split(tmp_path, resplit):
+    """With data.resplit_per_seed the runner builds each seed's tasks from data seed
+    data.seed + seed (different held-out rows, recorded per run); without it (the negative
+    control) every seed sees the same arrays."""
+    cfg = _config()
+    cfg.strategies, cfg.baseline, cfg.seeds = ("none",), "", (0, 1)
+    cfg.train.steps_per_task, cfg.train.eval_every = 4, 0
+    cfg.data.resplit_per_seed = resplit
+    results = train_and_evaluate(cfg, str(tmp_path), progress=False)
+    runs = [json.load(open(tmp_path / "runs" / f"none_seed{k}.json")) for k in (0, 1)]
+    same = provenance.fingerprint(runs[0]["data_digests"]) == provenance.fingerprint(runs[1]["data_digests"])
+    assert same != resplit
+    if resplit:
+        expected = provenance.data_digests(make_tasks(cfg.data, min_examples=cfg.train.batch_size, run_seed=1))
+        assert runs[1]["data_digests"] == expected
+        assert set(results["data_digests"]) == {"seed0", "seed1"}

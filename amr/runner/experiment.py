@@ -97,23 +97,50 @@ def train_and_evaluate(config, workdir: str, progress: bool = True) -> dict[str,
         return _train_and_evaluate(ctx, config, workdir, progress and primary, primary)
 
 
+class _SeedContexts:
+    """The context of each seed: the experiment's own, or with `data.resplit_per_seed` one whose
+    splits use data seed `data.seed + seed` (its strategies then compile per seed)."""
+
+    def __init__(self, ctx, config):
+        self.ctx, self.config, self._by_seed, self._digests = ctx, config, {}, {}
+        self.resplit = bool(config.data.get("resplit_per_seed", False))
+
+    def __call__(self, seed: int):
+        if not self.resplit:
+            return self.ctx
+        if seed not in self._by_seed:
+            tasks = make_tasks(self.config.data, min_examples=self.config.train.batch_size, run_seed=seed)
+            _check_shapes(self.config, tasks, self.ctx.model)
+            self._by_seed[seed] = make_context(self.config, tasks, self.ctx.model, self.ctx.mesh)
+        return self._by_seed[seed]
+
+    def digests(self, seed: int) -> dict[str, Any]:
+        key = seed if self.resplit else None
+        if key not in self._digests:
+            self._digests[key] = provenance.data_digests(self(seed).tasks)
+        return self._digests[key]
+
+
 def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool = True) -> dict[str, Any]:
     if primary:
         os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
     log = MetricsLog(workdir) if primary else None
-    digests, env = provenance.data_digests(ctx.tasks), provenance.environment()  # recorded in every result
+    contexts, env = _SeedContexts(ctx, config), provenance.environment()  # recorded in every result
     per_strategy: dict[str, list[dict[str, Any]]] = {}
     try:
         for strategy in config.strategies:
-            compiled = None
+            compiled = {}  # one compile per strategy (per seed with data.resplit_per_seed)
             for seed in config.seeds:
                 path = os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json")
+                digests = contexts.digests(seed)
                 result = _load_finished_run(path, strategy, seed)
                 if result is None:
-                    compiled = compiled or make_strategy(ctx, strategy)
+                    seed_ctx = contexts(seed)
+                    if id(seed_ctx) not in compiled:
+                        compiled[id(seed_ctx)] = make_strategy(seed_ctx, strategy)
                     run = Run(
-                        ctx,
-                        compiled,
+                        seed_ctx,
+                        compiled[id(seed_ctx)],
                         seed,
                         os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"),
                         log,
@@ -129,6 +156,7 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
     finally:
         if log is not None:
             log.close()
+    digests = {f"seed{k}": contexts.digests(k) for k in config.seeds} if contexts.resplit else contexts.digests(0)
 
     results = {
         "config": json.loads(config.to_json_best_effort()),
