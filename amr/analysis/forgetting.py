@@ -123,3 +123,18 @@ def forgetting_reduction(metrics, baseline_metrics) -> float:
     if not (math.isfinite(f) and math.isfinite(b)) or b <= 0.0:
         return math.nan
     return 1.0 - f / b
+
+
+def source_forgetting(source_rows, last_seen: dict[str, int], names: list[str]) -> dict[str, float | None]:
+    """Per-source forgetting of a mixture stream: a source's held-out loss after the last task
+    minus its loss right after the last task it appeared in (`last_seen[name]`); None for the
+    sources of the last task (not forgotten yet). `source_rows[t][k]` is source k's held-out
+    loss after task t."""
+    S = np.asarray(source_rows, dtype=np.float64)
+    if S.ndim != 2 or S.shape[1] != len(names) or set(last_seen) != set(names):
+        raise ValueError(f"source_rows: expected shape [T, {len(names)}] and a last task per source, got {S.shape}")
+    final = S.shape[0] - 1
+    return {
+        name: (float(S[final, k] - S[last_seen[name], k]) if last_seen[name] < final else None)
+        for k, name in enumerate(names)
+    }

@@ -152,6 +152,14 @@ def strategy_entry(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["naive_task_flops"] = runs[0]["naive_task_flops"]
     out["plan"] = runs[0]["plan"]
     out["skipped_steps"] = int(sum(r["skipped_steps"] for r in runs))
+    if all("source_forgetting" in r for r in runs):
+        names = runs[0]["sources"]
+        out["source_forgetting"] = {
+            n: (
+                mean([r["source_forgetting"][n] for r in runs]) if runs[0]["source_forgetting"][n] is not None else None
+            )
+            for n in names
+        }
     return out
 
 

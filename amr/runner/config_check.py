@@ -57,9 +57,9 @@ def validate_text_source(cfg) -> None:
     source, value = data.get("source"), data["text_source"]
     _require(value in TEXT_SOURCES, "data.text_source", f"expected one of {TEXT_SOURCES}, got {value!r}")
     _require(
-        source == "python_text" or value == "snapshot",
+        source in ("python_text", "mixture") or value == "snapshot",
         "data.text_source",
-        f"{value!r} applies to data.source='python_text' only, not {source!r}",
+        f"{value!r} applies to data.source='python_text' or 'mixture' only, not {source!r}",
     )
 
 

@@ -22,6 +22,7 @@ class HostState:
     chunk: int = 0  # the next chunk of `task` to train
     iter_state: dict[str, Any] | None = None  # `task`'s stream position at `chunk` (None: a task's start)
     loss_rows: list[list[float]] = dataclasses.field(default_factory=list)  # row t: held-out losses after task t
+    source_rows: list[list[float]] = dataclasses.field(default_factory=list)  # row t: per-source losses (mixtures)
     curves: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # {task, step, losses}: held-out evals
     arm_history: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # {step, probs}: bandit policies
     last_new_loss: float | None = None  # mean new-row loss of the last recorded chunk ("train" arm reference)
@@ -41,6 +42,8 @@ class HostState:
             "init_losses": self.init_losses,
             "ledger": self.ledger.to_json(),
         }
+        if self.source_rows:
+            out["source_rows"] = self.source_rows
         if self.last_new_loss is not None:
             out["last_new_loss"] = self.last_new_loss
         if self.host_replay_pending is not None:
@@ -57,6 +60,7 @@ class HostState:
             chunk=int(d["chunk"]),
             iter_state=d["iter_state"],
             loss_rows=list(d["loss_rows"]),
+            source_rows=list(d.get("source_rows", [])),
             curves=list(d["curves"]),
             arm_history=list(d["arm_history"]),
             last_new_loss=d.get("last_new_loss"),

@@ -85,13 +85,22 @@ class Run:
                 ctx, memory_dir or os.path.join(ckpt_dir, "memory"), cfg.memory.staleness, cfg.memory.workers
             )
         self._progress: TaskProgress | None = None  # the task being trained
+        self.sources, self.source_last_seen = _source_sets(ctx.tasks)  # mixture streams: per-source held-out rows
 
     # ---------------------------------------------------------------- evaluation
     def _evaluate(self, params, ledger: budget.Ledger) -> list[float]:
         faults.fault_point("eval")
+        return self._mean_losses(params, ledger, [task.test for task in self.ctx.tasks])
+
+    def _evaluate_sources(self, params, ledger: budget.Ledger) -> list[float]:
+        """Held-out loss of every source of a mixture stream (one per source, wherever it recurs)."""
+        return self._mean_losses(params, ledger, list(self.sources.values()))
+
+    def _mean_losses(self, params, ledger: budget.Ledger, row_sets) -> list[float]:
+        """Mean held-out loss of each row set, charged to `eval`."""
         losses = []
-        for task in self.ctx.tasks:
-            per_row, batches = self.eval_pass(params, task.test)
+        for rows in row_sets:
+            per_row, batches = self.eval_pass(params, rows)
             ledger.charge("eval", self.costs.forward(self.eval_pass.batch), samples=self.eval_pass.batch, calls=batches)
             losses.append(float(np.mean(per_row)))
         return losses
@@ -150,7 +159,9 @@ class Run:
         if self.host_replay:
             self.host_replay.close()
         last_plan = self.compiled.for_task(self.num_tasks - 1)[0]
-        return run_result(self.strategy, self.seed, host, state, self.compiled.naive_plan, last_plan)
+        return run_result(
+            self.strategy, self.seed, host, state, self.compiled.naive_plan, last_plan, self.source_last_seen
+        )
 
     def _start(self) -> tuple[TrainState, HostState]:
         """(replicated state, host state): from the newest checkpoint, else fresh with the initial held-out losses."""
@@ -237,6 +248,8 @@ class Run:
         """Task t's row of the loss matrix; its rows become arms; a checkpoint at the next task's start."""
         row = self._evaluate(state.params, host.ledger)
         host.loss_rows.append(row)
+        if self.sources:
+            host.source_rows.append(self._evaluate_sources(state.params, host.ledger))
         host.curves.append({"task": t, "step": (t + 1) * self.steps, "losses": row})
         if self.log:
             self.log.write(
@@ -287,3 +300,13 @@ class Run:
 
     def _save(self, state: TrainState, host: HostState) -> None:
         self.ckpt.save(host.task * 1_000_000 + host.chunk, state, host.to_json())
+
+
+def _source_sets(tasks) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """({source: held-out rows}, {source: last task it appears in}) of a mixture stream; ({}, {}) otherwise."""
+    rows, last_seen = {}, {}
+    for t, task in enumerate(tasks):
+        for name, held_out in (getattr(task, "sources", None) or {}).items():
+            rows.setdefault(name, held_out)
+            last_seen[name] = t
+    return rows, last_seen

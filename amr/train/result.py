@@ -22,15 +22,17 @@ def run_result(
     state: TrainState,
     naive_plan: StrategyPlan,
     last_plan: StrategyPlan,
+    source_last_seen: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Loss matrix, forgetting metrics, FLOPs (total and per task) and the budget check of a finished run.
 
-    `naive_plan` is plain fine-tuning's plan (the budget); `last_plan` the plan of the run's last task."""
+    `naive_plan` is plain fine-tuning's plan (the budget); `last_plan` the plan of the run's last task;
+    `source_last_seen` (mixture streams) the last task each source appeared in."""
     ledger = host.ledger
     L = np.asarray(host.loss_rows)
     metrics = evaluate.forgetting_metrics(L, init_losses=np.asarray(host.init_losses))
     naive_task = naive_plan.naive_task_flops
-    return {
+    out = {
         "strategy": strategy,
         "seed": seed,
         "loss_matrix": L.tolist(),
@@ -47,3 +49,9 @@ def run_result(
         "arm_history": host.arm_history,
         "init_losses": host.init_losses,
     }
+    if host.source_rows and source_last_seen:
+        names = list(source_last_seen)
+        out["sources"] = names
+        out["source_loss_matrix"] = host.source_rows
+        out["source_forgetting"] = evaluate.source_forgetting(host.source_rows, source_last_seen, names)
+    return out
