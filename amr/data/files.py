@@ -111,17 +111,5 @@ def files_tasks(cfg: dict) -> list[Task]:
             tasks.append(Task(name, train, test))
         else:
             photos = [image_photo(p, cfg["channels"]) for p in paths]
-            tasks.append(
-                images.patch_task(
-                    name,
-                    photos,
-                    image_size=cfg["image_size"],
-                    stride=cfg["stride"],
-                    test_fraction=float(cfg["test_fraction"]),
-                    test_per_task=cfg["test_per_task"],
-                    max_train=cfg["max_train_per_task"],
-                    seed=cfg["seed"],
-                    test_band=cfg["test_band"],
-                )
-            )
+            tasks.append(images.patch_task_from_config(name, photos, cfg))
     return tasks

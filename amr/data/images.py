@@ -175,17 +175,19 @@ def skimage_tasks(cfg: dict) -> list[Task]:
             raise ValueError(
                 f"data.domains: {domain!r} is not a bundled scikit-image photo; expected one of {SKIMAGE_PHOTOS}."
             )
-    return [
-        patch_task(
-            d,
-            [skimage_photo(d, cfg["channels"])],
-            image_size=cfg["image_size"],
-            stride=cfg["stride"],
-            test_fraction=float(cfg["test_fraction"]),
-            test_per_task=cfg["test_per_task"],
-            max_train=cfg["max_train_per_task"],
-            seed=cfg["seed"],
-            test_band=cfg["test_band"],
-        )
-        for d in cfg["domains"]
-    ]
+    return [patch_task_from_config(d, [skimage_photo(d, cfg["channels"])], cfg) for d in cfg["domains"]]
+
+
+def patch_task_from_config(name: str, photos: list[Photo], cfg: dict) -> Task:
+    """`patch_task` with the patch, split and seed fields of a validated image data config."""
+    return patch_task(
+        name,
+        photos,
+        image_size=cfg["image_size"],
+        stride=cfg["stride"],
+        test_fraction=float(cfg["test_fraction"]),
+        test_per_task=cfg["test_per_task"],
+        max_train=cfg["max_train_per_task"],
+        seed=cfg["seed"],
+        test_band=cfg["test_band"],
+    )
