@@ -222,7 +222,11 @@ def test_host_placement_staleness0_equals_device(tmp_path):
     host = _run("host", str(tmp_path / "h"))
     # Exact: same ids (same keys), same rows, same per-device programs up to where the rows come from.
     np.testing.assert_array_equal(host["loss_matrix"], device["loss_matrix"])
-    assert host["flops"] == device["flops"] and host["plan"]["probe_samples"] == 2
+    assert host["plan"]["probe_samples"] == 2
+    # Measured FLOPs: the same training and eval; selection differs only by where rows come from
+    # (the device chunk gathers them by id, the host one takes them in order; its draws run in presample).
+    assert all(host["flops"][k] == device["flops"][k] for k in ("train_new", "train_replay", "eval"))
+    np.testing.assert_allclose(host["flops"]["selection"], device["flops"]["selection"], rtol=1e-3)
     assert sorted(os.listdir(tmp_path / "h" / "memory")) == ["task0000.array_record", "task0000.json"]
 
 

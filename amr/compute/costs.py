@@ -1,7 +1,10 @@
-"""FLOPs of the passes a run makes, from XLA's cost analysis of single-device functions.
+"""FLOPs of single passes, from XLA's cost analysis of single-device functions on global shapes.
 
-The ledger is computed on global shapes without sharding, so it is the same on one
-device or many. Each function is compiled once per row count and cached.
+`CostModel` is what the plan predicts with (one train step, a forward, a gradient, an
+embedding batch); the ledger charges measured costs (`amr.compute.measure`), of which the
+plain train step `CostModel.train` is the training share. Numbers are computed on global
+shapes without sharding, so they are the same on one device or many. Each function is
+compiled once per row count and cached.
 """
 
 from __future__ import annotations
@@ -9,9 +12,12 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from amr.compute import ledger as budget
+from amr.compute import measure
+from amr.replay import clustering
 from amr.train.chunk import per_example_losses
 
 
@@ -64,5 +70,27 @@ class CostModel:
 
 
 def kmeans_flops(num_rows: int, dim: int, k: int, iters: int) -> float:
-    """Distance computations of Lloyd iterations plus k-means++ seeding (3 flops per coordinate)."""
+    """The plan's estimate: distance computations of Lloyd iterations plus k-means++ seeding
+    (3 flops per coordinate). The ledger charges `kmeans_cost`."""
     return 3.0 * num_rows * dim * k * (iters + 1)
+
+
+@functools.cache
+def kmeans_cost(num_rows: int, dim: int, k: int, iters: int) -> float:
+    """Measured FLOPs of `amr.replay.clustering.kmeans` (Lloyd) on [num_rows, dim] with k centres.
+
+    The compiled k-means with its scans unrolled (k-means++ seeding, chunked assignment) counts the
+    Lloyd while loop's body once; the other `iters - 1` iterations are added from the body's own
+    analysis. Lloyd stops early once the assignment is stable, so this is an upper bound: every
+    allowed iteration is charged."""
+    key = jax.eval_shape(lambda: jax.random.key(0))
+    x = jax.ShapeDtypeStruct((num_rows, dim), jnp.float32)
+    whole = measure.loop_flops(lambda kk, xx: clustering._kmeans_jit(kk, xx, k, iters, None), key, x)
+    carry = (
+        jax.ShapeDtypeStruct((), jnp.int32),
+        jax.ShapeDtypeStruct((k, dim), jnp.float32),
+        jax.ShapeDtypeStruct((num_rows,), jnp.int32),
+        jax.ShapeDtypeStruct((), jnp.bool_),
+    )
+    body = measure.loop_flops(clustering._lloyd_step, x, carry)
+    return whole + (iters - 1) * body

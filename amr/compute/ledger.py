@@ -1,18 +1,20 @@
 """The compute ledger and the zero-cost protocol.
 
-FLOPs come from XLA's cost analysis of each compiled function, times the number
-of calls. XLA counts a `lax.scan` body once, so the ledger analyses single steps
-(one train step, one probe, one embedding batch) and multiplies by the calls the
-host makes. Categories:
+FLOPs come from XLA's cost analysis of the compiled functions a run calls, times the
+number of calls (`amr.compute.measure`): each chunk variant as compiled (loops unrolled,
+analysed at S = 1 and 2: `outside + S * body`), the held-out and embedding passes, k-means.
+Categories:
 
-  train_new     forward + backward on new-task rows
-  train_replay  forward + backward on replayed rows
-  selection     everything spent choosing what to replay: probes, embeddings for
-                k-means arms, reference losses, MIR's virtual step, post-update passes
+  train_new     S plain optimizer steps' share of a chunk, split by rows: new-task rows
+  train_replay  ... and replayed rows
+  selection     everything else the chunk computes (presample, probes, MIR's virtual step
+                and candidate passes, bandit observe, post-update passes, the step's own
+                bookkeeping), plus embeddings and k-means for arms and paid reference losses
   eval          held-out evaluation (not part of the training budget)
 
 Zero-cost protocol: a strategy's `train_new + train_replay + selection` per task
-may not exceed naive fine-tuning's; AMR pays for selection by trimming new-task
+may not exceed naive fine-tuning's measured cost (its own compiled chunk); the plan
+chooses the split from predicted costs (`amr.compute.plan`); AMR pays for selection by trimming new-task
 rows from every step of the task (a static batch size, so nothing recompiles).
 """
 

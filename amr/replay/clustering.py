@@ -95,17 +95,20 @@ def kmeans_plus_plus_init(key: jax.Array, x_NxD: jax.Array, k: int) -> jax.Array
     return _kmeans_plus_plus_jit(key, jnp.asarray(x_NxD, jnp.float32), k)
 
 
-def _lloyd(x_NxD, centroids, num_iters: int):
-    k = centroids.shape[0]
+def _lloyd_step(x_NxD, carry):
+    """One Lloyd iteration: (i, centroids, labels, changed) -> the next (the while loop's body)."""
+    i, c, labels, _ = carry
+    k = c.shape[0]
+    new_labels, _ = _assign(x_NxD, c)
+    sums = jax.ops.segment_sum(x_NxD, new_labels, num_segments=k)
+    counts = jax.ops.segment_sum(jnp.ones_like(new_labels, x_NxD.dtype), new_labels, num_segments=k)
+    # An empty cluster keeps its centre.
+    c = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], c)
+    return i + 1, c, new_labels, jnp.any(new_labels != labels)
 
-    def step(carry):
-        i, c, labels, _ = carry
-        new_labels, _ = _assign(x_NxD, c)
-        sums = jax.ops.segment_sum(x_NxD, new_labels, num_segments=k)
-        counts = jax.ops.segment_sum(jnp.ones_like(new_labels, x_NxD.dtype), new_labels, num_segments=k)
-        # An empty cluster keeps its centre.
-        c = jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1.0)[:, None], c)
-        return i + 1, c, new_labels, jnp.any(new_labels != labels)
+
+def _lloyd(x_NxD, centroids, num_iters: int):
+    step = functools.partial(_lloyd_step, x_NxD)
 
     def cond(carry):
         i, _, _, changed = carry

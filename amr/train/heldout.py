@@ -14,6 +14,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from amr.compute import measure
 from amr.train.chunk import AXIS, per_example_losses
 from amr.train.distributed import put_global
 
@@ -29,11 +30,12 @@ def _padded_batches(x: np.ndarray, batch: int):
 
 
 class ForwardPass:
-    """A jitted per-row function applied batch by batch (its FLOPs: `amr.compute.costs.CostModel`)."""
+    """A jitted per-row function applied batch by batch; `flops(params)` is one batch's measured cost."""
 
-    def __init__(self, fn: Callable, mesh, batch: int):
+    def __init__(self, fn: Callable, mesh, batch: int, example: jax.ShapeDtypeStruct | None = None):
         n_dev = mesh.shape[AXIS]
         self.batch = -(-batch // n_dev) * n_dev
+        self._raw, self._example, self._flops = fn, example, None
         self.sharding = NamedSharding(mesh, P(AXIS))
         # Replicated outputs: every process can read them (a sharded output is not fully addressable
         # when the mesh spans several processes).
@@ -52,13 +54,26 @@ class ForwardPass:
             outs.append(self._fn(params, put_global(b, self.sharding), put_global(idx, self.sharding)))
         return np.concatenate([np.asarray(o) for o in outs])[:n], len(batches)
 
+    def flops(self, params) -> float:
+        """FLOPs of one batch: XLA's cost analysis of this pass's function on the global batch (one
+        device, so the number does not depend on the mesh), loops unrolled; analysed once."""
+        if self._flops is None:
+            rows = jax.ShapeDtypeStruct((self.batch,) + tuple(self._example.shape), self._example.dtype)
+            idx = jax.ShapeDtypeStruct((self.batch,), np.int32)
+            self._flops = measure.loop_flops(self._raw, measure.abstract(params), rows, idx)
+        return self._flops
+
+
+def _example(model) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(tuple(model.example_shape), model.example_dtype)
+
 
 def loss_pass(model, mesh, batch: int) -> ForwardPass:
     def fn(params, rows, idx):
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(EVAL_KEY), i))(idx)
         return per_example_losses(model, params, rows, keys)
 
-    return ForwardPass(fn, mesh, batch)
+    return ForwardPass(fn, mesh, batch, _example(model))
 
 
 def embed_pass(model, mesh, batch: int) -> ForwardPass:
@@ -66,4 +81,4 @@ def embed_pass(model, mesh, batch: int) -> ForwardPass:
         del idx
         return model.embed(params, rows)
 
-    return ForwardPass(fn, mesh, batch)
+    return ForwardPass(fn, mesh, batch, _example(model))

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from amr.compute import ledger as budget
-from amr.compute.costs import kmeans_flops
-from amr.compute.plan import StrategyPlan
+from amr.compute.costs import kmeans_cost
+from amr.compute.measure import ChunkCost
 from amr.io import faults
 from amr.io.checkpoint import RunCheckpoints
 from amr.io.metrics_log import MetricsLog
@@ -101,7 +101,7 @@ class Run:
         losses = []
         for rows in row_sets:
             per_row, batches = self.eval_pass(params, rows)
-            ledger.charge("eval", self.costs.forward(self.eval_pass.batch), samples=self.eval_pass.batch, calls=batches)
+            ledger.charge("eval", self.eval_pass.flops(params), samples=self.eval_pass.batch, calls=batches)
             losses.append(float(np.mean(per_row)))
         return losses
 
@@ -120,11 +120,11 @@ class Run:
         if k > 1:
             emb, batches = self.embed_pass(state.params, task.train)
             ledger.charge(
-                "selection", self.costs.embed(self.embed_pass.batch), samples=self.embed_pass.batch, calls=batches
+                "selection", self.embed_pass.flops(state.params), samples=self.embed_pass.batch, calls=batches
             )
             result = clustering.kmeans(key, jnp.asarray(emb), k, num_iters=cfg.replay.kmeans_iters)
             labels = np.asarray(result.labels)
-            ledger.charge("selection", kmeans_flops(emb.shape[0], emb.shape[1], k, cfg.replay.kmeans_iters))
+            ledger.charge("selection", kmeans_cost(emb.shape[0], emb.shape[1], k, cfg.replay.kmeans_iters))
         else:
             labels = clustering.per_task_labels(len(ids))
         ref = None
@@ -136,9 +136,7 @@ class Run:
                 [rng.permutation(np.flatnonzero(labels == c))[: cfg.replay.ref_samples] for c in range(k)]
             )
             per_row, batches = self.eval_pass(state.params, task.train[picks])
-            ledger.charge(
-                "selection", self.costs.forward(self.eval_pass.batch), samples=self.eval_pass.batch, calls=batches
-            )
+            ledger.charge("selection", self.eval_pass.flops(state.params), samples=self.eval_pass.batch, calls=batches)
             ref = np.array(
                 [per_row[labels[picks] == c].mean() if np.any(labels[picks] == c) else np.nan for c in range(k)],
                 np.float32,
@@ -160,7 +158,7 @@ class Run:
             self.host_replay.close()
         last_plan = self.compiled.for_task(self.num_tasks - 1)[0]
         return run_result(
-            self.strategy, self.seed, host, state, self.compiled.naive_plan, last_plan, self.source_last_seen
+            self.strategy, self.seed, host, state, self.compiled.naive_task_flops(), last_plan, self.source_last_seen
         )
 
     def _start(self) -> tuple[TrainState, HostState]:
@@ -181,6 +179,7 @@ class Run:
         chunks_per_task = self.steps // S
         host.ledger.start_task(t)
         plan, chunk_fn, presample = self.compiled.for_task_with_presample(t)
+        cost = self.compiled.chunk_cost(t)  # measured once per compiled variant
         from_host = presample is not None  # host placement, a task that replays
         stream = task_stream(ctx.tasks[t], int(ctx.offsets[t]), plan.new_batch, self.seed, t)
         if host.chunk > 0 and host.iter_state is not None:
@@ -193,7 +192,7 @@ class Run:
         )
         pending = None  # (task, step in task, device metrics) of the last chunk, recorded one chunk late
         for c in range(host.chunk, chunks_per_task):
-            state, metrics = self._train_chunk(state, host.ledger, plan, chunk_fn, stream, c, from_host)
+            state, metrics = self._train_chunk(state, host.ledger, cost, chunk_fn, stream, c, from_host)
             if pending is not None:
                 self._record(host, *pending)
             pending = (t, (c + 1) * S, metrics)
@@ -216,9 +215,10 @@ class Run:
         return state
 
     def _train_chunk(
-        self, state, ledger: budget.Ledger, plan: StrategyPlan, chunk_fn, stream, c: int, from_host: bool
+        self, state, ledger: budget.Ledger, cost: ChunkCost, chunk_fn, stream, c: int, from_host: bool
     ) -> tuple[TrainState, Any]:
-        """Chunk c of S steps on the stream's next batches (replay rows from host memory if `from_host`), charged."""
+        """Chunk c of S steps on the stream's next batches (replay rows from host memory if `from_host`),
+        charged its measured cost."""
         ctx, S = self.ctx, self.cfg.train.chunk_size
         new, new_ids = next_chunk(stream, S)
         memory = self.host_replay.local_memory(c, state) if from_host else ctx.memory
@@ -229,19 +229,7 @@ class Run:
             memory,
         )
         faults.fault_point("chunk")
-        ledger.charge(
-            "train_new",
-            plan.step_flops * plan.new_batch / (plan.new_batch + plan.replay_batch),
-            samples=plan.new_batch,
-            calls=S,
-        )
-        ledger.charge(
-            "train_replay",
-            plan.step_flops * plan.replay_batch / (plan.new_batch + plan.replay_batch),
-            samples=plan.replay_batch,
-            calls=S,
-        )
-        ledger.charge("selection", plan.chunk_selection_flops, samples=plan.probe_samples)
+        cost.charge(ledger)
         return state, metrics
 
     def _end_task(self, state: TrainState, host: HostState, t: int) -> TrainState:

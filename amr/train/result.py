@@ -20,18 +20,20 @@ def run_result(
     seed: int,
     host: HostState,
     state: TrainState,
-    naive_plan: StrategyPlan,
+    naive_task: float,
     last_plan: StrategyPlan,
     source_last_seen: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Loss matrix, forgetting metrics, FLOPs (total and per task) and the budget check of a finished run.
+    """Loss matrix, forgetting metrics, measured FLOPs (total and per task) and the budget check of a run.
 
-    `naive_plan` is plain fine-tuning's plan (the budget); `last_plan` the plan of the run's last task;
+    `naive_task` is naive fine-tuning's measured cost of one task (the budget); `last_plan` the plan of
+    the run's last task. `budget_ratio` is the most expensive task's training FLOPs over the budget;
+    `within_budget` says whether every task is within it (`amr.compute.ledger.check_zero_cost`);
     `source_last_seen` (mixture streams) the last task each source appeared in."""
     ledger = host.ledger
     L = np.asarray(host.loss_rows)
     metrics = evaluate.forgetting_metrics(L, init_losses=np.asarray(host.init_losses))
-    naive_task = naive_plan.naive_task_flops
+    ratios = [ledger.budget_flops(t) / naive_task for t in range(len(ledger.per_task))]
     out = {
         "strategy": strategy,
         "seed": seed,
@@ -43,6 +45,8 @@ def run_result(
         "within_budget": all(
             budget.check_zero_cost(ledger.budget_flops(t), naive_task) for t in range(len(ledger.per_task))
         ),
+        "budget_ratio": max(ratios, default=0.0),
+        "budget_ratio_per_task": ratios,
         "plan": dataclasses.asdict(last_plan),
         "skipped_steps": int(jax.device_get(state.skipped)),
         "curves": host.curves,

@@ -15,10 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from amr.compute.costs import CostModel
+from amr.compute.measure import ChunkCost
 from amr.compute.plan import StrategyPlan, plan_strategy
 from amr.replay import policies as replay_lib
 from amr.train import chunk as step_lib
-from amr.train import heldout, host_memory
+from amr.train import heldout, host_memory, measured
 from amr.train.state import TrainState, make_optimizer
 
 
@@ -34,6 +35,7 @@ class Context:
     offsets: np.ndarray  # first memory id of each task
     eval_pass: heldout.ForwardPass  # per-row losses with fixed masks, for held-out and reference losses
     embed_pass: heldout.ForwardPass  # per-row embeddings, for k-means arms
+    measured: dict = dataclasses.field(default_factory=dict)  # naive fine-tuning's measured chunk (the budget)
 
     @property
     def num_devices(self) -> int:
@@ -84,6 +86,7 @@ class Strategy:
     ctx: Any = None
     presample: Any = None  # host placement: jitted draws of replay_chunk's ids (amr.train.chunk.make_presample_fn)
     _per_task: dict = dataclasses.field(default_factory=dict)
+    _measured: dict = dataclasses.field(default_factory=dict)  # ChunkCost per compiled chunk variant
 
     def for_task(self, t: int) -> tuple[StrategyPlan, Any]:
         """(plan, jitted chunk) of task t. `joint`'s batch grows with the tasks seen: one compile per task."""
@@ -103,16 +106,52 @@ class Strategy:
         """A run's initial TrainState on the host: model init of `key(seed)`, empty replay memory, task 0.
 
         The state's rng is `fold_in(key(seed), 1)` (chunk step keys fold in the step)."""
-        params = self.ctx.model.init(jax.random.key(seed))
-        return TrainState(
-            params=params,
-            opt_state=self.tx.init(params),
-            replay=self.policy.init(),
-            rng=jax.random.fold_in(jax.random.key(seed), 1),
-            step=jnp.zeros((), jnp.int32),
-            task=jnp.zeros((), jnp.int32),
-            skipped=jnp.zeros((), jnp.int32),
+        return _init_state(self.ctx.model, self.tx, self.policy, seed)
+
+    def chunk_cost(self, t: int) -> ChunkCost:
+        """Measured cost of one chunk of task t (`amr.train.measured`), analysed once per compiled variant."""
+        if self.name == "none":
+            return naive_chunk_cost(self.ctx, self.tx, self.costs)
+        variant = 0 if t == 0 else (t if self.name == "joint" else 1)
+        if variant not in self._measured:
+            plan, _, presample = self.for_task_with_presample(t)
+            spec = step_lib.ChunkSpec(self.ctx.config.train.chunk_size, plan.new_batch, plan.replay_batch)
+            spec = spec._replace(probe_samples=plan.probe_samples)
+            state = jax.eval_shape(lambda: self.init_state(0))
+            self._measured[variant] = measured.chunk_cost(
+                self.ctx, self.tx, self.policy, spec, state, self.costs, presample is not None
+            )
+        return self._measured[variant]
+
+    def naive_task_flops(self) -> float:
+        """The budget: naive fine-tuning's measured cost of one task (its own compiled chunk x chunks)."""
+        cfg = self.ctx.config
+        return naive_chunk_cost(self.ctx, self.tx, self.costs).total * (
+            cfg.train.steps_per_task // cfg.train.chunk_size
         )
+
+
+def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int) -> TrainState:
+    params = model.init(jax.random.key(seed))
+    return TrainState(
+        params=params,
+        opt_state=tx.init(params),
+        replay=policy.init(),
+        rng=jax.random.fold_in(jax.random.key(seed), 1),
+        step=jnp.zeros((), jnp.int32),
+        task=jnp.zeros((), jnp.int32),
+        skipped=jnp.zeros((), jnp.int32),
+    )
+
+
+def naive_chunk_cost(ctx: Context, tx, costs: CostModel) -> ChunkCost:
+    """Measured cost of a chunk of strategy `none` (full batch of new rows, its own policy), once per context."""
+    if "none" not in ctx.measured:
+        cfg, policy = ctx.config, _policy(ctx, "none")
+        spec = step_lib.ChunkSpec(cfg.train.chunk_size, cfg.train.batch_size, 0)
+        state = jax.eval_shape(lambda: _init_state(ctx.model, tx, policy, 0))
+        ctx.measured["none"] = measured.chunk_cost(ctx, tx, policy, spec, state, costs, False)
+    return ctx.measured["none"]
 
 
 def _compile(ctx: Context, name: str, tx, policy, costs: CostModel, reference: str, past_tasks: int = 1):
@@ -128,25 +167,29 @@ def _compile(ctx: Context, name: str, tx, policy, costs: CostModel, reference: s
     return plan, chunk, step_lib.make_presample_fn(policy, spec) if on_host else None
 
 
-def make_strategy(ctx: Context, name: str) -> Strategy:
-    """Strategy `name` compiled for `ctx`: replay policy, optimizer, costs, plans and jitted chunks."""
+def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
     cfg = ctx.config
-    steps, num_tasks = cfg.train.steps_per_task, len(ctx.tasks)
-    tx = make_optimizer(cfg.optim, steps)
     clusters = cfg.replay.clusters_per_task if name == "amr" else 1
     reference = reference_mode(cfg, name)
-    on_host = host_memory.placement(cfg) == "host"
-    policy = replay_lib.make_replay(
+    return replay_lib.make_replay(
         name,
-        max_arms=cfg.replay.max_arms or num_tasks * clusters,
+        max_arms=cfg.replay.max_arms or len(ctx.tasks) * clusters,
         capacity=int(ctx.offsets[-1] + len(ctx.tasks[-1].train)),
         reward=cfg.replay.reward,
         candidates=cfg.replay.mir_candidates if name == "mir" else 1,
         mir_lr=cfg.replay.mir_lr,
         bandit=dict(cfg.bandit),
         reference=reference if reference in ("sample", "visit") else "arm",
-        track_arms=not on_host,
+        track_arms=host_memory.placement(cfg) != "host",
     )
+
+
+def make_strategy(ctx: Context, name: str) -> Strategy:
+    """Strategy `name` compiled for `ctx`: replay policy, optimizer, costs, plans and jitted chunks."""
+    cfg = ctx.config
+    tx = make_optimizer(cfg.optim, cfg.train.steps_per_task)
+    reference = reference_mode(cfg, name)
+    policy = _policy(ctx, name)
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
     costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
     naive_plan, first, _ = _compile(ctx, "none", tx, policy, costs, "none")
