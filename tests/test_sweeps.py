@@ -84,13 +84,14 @@ def test_ablation_points_share_the_default_run_and_write_json_and_plot(tmp_path,
     assert [p["label"] for p in points] == ["0.25", "0.5", "1.0", "2.0", "4.0"]
     assert [p["workdir"] for p in points][2] == "default"  # tau=1.0 is the default point: shared, not a new workdir
     assert len(set(calls)) == 5  # default + 4 other points
+    seed_term = 0.01 * np.mean(benchmarks.get("digits").seeds)  # the stand-in adds 0.01 * seed
     np.testing.assert_allclose(
-        [p["amr"]["avg_forgetting_mean"] for p in points], [0.2 * t + 0.01 for t in (0.25, 0.5, 1.0, 2.0, 4.0)]
+        [p["amr"]["avg_forgetting_mean"] for p in points], [0.2 * t + seed_term for t in (0.25, 0.5, 1.0, 2.0, 4.0)]
     )
     assert points[2]["amr"]["vs_uniform"]["forgetting_diff_mean"] == pytest.approx(0.2 - 0.3)
     assert os.path.getsize(tmp_path / "docs" / "ablation_digits_tau.png") > 0
     with open(out) as f:
-        assert json.load(f)["benchmarks"]["digits"]["tau"]["uniform_default"] == pytest.approx(0.31)
+        assert json.load(f)["benchmarks"]["digits"]["tau"]["uniform_default"] == pytest.approx(0.3 + seed_term)
 
 
 @pytest.mark.slow
