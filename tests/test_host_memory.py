@@ -9,7 +9,6 @@ import re
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -21,6 +20,7 @@ from amr.train import host_memory
 from amr.train import loop as train_lib
 from amr.train.state import TrainState, make_optimizer
 from configs import tiny
+from tests.support.optim import optim_config
 
 
 def _rows(n, seed=0, width=16):
@@ -119,19 +119,7 @@ def _chunk_setup(policy_name, on_host, **kw):
     policy = replay_lib.make_replay(
         policy_name, max_arms=4, capacity=cap, reference="sample", track_arms=not on_host, **kw
     )
-    optim = ml_collections.ConfigDict(
-        dict(
-            name="adamw",
-            learning_rate=3e-3,
-            warmup_steps=1,
-            schedule="constant",
-            min_lr_ratio=0.1,
-            b1=0.9,
-            b2=0.99,
-            weight_decay=0.0,
-            grad_clip=1.0,
-        )
-    )
+    optim = optim_config()
     tx = make_optimizer(optim, steps_per_task=12)
     params = model.init(jax.random.key(0))
     replay = policy.init()

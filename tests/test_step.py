@@ -3,7 +3,6 @@
 import chex
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -11,24 +10,13 @@ from amr.models import default_model_config, make_model
 from amr.replay import policies as replay_lib
 from amr.train import chunk as step_lib
 from amr.train.state import TrainState, make_optimizer
+from tests.support.optim import optim_config
 
 S, CAP = 3, 160
 
 
 def _optim():
-    return ml_collections.ConfigDict(
-        dict(
-            name="adamw",
-            learning_rate=3e-3,
-            warmup_steps=1,
-            schedule="constant",
-            min_lr_ratio=0.1,
-            b1=0.9,
-            b2=0.99,
-            weight_decay=0.0,
-            grad_clip=1.0,
-        )
-    )
+    return optim_config()
 
 
 def _lm():
