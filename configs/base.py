@@ -59,6 +59,7 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.kmeans_iters = 20  # Lloyd iterations of the k-means that makes arms
     c.replay.embed_dim_hint = c.model.width  # embedding width, for the ledger's k-means FLOP estimate
     c.replay.mir_candidates = 4  # MIR: candidates scored per replay slot
+    c.replay.task_tilt = 0.0  # tilted: task i of n past tasks gets replay mass ∝ exp(task_tilt·i/(n-1))
     c.replay.mir_lr = 0.1  # MIR: learning rate of the virtual SGD step
 
     c.bandit = ml_collections.ConfigDict()

@@ -43,6 +43,7 @@ def get(name: str, smoke: bool = False):
     if name not in BENCHMARKS:
         raise ValueError(f"benchmark: unknown benchmark {name!r}; expected one of {sorted(BENCHMARKS)}")
     config = importlib.import_module(BENCHMARKS[name]).get_config()
+    config.train.eval_every = 0  # task-end evaluations only: no metric of the sweep uses the curves
     if smoke:
         config.seeds = (0,)
         config.train.steps_per_task = 2 * config.train.chunk_size

@@ -12,7 +12,9 @@ existing file) and prints the markdown table, also written next to the JSON.
 
 Besides the strategies: uniform at replay shares 1, 2, 4 and 8 of 32 (`--frontier`; an entry
 `<strategy>@<k>/<n>` in `--strategies` runs any strategy at share k/n), and uniform at the split of
-every strategy that trims new rows to pay for its selection (`--same_split`).
+every strategy that trims new rows to pay for its selection (`--same_split`), and the headroom grid: fixed
+allocations of the replay rows over past tasks (`--headroom`, `tilted@<tilt>`; the best of the grid is an
+optimistic reference for any task-level allocation).
 
 Strategies: `none` (naive fine-tuning, the lower reference), `uniform` (the strong
 baseline), `amr`, `mir` (classic replay selection, at equal FLOPs) and `joint` (training on
@@ -40,6 +42,11 @@ _FRONTIER = flags.DEFINE_list(
     [str(k) for k in variants.FRONTIER_SHARES],
     "Uniform's replay shares in 32nds of the batch (the frontier; with uniform among the strategies; '' for none).",
 )
+_HEADROOM = flags.DEFINE_list(
+    "headroom",
+    [f"{t:g}" for t in variants.HEADROOM_TILTS],
+    "Task tilts of the headroom grid: fixed allocations over past tasks (with uniform; '' for none).",
+)
 _SAME_SPLIT = flags.DEFINE_bool(
     "same_split", True, "Add uniform at the new/replay split of every strategy that trims new rows (with uniform)."
 )
@@ -60,6 +67,7 @@ def main(argv):
             get_config=benchmarks.get,
             frontier=[int(k) for k in _FRONTIER.value if k],
             same_split=_SAME_SPLIT.value,
+            headroom=[float(t) for t in _HEADROOM.value if t],
         )
     except ValueError as err:
         raise app.UsageError(str(err)) from None

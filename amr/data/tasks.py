@@ -5,6 +5,8 @@ Sources (all real data, nothing downloaded at run time):
                    (default), or the running installation with text_source="live" (python_text.py)
   skimage_patches  patches of scikit-image's bundled photos (images.py)
   digits           class-incremental scikit-learn digits (digits.py)
+  digit_styles     domain-incremental scikit-learn digits: all classes, one pixel transform a task
+                   (digit_styles.py)
   files            the user's own text or image files, one glob per domain (files.py)
   tfds             a prepared TFDS dataset read with `tfds.data_source` (tfds_source.py)
   mixture          sub-populations: each task a mixture of the fixed text corpus's domains, some
@@ -25,7 +27,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-SOURCES = ("python_text", "skimage_patches", "digits", "files", "tfds", "mixture")
+SOURCES = ("python_text", "skimage_patches", "digits", "digit_styles", "files", "tfds", "mixture")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +91,8 @@ def default_data_config(source: str) -> ml_collections.ConfigDict:
     elif source == "digits":
         fields = _common(("0-1", "2-3", "4-5", "6-7", "8-9"), 0, 60)
         fields.update(classes_per_task=2)  # digits classes per task; names are "a-b" (or "a")
+    elif source == "digit_styles":  # domains: pixel transforms, amr.data.digit_styles.STYLES
+        fields = _common(("upright", "rot90", "inverted", "mirrored", "rot180"), 0, 60)
     elif source == "files":
         fields = _common((), 4096, 256)  # domains: "name=glob" strings or (name, glob) pairs
         fields.update(
@@ -188,6 +192,7 @@ _DISPATCH = {
     "python_text": ("amr.data.python_text", "python_text_tasks"),
     "skimage_patches": ("amr.data.images", "skimage_tasks"),
     "digits": ("amr.data.digits", "digits_tasks"),
+    "digit_styles": ("amr.data.digit_styles", "digit_styles_tasks"),
     "files": ("amr.data.files", "files_tasks"),
     "tfds": ("amr.data.tfds_source", "tfds_tasks"),
     "mixture": ("amr.data.mixture", "mixture_tasks"),

@@ -16,6 +16,9 @@ Factories (`amr.replay.registry.STRATEGIES` lists their config names):
     none()           naive fine-tuning: no replay slots.
     uniform()        uniform over all past samples (the strong baseline, Prabhu et al. 2023).
     task_balanced()  a past task uniformly, then a sample uniformly inside it.
+    tilted(tilt)     a fixed allocation over past tasks: task i of n gets mass ∝ exp(tilt·i/(n-1))
+                     (tilt < 0 favours the oldest, > 0 the newest, 0 is task_balanced); the sweep's
+                     headroom grid (the best fixed allocation, as an over-budget reference).
     amr(...)         a non-stationary bandit over arms (clusters of past data); reward = current
                      loss, loss increase over a reference, or marginal benefit (loss drop after replay).
     joint()          like `uniform`; the engine gives it a batch that grows with the tasks seen
@@ -86,6 +89,30 @@ def task_balanced(*, max_arms: int, capacity: int, track_arms: bool = True) -> b
     kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
     return base.make_policy(
         "task_balanced", **kw, draws=base.arm_first_draws(arms), arm_probs=lambda s: base.arm_probs_by_task(s.memory)
+    )
+
+
+def tilted_arm_probs(memory, tilt: float) -> jax.Array:
+    """Arm probabilities of a fixed allocation over the present tasks: each task's mass ∝ exp(tilt·x), x its
+    position from the oldest (0) to the newest (1) task present, arms by size inside a task."""
+    balanced = base.arm_probs_by_task(memory)
+    task = jnp.where(memory.sizes > 0, memory.arm_task, -1)
+    newest = jnp.maximum(jnp.max(task), 1).astype(jnp.float32)
+    weight = jnp.where(task >= 0, jnp.exp(tilt * task.astype(jnp.float32) / newest), 0.0)
+    p = balanced * weight
+    return p / jnp.maximum(jnp.sum(p), jnp.finfo(jnp.float32).tiny)
+
+
+def tilted(*, max_arms: int, capacity: int, tilt: float = 0.0, track_arms: bool = True) -> base.ReplayPolicy:
+    """A fixed allocation of the replay rows over past tasks (`tilted_arm_probs`); no feedback."""
+    tilt = check_real("tilt", tilt, -20.0, 20.0, False)
+
+    def arms(state, key, shape):
+        return sampling.sample_from_probs(key, tilted_arm_probs(state.memory, tilt), shape)
+
+    kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
+    return base.make_policy(
+        "tilted", **kw, draws=base.arm_first_draws(arms), arm_probs=lambda s: tilted_arm_probs(s.memory, tilt)
     )
 
 
@@ -176,6 +203,7 @@ def amr(
     reference: str = "sample",
     bandit: dict[str, Any] | None = None,
     track_arms: bool = True,
+    task_tilt: float = 0.0,
 ) -> base.ReplayPolicy:
     """Adaptive memory replay: a non-stationary bandit (`bandit`: `make_bandit` kwargs) over arms.
 
@@ -245,6 +273,7 @@ FACTORIES: dict[str, Callable[..., base.ReplayPolicy]] = {
     "none": none,
     "uniform": uniform,
     "task_balanced": task_balanced,
+    "tilted": tilted,
     "amr": amr,
     "mir": mir,
     "joint": joint,
@@ -262,6 +291,7 @@ def make_replay(
     mir_lr: float = 0.1,
     bandit: dict[str, Any] | None = None,
     track_arms: bool = True,
+    task_tilt: float = 0.0,
 ) -> base.ReplayPolicy:
     """The config-facing constructor: the factory `FACTORIES[name]` with the arguments it takes.
 
@@ -269,7 +299,7 @@ def make_replay(
     reference ('sample', which needs `record_new`), MIR with 4 candidates and lr 0.1, the
     bandit's defaults. `reward`, `reference` and `candidates` are validated whatever `name`
     (a typo is still a typo); `candidates` and `mir_lr` only reach mir, `reward`, `reference`
-    and `bandit` only amr.
+    and `bandit` only amr, `task_tilt` only tilted.
     """
     if name not in FACTORIES:
         raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {tuple(FACTORIES)}")
@@ -282,4 +312,6 @@ def make_replay(
         kw.update(reward=reward, reference=reference, bandit=bandit)
     elif name == "mir":
         kw.update(lr=mir_lr, **({} if candidates is None else {"candidates": candidates}))
+    elif name == "tilted":
+        kw.update(tilt=task_tilt)
     return FACTORIES[name](**kw)

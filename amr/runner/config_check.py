@@ -184,6 +184,12 @@ def _validate_replay(cfg, num_devices: int) -> None:
         "probes measure loss levels, which the 'marginal' reward cannot use; set it to 0",
     )
     _require(g("replay.mir_lr") > 0, "replay.mir_lr", f"must be > 0, got {g('replay.mir_lr')!r}")
+    tilt = cfg.replay.get("task_tilt", 0.0)
+    _require(
+        isinstance(tilt, (int, float)) and not isinstance(tilt, bool) and -20 <= tilt <= 20,
+        "replay.task_tilt",
+        f"must be a number in [-20, 20], got {tilt!r}",
+    )
 
 
 def _validate_memory(cfg) -> None:

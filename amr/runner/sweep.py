@@ -29,8 +29,8 @@ from amr.runner import config_check, variants
 from amr.runner.experiment import train_and_evaluate
 
 # The sweep's default strategies: the registered ones minus task_balanced, which the published
-# comparison leaves out (any registered name can be passed explicitly).
-STRATEGIES = tuple(s for s in registry.STRATEGIES if s != "task_balanced")
+# comparison leaves out, and tilted, which runs as the headroom grid (any registered name can be passed).
+STRATEGIES = tuple(s for s in registry.STRATEGIES if s not in ("task_balanced", "tilted"))
 REFERENCE = "uniform"
 
 
@@ -137,12 +137,15 @@ def markdown(results: dict) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def _plan_entries(strategies, configs, frontier) -> dict:
-    """{benchmark: [Variant]}: each `<strategy>@<k>/<n>` entry and, with uniform, the frontier; validated."""
+def _plan_entries(strategies, configs, frontier, headroom=()) -> dict:
+    """{benchmark: [Variant]}: each `<strategy>@<k>/<n>` entry and, with uniform, the frontier and the headroom
+    grid; validated."""
     shares = [variants.parse_share(s, STRATEGIES) for s in strategies if "@" in s]
+    grid = variants.headroom(headroom)
     out = {}
     for bench, config in configs.items():
-        found = (variants.frontier(config, frontier) if REFERENCE in config.strategies else []) + shares
+        with_uniform = REFERENCE in config.strategies
+        found = (variants.frontier(config, frontier) + grid if with_uniform else []) + shares
         out[bench] = list({v.name: v for v in found}.values())
         for v in out[bench]:
             variants.check(variant_config(config, v), v)  # a bad override fails before any run
@@ -180,12 +183,14 @@ def run_sweep(
     get_config,
     frontier=variants.FRONTIER_SHARES,
     same_split: bool = True,
+    headroom=variants.HEADROOM_TILTS,
 ) -> dict:
     """Runs (or resumes) every benchmark and writes `out` and its markdown table; returns the combined dict.
 
     `get_config(name, smoke=...)` returns a benchmark's config (ValueError for an unknown name).
     `frontier`: uniform's extra replay shares in 32nds of the batch (with uniform among the strategies);
-    `same_split`: add uniform at the split of every strategy that trimmed new rows (with uniform)."""
+    `same_split`: add uniform at the split of every strategy that trimmed new rows (with uniform);
+    `headroom`: the task tilts of the headroom grid (`tilted@<tilt>`, with uniform)."""
     plain = [s for s in strategies if "@" not in s]
     for s in plain:
         if s not in registry.STRATEGIES:
@@ -193,7 +198,7 @@ def run_sweep(
     if not plain:
         raise ValueError(f"strategies: at least one plain strategy of {STRATEGIES} besides {list(strategies)}")
     configs = {b: benchmark_config(get_config, b, plain, seeds, smoke) for b in benches}  # bad names fail first
-    entries = _plan_entries(strategies, configs, frontier)
+    entries = _plan_entries(strategies, configs, frontier, headroom)
     results = {"benchmarks": {}}
     if os.path.exists(out):
         with open(out, encoding="utf-8") as f:

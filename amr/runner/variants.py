@@ -1,8 +1,12 @@
-"""Sweep entries that are a strategy under config overrides: the replay-share frontier and same-split controls.
+"""Sweep entries that are a strategy under config overrides: the replay-share frontier, same-split controls
+and the headroom grid.
 
     uniform@4/32        uniform with `replay.fraction` = 4/32 (any strategy may carry a share: `amr@1/32`)
     uniform@split:mir   uniform at exactly mir's new/replay split (`replay.new_rows` = mir's new rows per step),
                         added by the sweep for every strategy that trims new rows to pay for its selection
+    tilted@-2           a fixed allocation of the replay rows over past tasks (`replay.task_tilt` = -2: the
+                        oldest task gets e² times the newest's mass); the best of the grid, chosen on the
+                        same seeds it is reported on, is the headroom of any task-level allocation
 
 Each entry runs in its own workdir, <benchmark dir>/variants/<name with / and : replaced>, so the sweep
 resumes it like any other run; its runs are paired by seed with the benchmark's other runs (same data,
@@ -23,6 +27,7 @@ from amr.compute import plan as plan_lib
 from amr.runner import config_check
 
 FRONTIER_SHARES = (1, 2, 4, 8)  # uniform's replay shares on the frontier, in 32nds of the batch
+HEADROOM_TILTS = (-2.0, 2.0)  # the headroom grid: oldest-first and newest-first allocations over past tasks
 _SHARE = re.compile(r"^(?P<strategy>[a-z_]+)@(?P<num>\d+)/(?P<den>\d+)$")
 
 
@@ -70,6 +75,18 @@ def frontier(config, shares) -> list[Variant]:
         v = parse_share(frontier_name(int(k)), ("uniform",))
         if int(round(v.overrides["replay.fraction"] * batch)) != default_rows:
             out.append(v)
+    return out
+
+
+def headroom(tilts) -> list[Variant]:
+    """The headroom grid: `tilted` at each task tilt (0 would be task_balanced)."""
+    out = []
+    for tilt in tilts:
+        tilt = float(tilt)
+        if not -20 <= tilt <= 20 or tilt == 0:
+            raise ValueError(f"headroom: tilt {tilt!r} must be non-zero and in [-20, 20]")
+        meta = {"kind": evidence.HEADROOM, "base": "tilted", "task_tilt": tilt}
+        out.append(Variant(f"tilted@{tilt:+g}", "tilted", {"replay.task_tilt": tilt}, meta))
     return out
 
 

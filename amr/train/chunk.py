@@ -312,12 +312,17 @@ def make_chunk_fn(
     mesh: jax.sharding.Mesh,
     spec: ChunkSpec,
     host_memory: bool = False,
+    seed_axis: bool = False,
 ) -> Callable:
     """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory) -> (state, metrics)` (state donated).
 
     `new_ids_SxB` are the new rows' ids in the memory (for the per-sample reference loss).
     `memory` is every stored row (`DEVICE_MEMORY`) or, with `host_memory`, a `LocalMemory`
     (`HOST_MEMORY`, see the module docstring).
+
+    `seed_axis`: several runs in one program, `jax.vmap` over a leading seed axis of the state,
+    the new rows and their ids (stack states with `stack_seeds`); the memory is shared. Each seed
+    computes what its own chunk would (`experiments/bench_seeds.py` times both ways).
     """
     n_dev = mesh.shape[AXIS]
     for name in ("new_batch", "replay_batch", "probe_samples"):
@@ -335,12 +340,29 @@ def make_chunk_fn(
         # scan mixes them with its replicated state, which the VMA type check cannot follow.
         check_vma=False,
     )
+    if seed_axis:
+        sharded = jax.vmap(sharded, in_axes=(0, 0, 0, None))
     return jax.jit(sharded, donate_argnums=(0,))
+
+
+def stack_seeds(trees):
+    """Per-seed pytrees (e.g. TrainStates) -> one pytree with a leading seed axis (`seed_axis` chunks)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack_seeds(tree, num_seeds: int) -> list:
+    """The inverse of `stack_seeds`."""
+    return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(num_seeds)]
 
 
 def shard_new_batches(mesh, new_SxB: np.ndarray) -> jax.Array:
     """One host->device transfer per chunk, rows split over the "data" axis."""
     return distributed.put_global(new_SxB, NamedSharding(mesh, P(None, AXIS)))
+
+
+def shard_seed_batches(mesh, new_NxSxB: np.ndarray) -> jax.Array:
+    """`shard_new_batches` for a `seed_axis` chunk: [seeds, S, B, ...], rows split over the "data" axis."""
+    return distributed.put_global(new_NxSxB, NamedSharding(mesh, P(None, None, AXIS)))
 
 
 def replicate(mesh, tree):

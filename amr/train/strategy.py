@@ -181,6 +181,7 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
         bandit=dict(cfg.bandit),
         reference=reference if reference in ("sample", "visit") else "arm",
         track_arms=host_memory.placement(cfg) != "host",
+        task_tilt=cfg.replay.get("task_tilt", 0.0),
     )
 
 

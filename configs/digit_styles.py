@@ -1,0 +1,29 @@
+"""Domain-incremental vision: a ViT masked autoencoder continues pre-training on scikit-learn's bundled
+8x8 digits, all ten classes in every task, each task in its own style (amr/data/digit_styles.py):
+
+    upright -> rot90 -> inverted -> mirrored -> rot180
+
+No digit appears in two tasks; no labels are used (the held-out loss is the masked-reconstruction
+loss). The model learns every domain (the regime search's `learned_share`). The splits are fixed
+(data seed 0) for every run seed; the run seed changes initialisation, data order and replay draws.
+
+Regime checks: see `experiments/regime_search.py --only=styles_base` and docs/regime_search.json.
+"""
+
+from configs.base import get_base_config
+
+
+def get_config():
+    c = get_base_config("vit_mae", "digit_styles")
+    c.seeds = (0, 1, 2, 3, 4)  # the seeds of the regime checks; the sweep passes its own
+    c.data.domains = ("upright", "rot90", "inverted", "mirrored", "rot180")  # task order
+    c.data.test_per_task = 60  # held-out digits per task (stratified); ~300 train digits remain
+    c.model.image_size, c.model.channels = 8, 1  # must match the data: 8x8 gray
+    c.model.patch_size = 2  # 16 patches of 2x2 per digit
+    c.model.width, c.model.heads, c.model.mlp_dim = 64, 4, 256  # encoder: 2 blocks
+    c.model.decoder_width, c.model.decoder_heads = 32, 4  # light decoder: 1 block
+    c.replay.embed_dim_hint = c.model.width  # for the ledger's k-means estimate
+    c.train.steps_per_task = 160  # optimizer steps per task
+    c.train.batch_size = 32  # rows per step (2 of them replay)
+    c.train.eval_every = 0  # task-end evaluations only: the forgetting metrics do not use the curves
+    return c
