@@ -4,8 +4,10 @@
 per round. `vmapped`: the same chunk built with `seed_axis=True`, one program over the stacked
 states of the N seeds (`amr.train.chunk.stack_seeds`). Same rows, same number of chunks; inputs on
 device before the clock starts; medians over interleaved rounds after compile. `gflops_per_s` is the
-measured ledger's FLOPs of one chunk (XLA's cost analysis) times N over the sequential seconds:
-how close one seed's program already is to the machine's arithmetic throughput.
+measured ledger's FLOPs of one chunk (XLA's cost analysis) times N over the seconds, beside one large
+matmul's rate (`gflops_per_s_matmul_1024`): how close one seed's program already is to what the machine
+can do. Vmapping pays where one seed leaves the machine idle (dispatch-bound: small models on an
+accelerator); a CPU whose cores one seed already keeps busy gains nothing from it.
 
 Prints ONE JSON object on stdout:
     python -m experiments.bench_seeds [--seeds 8] [--config configs/digit_styles.py] [--strategy uniform]
@@ -31,6 +33,15 @@ from amr.runner.experiment import prepare  # noqa: E402
 from amr.train import chunk as step_lib  # noqa: E402
 from amr.train.strategy import make_strategy  # noqa: E402
 from experiments.bench_overhead import device_chunks, initial_state, load_config, log  # noqa: E402
+
+
+def matmul_gflops_per_s(n: int = 1024, reps: int = 5) -> float:
+    """The machine's arithmetic throughput on one large f32 matmul (the ceiling vmapping could reach)."""
+    a = jax.numpy.ones((n, n), jax.numpy.float32)
+    f = jax.jit(lambda x: x @ x)
+    jax.block_until_ready(f(a))
+    best = min(_timed(lambda: f(a)) for _ in range(reps))
+    return 2 * n**3 / best / 1e9
 
 
 def _timed(fn) -> float:
@@ -102,6 +113,7 @@ def main(argv=None):
                 "chunk_flops": chunk_flops,
                 "gflops_per_s_sequential": chunk_flops * N * args.chunks / t_seq / 1e9,
                 "gflops_per_s_vmapped": chunk_flops * N * args.chunks / t_vm / 1e9,
+                "gflops_per_s_matmul_1024": matmul_gflops_per_s(),
                 "devices": ctx.num_devices,
                 "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__},
                 "load1_at_start": os.getloadavg()[0],

@@ -51,8 +51,9 @@ def test_largest_config_fits_in_the_snapshot():
         cfg.seed = seed
         for task in make_tasks(cfg):
             assert len(task.test) == cfg.test_per_task
-            # docs holds fewer bytes than 4096 windows in every Python release (the whole topics file)
-            assert len(task.train) == cfg.max_train_per_task or task.name == "docs"
+            # every domain fills (nearly) all windows: only train windows equal to a held-out one are dropped
+            # (licence texts repeat across packages)
+            assert 0.95 * cfg.max_train_per_task <= len(task.train) <= cfg.max_train_per_task
 
 
 def test_quickstart_arrays_are_pinned():
@@ -61,7 +62,7 @@ def test_quickstart_arrays_are_pinned():
     from configs import quickstart
 
     digests = provenance.data_digests(make_tasks(quickstart.get_config().data))
-    assert provenance.fingerprint(digests) == "44c3d82ea5e51dad24f845972d420c7b92799f8d8f0448d8a2f5ef194afc4793"
+    assert provenance.fingerprint(digests) == "4aa49e837066b7ea9f29eb50b422b7e0fc3d03e6c7e68828ed7b8063a18e752d"
 
 
 def test_flipped_byte_names_the_file_and_both_digests(corpus_copy):

@@ -83,3 +83,19 @@ def test_headroom_variants_and_evidence():
     assert set(h["grid_vs_uniform"]) == {"tilted@-2", "tilted@+2"}
     # negative control: without grid entries there is no headroom
     assert evidence.headroom({"uniform": entry(uniform)}) is None
+
+
+def test_headroom_table_on_the_results_page():
+    from amr.analysis import evidence_md
+
+    def entry(values, **extra):
+        return {"seeds": [0, 1, 2], "avg_forgetting_per_seed": values, "avg_forgetting_mean": np.mean(values), **extra}
+
+    meta = variants.headroom([-2])[0].meta
+    with_grid = {"strategies": {"uniform": entry([0.3, 0.2, 0.25]), "tilted@-2": entry([0.2, 0.1, 0.2], variant=meta)}}
+    without = {"strategies": {"uniform": entry([0.3, 0.2, 0.25])}}
+    table = evidence_md.headroom_table({"a": with_grid, "b": without})
+    row_a, row_b = table.splitlines()[2:]
+    assert "`tilted@-2`" in row_a and "-0.0833" in row_a and "0.67×" in row_a
+    assert row_b == "| b | n/a | n/a | n/a | n/a |"
+    assert "tilted@-2" in "\n".join(evidence_md.headroom_lines(evidence.headroom(with_grid["strategies"])))

@@ -100,11 +100,12 @@ def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
     out = str(tmp_path / "docs" / "results.json")
     runs = str(tmp_path / "runs")
     sweep.run_sweep(
-        ["text", "image", "subpop"], ["amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get
+        ["text", "styles", "subpop"], ["amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get
     )
     results = sweep.run_sweep(
-        ["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get
-    )
+        ["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get,
+        frontier=(4,), headroom=(-2,),
+    )  # fmt: skip
     with open(out) as f:
         on_disk = json.load(f)
     assert set(on_disk["benchmarks"]) == set(benchmarks.BENCHMARKS) and "machine" in on_disk
@@ -129,9 +130,11 @@ def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
     # a second call resumes: every run is loaded, nothing is retrained
     mtimes = {p: os.path.getmtime(p) for p in (tmp_path / "runs").rglob("*_seed0.json")}
     sweep.run_sweep(
-        ["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get
-    )
+        ["digits"], ["uniform", "amr"], None, runs, out, smoke=True, progress=False, get_config=benchmarks.get,
+        frontier=(4,), headroom=(-2,),
+    )  # fmt: skip
     assert all(os.path.getmtime(p) == t for p, t in mtimes.items())
+    assert "tilted@-2" in results["benchmarks"]["digits"]["strategies"]  # the headroom grid ran end to end
 
     text = results_page.page(results, None, str(tmp_path / "docs"))
     assert "## Targets" in text
@@ -179,8 +182,12 @@ def test_sweep_adds_the_frontier_and_same_split_controls(tmp_path, monkeypatch):
     entry = results["benchmarks"]["digits"]
     s = entry["strategies"]
     # 2/32 is the default share: the benchmark's own uniform run is that point of the frontier
-    assert [k for k in s if "@" in k] == ["uniform@1/32", "uniform@4/32", "uniform@8/32", "uniform@split:mir"]
+    frontier, grid = ["uniform@1/32", "uniform@4/32", "uniform@8/32"], ["tilted@-2", "tilted@+2"]
+    assert [k for k in s if "@" in k] == frontier + grid + ["uniform@split:mir"]
     assert s["uniform@4/32"]["variant"] == {"kind": "frontier", "base": "uniform", "replay_fraction": 4 / 32}
+    # the headroom grid runs at uniform's share; here no allocation beats uniform (same fake forgetting)
+    assert s["tilted@-2"]["variant"] == {"kind": "headroom", "base": "tilted", "task_tilt": -2.0}
+    assert entry["headroom"]["best"] in grid and entry["headroom"]["best_vs_uniform"]["mean"] == pytest.approx(0.0)
     control = s["uniform@split:mir"]
     assert (control["plan"]["new_batch"], control["plan"]["replay_batch"]) == (26, 2)
     assert (control["plan"]["new_batch"], control["plan"]["replay_batch"]) == (
@@ -249,8 +256,9 @@ def test_results_page_prints_the_evidence_and_the_pareto_plot(tmp_path, monkeypa
 
 
 def test_results_page_reads_results_written_before_the_evidence(tmp_path):
-    """docs/results.json predates the new keys: the page shows n/a and computes what the per-seed values allow."""
-    with open(os.path.join(os.path.dirname(__file__), "..", "docs", "results.json")) as f:
+    """A results file of the first sweep (kept as tests/data/results_before_evidence.json) predates the new keys:
+    the page shows n/a and computes what the per-seed values allow."""
+    with open(os.path.join(os.path.dirname(__file__), "data", "results_before_evidence.json")) as f:
         old = json.load(f)
     text = results_page.page(old, None, str(tmp_path))
     assert "Pareto plot (forgetting against new-task loss over tasks 2..T): n/a" in text
