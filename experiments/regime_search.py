@@ -97,6 +97,11 @@ SETTINGS = [
         "of every task; the model is still learning bytes in general)",
         seeds=1,
         **{
+            "data.seq_len": 128,
+            "model.seq_len": 128,
+            "replay.fraction": 0.0625,
+            "data.resplit_per_seed": True,
+            "train.eval_every": 40,
             "data.domains": ("docs+stdlib", "stdlib+headers", "stdlib+licenses", "headers+licenses"),
             "data.max_train_per_task": 2048,
         },
@@ -106,6 +111,13 @@ SETTINGS = [
         "configs.subpop",
         "headers+docs, stdlib+docs, licenses+docs, licenses: the code sources vanish (the quickstart forgets "
         "code most), the prose sources recur",
+        **{
+            "data.seq_len": 128,
+            "model.seq_len": 128,
+            "replay.fraction": 0.0625,
+            "data.resplit_per_seed": True,
+            "train.eval_every": 40,
+        },
     ),
     _s(
         "image_seeded",
@@ -124,6 +136,11 @@ SETTINGS = [
         "forgetting swings the average), so (b) could not pass",
         seeds=2,
         **{
+            "data.seq_len": 128,
+            "model.seq_len": 128,
+            "replay.fraction": 0.0625,
+            "data.resplit_per_seed": True,
+            "train.eval_every": 40,
             "optim.learning_rate": 3e-3,
             "data.test_per_task": 512,
             "data.test_per_source": 512,
@@ -154,6 +171,7 @@ SETTINGS = [
         "the quickstart as it is (fixed splits). 3 seeds, the quickstart's own: 5 did not fit the time box "
         "at ~100 s a run on the loaded machine",
         seeds=3,
+        **{"data.seq_len": 128, "model.seq_len": 128, "train.eval_every": 40},
     ),
     _s(
         "image_seeded_s640",
@@ -221,7 +239,13 @@ SETTINGS = [
         "subpop_code_vanishes passed (a) but not (b): uniform's forgetting varied with which documents a "
         "seed held out. Fixed splits (data seed 0 for every run seed, as the text benchmark); the run seed "
         "still changes initialisation, data order and replay draws. Task-end evaluations only",
-        **{"data.resplit_per_seed": False, "train.eval_every": 0},
+        **{
+            "data.seq_len": 128,
+            "model.seq_len": 128,
+            "replay.fraction": 0.0625,
+            "data.resplit_per_seed": False,
+            "train.eval_every": 0,
+        },
     ),
     _s(
         "styles_base",
@@ -229,12 +253,13 @@ SETTINGS = [
         "image passed (a) but never (b) (uniform keeps almost every photo at 2/32). A domain-incremental "
         "stream the model learns in every domain: all ten digit classes a task, each task in its own "
         "style (upright, rot90, inverted, mirrored, rot180), disjoint digits per task, fixed splits",
+        **{"data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180")},
     ),
     _s(
         "styles_s640",
         "configs.digit_styles",
         "styles_base with 4x the steps per task (what put class-incremental digits in the regime)",
-        **{"train.steps_per_task": 640},
+        **{"data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180"), "train.steps_per_task": 640},
     ),
     _s(
         "styles_rr",
@@ -245,7 +270,7 @@ SETTINGS = [
         "2024), so every task ends converged. Stopped after 4 seeds of uniform: (b) passed by far (47x) but "
         "(a) did not (uniform 0.87x naive): with converged task ends little is left for replay to save",
         seeds=4,
-        **{"optim.schedule": "rewarm_redecay"},
+        **{"data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180"), "optim.schedule": "rewarm_redecay"},
     ),
     _s(
         "subpop_rr",
@@ -255,7 +280,14 @@ SETTINGS = [
         "evaluations only. Stopped after 2 seeds of none: naive fine-tuning itself forgot only 0.013-0.014 "
         "(a decayed learning rate at every task end also slows forgetting), so (b) could not pass",
         seeds=2,
-        **{"data.resplit_per_seed": False, "train.eval_every": 0, "optim.schedule": "rewarm_redecay"},
+        **{
+            "data.seq_len": 128,
+            "model.seq_len": 128,
+            "replay.fraction": 0.0625,
+            "data.resplit_per_seed": False,
+            "train.eval_every": 0,
+            "optim.schedule": "rewarm_redecay",
+        },
     ),
     _s(
         "text_seq64",
@@ -290,6 +322,7 @@ SETTINGS = [
         "forgot less than nothing (-0.03: docs in every task, the model keeps improving on all four test sets)",
         seeds=2,
         **{
+            "replay.fraction": 0.0625,
             "data.domains": ("headers+docs", "stdlib+docs", "licenses+docs", "docs"),
             "data.seq_len": 64,
             "model.seq_len": 64,
