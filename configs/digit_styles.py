@@ -18,8 +18,8 @@ Regime checks (5 seeds of none vs uniform at replay 2/32; experiments/regime_sea
 
 Chosen by those checks alone (only none and uniform were run): with the inverted style in the stream
 (`styles_base`), uniform's forgetting of that task swung from 0.06 to 0.29 over seeds (2.8x sd); the
-learning rate re-warmed and re-decayed every task (`styles_rr`) steadied it (47x) but left replay
-little to save (0.87x). Time: 11-19 s per (strategy, seed) run at a 1-minute load of 4-6.
+learning rate re-warmed and re-decayed every task (`styles_rr`) steadied it (13.9x) but left replay
+little to save (0.81x). Time: 11-19 s per (strategy, seed) run at a 1-minute load of 4-6.
 """
 
 from configs.base import get_base_config
