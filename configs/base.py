@@ -75,6 +75,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.bandit.ucb_c = 1.0  # UCB exploration coefficient
     c.bandit.exp3_alpha = 0.9  # EXP3 (Online Data Mixing): smoothing of importance-weighted rewards
     c.bandit.optimism = 1.0  # score bonus of never-observed arms so each is tried
+    # row: one estimator step per replayed row (an EMA then tracks an arm's last few rows) | segment: one step
+    # per arm per chunk on the mean of its rows (the estimate follows chunks; arms compared on means of many rows)
+    c.bandit.aggregate = "row"
 
     c.memory = ml_collections.ConfigDict()
     # where past tasks' train rows live: device (one replicated array, replay rows gathered inside the chunk) |

@@ -140,7 +140,6 @@ SETTINGS = [
             "model.seq_len": 128,
             "replay.fraction": 0.0625,
             "data.resplit_per_seed": True,
-            "train.eval_every": 40,
             "optim.learning_rate": 3e-3,
             "data.test_per_task": 512,
             "data.test_per_source": 512,

@@ -15,6 +15,16 @@ unchanged. `num_arms`, `window`, the names and `n` of `sample` are static; every
 else is jittable, and `set_active` never changes a shape, so nothing recompiles when
 arms are added. The estimators and policies are small factories in
 `amr.replay.bandit_policies` (`bp` above); their maths lives in `amr.replay.bandit_math`.
+
+`aggregate` says what one estimator step sees. 'row' (the default): `observe` makes one
+step per replayed row, so an EMA with alpha=0.3 tracks roughly an arm's last five rows,
+single-row noise included. 'segment': `observe` first averages each arm's finite rewards
+among the N it is given (one chunk's rows; ignored rows are left out exactly as
+`observe_one` leaves them out), then makes ONE step per arm that got at least one, on that
+mean, in increasing arm id order through `observe_one`. The estimate then follows chunks
+rather than rows, and the z-score compares arms on means of many rows. `count` and `t`
+count one observation per arm per call, and `sq` (the second moment behind 'pooled',
+UCB and Thompson) is that of the chunk means.
 """
 
 from __future__ import annotations
@@ -29,6 +39,8 @@ import jax.numpy as jnp
 from amr.replay import bandit_math as pol
 from amr.replay._checks import check_choice, check_int, check_real
 from amr.replay.bandit_policies import ESTIMATOR_FACTORIES, POLICY_FACTORIES, BanditPolicy, Estimator, Scoring
+
+AGGREGATES = ("row", "segment")  # make_bandit's `aggregate`: one estimator step per row, or per arm per call
 
 
 @flax.struct.dataclass
@@ -48,7 +60,7 @@ class Bandit(NamedTuple):
     init: Callable  # init(active bool[K]) -> BanditState
     set_active: Callable  # set_active(state, active bool[K]) -> state
     observe_one: Callable  # observe_one(state, arm_id i32[], reward f32[]) -> state
-    observe: Callable  # observe(state, arm_ids i32[N], rewards f32[N]) -> state (one lax.scan)
+    observe: Callable  # observe(state, arm_ids i32[N], rewards f32[N]) -> state (one lax.scan, by row or by arm)
     probs: Callable  # probs(state) -> f32[K]
     sample: Callable  # sample(state, key, n: static int) -> i32[n]
     scores: Callable  # scores(state) -> f32[K]
@@ -67,6 +79,7 @@ def make_bandit(
     ucb_c: float = 1.0,
     exp3_alpha: float = 0.9,
     optimism: float = 1.0,
+    aggregate: str = "row",
 ) -> Bandit:
     """Binds the hyper-parameters of a K-armed non-stationary bandit (the config-facing constructor).
 
@@ -90,6 +103,8 @@ def make_bandit(
       ucb_c: UCB bonus scale >= 0.
       exp3_alpha: EXP3 smoothing in [0, 1) (est <- a est + (1-a) r / p).
       optimism: score bonus (finite) of unseen arms over the best observed score.
+      aggregate: 'row' (one estimator step per observed row) or 'segment' (one step per
+        arm per `observe` call, on the mean of that arm's finite rewards; see the module doc).
 
     Every keyword is validated whatever the names chosen (a typo is still a typo).
 
@@ -112,7 +127,8 @@ def make_bandit(
     if not isinstance(policy, BanditPolicy):
         policy = POLICY_FACTORIES[check_choice("policy", policy, POLICY_FACTORIES)](kw)
     normaliser = pol.NORMALISERS[check_choice("normalize", normalize, pol.NORMALISERS)]
-    return compose(K, estimator, policy, normaliser, optimism)
+    aggregate = check_choice("aggregate", aggregate, AGGREGATES)
+    return compose(K, estimator, policy, normaliser, optimism, aggregate)
 
 
 def _as_mask(active, K: int) -> jax.Array:
@@ -122,9 +138,31 @@ def _as_mask(active, K: int) -> jax.Array:
     return active_K.astype(bool)
 
 
-def compose(K: int, estimator: Estimator, policy: BanditPolicy, normaliser: Callable, optimism: float) -> Bandit:
+def segment_means(arm_ids_N, rewards_N, active_K) -> jax.Array:
+    """f32[K]: per arm, the mean of its rewards among the N that `observe_one` would take (id in
+    [0, K), arm active, reward r with r*r finite); NaN for an arm with none (which `observe_one` ignores)."""
+    K = active_K.shape[0]
+    ids_N = jnp.asarray(arm_ids_N, jnp.int32)
+    r_N = jnp.asarray(rewards_N, jnp.float32)
+    valid_N = (ids_N >= 0) & (ids_N < K) & active_K[jnp.clip(ids_N, 0, K - 1)] & jnp.isfinite(r_N * r_N)
+    seg_N = jnp.where(valid_N, ids_N, K)  # ignored rows go to a spare segment K, dropped below
+    sum_K = jax.ops.segment_sum(jnp.where(valid_N, r_N, 0.0), seg_N, num_segments=K + 1)[:K]
+    n_K = jax.ops.segment_sum(valid_N.astype(jnp.int32), seg_N, num_segments=K + 1)[:K]
+    return jnp.where(n_K > 0, sum_K / jnp.maximum(n_K, 1).astype(jnp.float32), jnp.nan)
+
+
+def compose(
+    K: int,
+    estimator: Estimator,
+    policy: BanditPolicy,
+    normaliser: Callable,
+    optimism: float,
+    aggregate: str = "row",
+) -> Bandit:
     """The `Bandit` of K arms made of one estimator, one policy and one normaliser
-    (`bandit_math.NORMALISERS`), unseen active arms scoring `optimism` above the best."""
+    (`bandit_math.NORMALISERS`), unseen active arms scoring `optimism` above the best;
+    `aggregate` ('row' or 'segment', `AGGREGATES`) says what one estimator step of `observe` sees."""
+    aggregate = check_choice("aggregate", aggregate, AGGREGATES)
 
     def normalised(state: BanditState):
         observed_K = state.active & (state.count > 0)
@@ -171,6 +209,8 @@ def compose(K: int, estimator: Estimator, policy: BanditPolicy, normaliser: Call
             raise ValueError(
                 f"arm_ids and rewards must be 1-D of equal length, got shapes {ids_N.shape} and {r_N.shape}"
             )
+        if aggregate == "segment":  # static: one step per arm, on the mean of its rewards, in id order
+            ids_N, r_N = jnp.arange(K, dtype=jnp.int32), segment_means(ids_N, r_N, state.active)
         state, _ = jax.lax.scan(lambda s, x: (observe_one(s, *x), None), state, (ids_N, r_N))
         return state
 

@@ -7,7 +7,7 @@ is all it takes to make a name valid everywhere.
 
 from __future__ import annotations
 
-from amr.replay import bandit_math, bandit_policies, policies
+from amr.replay import bandit, bandit_math, bandit_policies, policies
 
 STRATEGIES = tuple(policies.FACTORIES)  # replay strategies (make_replay's `name`)
 REWARDS = policies.REWARDS  # amr's reward
@@ -15,3 +15,4 @@ REFERENCES = policies.REFERENCES  # loss_increase's reference inside the library
 BANDIT_POLICIES = tuple(bandit_policies.POLICY_FACTORIES)  # make_bandit's `policy`
 ESTIMATORS = tuple(bandit_policies.ESTIMATOR_FACTORIES)  # make_bandit's `estimator`
 NORMALIZERS = tuple(bandit_math.NORMALISERS)  # make_bandit's `normalize`
+AGGREGATES = bandit.AGGREGATES  # make_bandit's `aggregate`

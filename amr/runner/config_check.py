@@ -228,6 +228,12 @@ def _validate_bandit(cfg) -> None:
         b + "normalize",
         f"unknown normalisation {g(b + 'normalize')!r}; expected one of {registry.NORMALIZERS}",
     )
+    aggregate = cfg.bandit.get("aggregate", "row")  # configs written before the key existed aggregate by row
+    _require(
+        aggregate in registry.AGGREGATES,
+        b + "aggregate",
+        f"unknown aggregation {aggregate!r}; expected one of {registry.AGGREGATES}",
+    )
     _require(g(b + "tau") > 0, b + "tau", f"must be > 0, got {g(b + 'tau')!r}")
     _require(0 < g(b + "alpha") <= 1, b + "alpha", f"must lie in (0, 1], got {g(b + 'alpha')!r}")
     _require(
