@@ -264,6 +264,11 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
             f"{s}: " + ", ".join(f"{v:.3f}" for v in e["forgetting_per_task_mean"])
             for s, e in entry["strategies"].items()
         )
+        per_source = " · ".join(
+            f"{s}: " + ", ".join(f"{n} {v:.3f}" for n, v in e["source_forgetting"].items() if v is not None)
+            for s, e in entry["strategies"].items()
+            if e.get("source_forgetting")
+        )
         parts += [
             table,
             "",
@@ -273,6 +278,17 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
             "",
             f"Forgetting per past task ({', '.join(entry['tasks'][:-1])}), mean over seeds — {per_task}",
             "",
+            *(
+                [
+                    f"Forgetting per source (held-out loss at the end minus after the source's last task), mean over "
+                    f"seeds — {per_source}",
+                    "",
+                ]
+                if per_source
+                else []
+            ),
+        ]
+        parts += [
             *evidence_md.benchmark_section(bench, entry, _pareto_plot(bench, entry, out_dir)),
         ]
 

@@ -244,3 +244,17 @@ def test_paired_compares_the_new_task_loss_over_tasks_two_to_t():
     assert p["new_task_loss_excl_first_diff_ci95"] == pytest.approx(stats.ci95(diffs))
     assert p["new_task_loss_excl_first_rel"] == pytest.approx(1.05 / 1.1 - 1.0)
     assert p["new_task_loss_rel"] > 0  # negative control: the whole diagonal is dominated by task 1
+
+
+def test_sweep_entry_budget_ratio_wall_time_and_sources():
+    runs = _runs(3)
+    entry = stats.summarize(runs)
+    assert entry["budget_ratio_max"] is None and entry["wall_seconds_total"] is None  # runs recorded before the keys
+    for r, ratio, secs in zip(runs, (0.99, 1.0000002, 0.5), (10.0, 12.5, 7.5)):
+        r.update(budget_ratio=ratio, wall_seconds=secs)
+        r.update(sources=["a", "b"], source_forgetting={"a": secs / 100, "b": None})
+    entry = stats.summarize(runs)
+    assert entry["budget_ratio_max"] == 1.0000002 and entry["wall_seconds_total"] == pytest.approx(30.0)
+    assert entry["source_forgetting"] == {"a": pytest.approx(0.1), "b": None}
+    del runs[0]["wall_seconds"]  # one run without a time: no total, never a partial sum
+    assert stats.summarize(runs)["wall_seconds_total"] is None

@@ -153,14 +153,16 @@ def strategy_entry(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["plan"] = runs[0]["plan"]
     out["skipped_steps"] = int(sum(r["skipped_steps"] for r in runs))
     if all("source_forgetting" in r for r in runs):
-        names = runs[0]["sources"]
-        out["source_forgetting"] = {
-            n: (
-                mean([r["source_forgetting"][n] for r in runs]) if runs[0]["source_forgetting"][n] is not None else None
-            )
-            for n in names
-        }
+        out["source_forgetting"] = source_forgetting_mean(runs)
     return out
+
+
+def source_forgetting_mean(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """{source: mean forgetting over seeds} of a mixture stream's runs (None for a source still being trained)."""
+    return {
+        n: mean([r["source_forgetting"][n] for r in runs]) if runs[0]["source_forgetting"][n] is not None else None
+        for n in runs[0]["sources"]
+    }
 
 
 def load_runs(workdir: str, strategy: str, seeds) -> list[dict[str, Any]]:
@@ -187,12 +189,18 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["flops_total"] = mean([r["flops"]["total"] for r in runs])
     out["flops"] = _mean_flops(runs)
     out["within_budget"] = bool(all(r["within_budget"] for r in runs))
+    ratios = [r["budget_ratio"] for r in runs if r.get("budget_ratio") is not None]
+    out["budget_ratio_max"] = max(ratios) if ratios else None  # measured FLOPs / naive's, worst seed
+    seconds = [r["wall_seconds"] for r in runs if r.get("wall_seconds") is not None]
+    out["wall_seconds_total"] = sum(seconds) if len(seconds) == len(runs) else None  # runs recorded before: None
     out["loss_matrix_mean"] = mean_over_seeds([r["loss_matrix"] for r in runs])
     per_task = np.asarray([r["forgetting_per_task"] for r in runs], np.float64).reshape(len(runs), -1)
     out["forgetting_per_task_mean"] = per_task.mean(axis=0).tolist()
     out["forgetting_per_task_ci95"] = [ci95(col) for col in per_task.T]
     out["skipped_steps"] = int(sum(r.get("skipped_steps", 0) for r in runs))
     out["plan"] = runs[0].get("plan")  # the split of the last task: new / replay / trimmed rows per step
+    if all("source_forgetting" in r for r in runs):
+        out["source_forgetting"] = source_forgetting_mean(runs)
     return out
 
 

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from typing import Any
 
 import jax
@@ -146,8 +147,10 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
                         log,
                         memory_dir=host_memory.memory_dir(config, workdir),
                     )
+                    started = time.monotonic()
                     result = run.run(progress=progress)
-                    result.update(data_digests=digests, environment=env)
+                    # wall seconds of this call (a resumed run: of its last part only)
+                    result.update(data_digests=digests, environment=env, wall_seconds=time.monotonic() - started)
                     if primary:
                         report.write_json_atomic(path, result)
                     faults.fault_point("run_json")
