@@ -95,8 +95,28 @@ def test_ablation_points_share_the_default_run_and_write_json_and_plot(tmp_path,
 
 
 @pytest.mark.slow
+def test_smoke_sweep_of_one_benchmark_with_frontier_and_headroom(tmp_path):
+    """CI's smoke sweep: styles for one seed and a few steps, every kind of entry, then the page."""
+    out = str(tmp_path / "docs" / "results.json")
+    results = sweep.run_sweep(
+        ["styles"], ["none", "uniform", "amr"], None, str(tmp_path / "runs"), out, smoke=True, progress=False,
+        get_config=benchmarks.get, frontier=(4,), headroom=(-2,),
+    )  # fmt: skip
+    entry = results["benchmarks"]["styles"]
+    assert set(entry["strategies"]) == {"none", "uniform", "amr", "uniform@4/32", "tilted@-2"}
+    assert entry["headroom"]["best"] == "tilted@-2" and entry["regime_checks"]["forgetting_is_real"] is None  # 1 seed
+    for s, e in entry["strategies"].items():
+        # the bandit's own draws and updates (far less than a row) are not trimmed: within the ledger's 0.5%
+        assert e["within_budget"] and e["budget_ratio_max"] <= 1.005, s
+        assert e["wall_seconds_total"] > 0, s  # every run's time was recorded beside it
+    text = results_page.page(results, None, str(tmp_path / "docs"))
+    assert "| styles | `tilted@-2` |" in text and os.path.getsize(tmp_path / "docs" / "results_styles.png") > 0
+
+
+@pytest.mark.extended
 def test_smoke_sweep_of_every_benchmark_and_the_page(tmp_path):
-    """CI's smoke version: each benchmark for one seed and a few steps (amr; digits also uniform)."""
+    """The smoke version of every benchmark for one seed and a few steps (amr; digits also uniform). Extended:
+    11 minutes on 2 cores; CI runs the one-benchmark version above."""
     out = str(tmp_path / "docs" / "results.json")
     runs = str(tmp_path / "runs")
     sweep.run_sweep(

@@ -166,11 +166,16 @@ def source_forgetting_mean(runs: list[dict[str, Any]]) -> dict[str, float | None
 
 
 def load_runs(workdir: str, strategy: str, seeds) -> list[dict[str, Any]]:
-    """The finished runs `<workdir>/runs/<strategy>_seed<k>.json` of `train_and_evaluate`."""
+    """The finished runs `<workdir>/runs/<strategy>_seed<k>.json` of `train_and_evaluate`, each with the
+    `wall_seconds` of its `.seconds` file when there is one."""
     runs = []
     for seed in seeds:
-        with open(os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json"), encoding="utf-8") as f:
+        path = os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json")
+        with open(path, encoding="utf-8") as f:
             runs.append(json.load(f))
+        if os.path.exists(path + ".seconds"):
+            with open(path + ".seconds", encoding="utf-8") as f:
+                runs[-1].setdefault("wall_seconds", json.load(f)["wall_seconds"])
     return runs
 
 

@@ -149,10 +149,12 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
                     )
                     started = time.monotonic()
                     result = run.run(progress=progress)
-                    # wall seconds of this call (a resumed run: of its last part only)
-                    result.update(data_digests=digests, environment=env, wall_seconds=time.monotonic() - started)
+                    result.update(data_digests=digests, environment=env)
                     if primary:
                         report.write_json_atomic(path, result)
+                        # wall seconds of this call (a resumed run: its last part), beside the result so that
+                        # the result itself stays bit-identical between runs of the same seed
+                        report.write_json_atomic(path + ".seconds", {"wall_seconds": time.monotonic() - started})
                     faults.fault_point("run_json")
                 provenance.require_run_data(result, digests, path)
                 per_strategy.setdefault(strategy, []).append(result)
