@@ -21,6 +21,10 @@ print both checks again in docs/RESULTS.md. The former `image` benchmark (scikit
 configs/image_domains.py) never passed the second check (uniform keeps almost every photo at
 2/32: 2.1-3.1x its sd over six settings) and was replaced by `styles`.
 
+On the sweep's own 10 seeds (docs/RESULTS.md), `text` passes both checks; `styles` fails (a)
+(uniform 0.83x naive) and `subpop` fails (b) (2.8x its sd), both of which passed on the regime
+search's 5 seeds: near the thresholds 5 seeds decide by luck. The next search should use 10 seeds.
+
 In the sweep every benchmark evaluates at task ends only (`train.eval_every = 0`): no metric of
 the sweep uses the curves, and the held-out passes would otherwise cost a quarter of a text run.
 """
