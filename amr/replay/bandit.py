@@ -151,6 +151,22 @@ def segment_means(arm_ids_N, rewards_N, active_K) -> jax.Array:
     return jnp.where(n_K > 0, sum_K / jnp.maximum(n_K, 1).astype(jnp.float32), jnp.nan)
 
 
+def _initial_state(K: int, slots: int, active) -> BanditState:
+    """No observation yet: zero estimates, an empty window of `slots` per arm, `active` arms."""
+    f32_K, i32_K = jnp.zeros((K,), jnp.float32), jnp.zeros((K,), jnp.int32)
+    return BanditState(
+        value=f32_K,
+        sq=f32_K,
+        count=i32_K,
+        window=jnp.zeros((K, slots), jnp.float32),
+        window_len=i32_K,
+        window_pos=i32_K,
+        exp3_est=f32_K,
+        active=_as_mask(active, K),
+        t=jnp.zeros((), jnp.int32),
+    )
+
+
 def compose(
     K: int,
     estimator: Estimator,
@@ -172,18 +188,7 @@ def compose(
     scoring = Scoring(normalised, estimator.effective_count)
 
     def init(active) -> BanditState:
-        f32_K, i32_K = jnp.zeros((K,), jnp.float32), jnp.zeros((K,), jnp.int32)
-        return BanditState(
-            value=f32_K,
-            sq=f32_K,
-            count=i32_K,
-            window=jnp.zeros((K, estimator.slots), jnp.float32),
-            window_len=i32_K,
-            window_pos=i32_K,
-            exp3_est=f32_K,
-            active=_as_mask(active, K),
-            t=jnp.zeros((), jnp.int32),
-        )
+        return _initial_state(K, estimator.slots, active)
 
     def set_active(state: BanditState, active) -> BanditState:
         """New active mask; estimates of every arm (also deactivated ones) are kept."""
