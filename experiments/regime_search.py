@@ -365,6 +365,30 @@ SETTINGS = [
             "data.test_per_source": 512,
         },
     ),
+    _s(
+        "styles_r4",
+        "configs.digit_styles",
+        "styles_geometric passed both checks on 5 seeds but failed (a) on the sweep's 10 (uniform 0.83x naive at "
+        "2/32; the sweep's frontier had uniform at 4/32 at 0.70x, 5.5x its sd). Replay 4/32, 10 seeds",
+        seeds=10,
+        **{"data.domains": ("upright", "rot90", "mirrored", "rot180", "rot270"), "replay.fraction": 4 / 32},
+    ),
+    _s(
+        "subpop_s320",
+        "configs.subpop",
+        "subpop_seq64_r1 passed both checks on 5 seeds but failed (b) on the sweep's 10 (2.8x: one seed forgot "
+        "little under every strategy). Twice the steps per task (320), so forgetting has longer to accumulate; "
+        "10 seeds",
+        seeds=10,
+        **{
+            "data.seq_len": 64,
+            "model.seq_len": 64,
+            "replay.fraction": 1 / 32,
+            "data.resplit_per_seed": False,
+            "train.eval_every": 0,
+            "train.steps_per_task": 320,
+        },
+    ),
 ]
 
 

@@ -303,7 +303,7 @@ def test_same_split_control_trains_at_the_trimming_strategys_split(tmp_path):
 
     results = sweep.run_sweep(
         ["tiny"], ["uniform", "mir"], [0], str(tmp_path / "runs"), str(tmp_path / "r.json"),
-        progress=False, get_config=get, frontier=(),
+        progress=False, get_config=get, frontier=(), headroom=(),
     )  # fmt: skip
     s = results["benchmarks"]["tiny"]["strategies"]
     assert s["mir"]["plan"]["trimmed_rows"] > 0
