@@ -43,9 +43,11 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.fraction = 0.0625  # share of each batch given to replay (small, as in continual pre-training)
     c.replay.clusters_per_task = 1  # AMR arms per finished task: 1 = task arms, >1 = k-means on the model's embeddings
     c.replay.max_arms = 0  # arms allocated up front (static shapes); 0 = tasks x clusters_per_task
-    c.replay.reward = (
-        "loss_increase"  # AMR's reward: loss | loss_increase (over the arm's loss at its task end) | marginal
-    )
+    # AMR's reward (docs/REWARDS.md): loss | loss_increase (over `reference`) | marginal (loss drop after the update,
+    # paid) | benefit (free: how much one more replayed row per step slows an arm's forgetting; reference 'sample')
+    c.replay.reward = "loss_increase"
+    c.replay.benefit_alpha = 0.2  # benefit: EMA rate in (0, 1] of each arm's (replay intensity, drift) moments
+    c.replay.benefit_prior = 2.0  # benefit: pseudo-pairs (>= 0) shrinking an arm's slope toward the pooled slope
     # loss_increase reference: sample (each row's own loss when last trained on as new data, free) |
     # visit (each row's loss at its last visit, new or replayed, free) |
     # train (the arm's task's last-chunk training loss, free, task arms only) | probe (ref_samples rows per arm, paid) | auto (= sample)

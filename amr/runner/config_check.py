@@ -162,6 +162,7 @@ def _validate_replay(cfg, num_devices: int) -> None:
         "replay.reference",
         f"expected auto, sample, visit, train or probe, got {g('replay.reference')!r}",
     )
+    _validate_benefit(cfg)
     _require(
         not (g("replay.reference") == "train" and g("replay.clusters_per_task") > 1),
         "replay.reference",
@@ -189,6 +190,27 @@ def _validate_replay(cfg, num_devices: int) -> None:
         isinstance(tilt, (int, float)) and not isinstance(tilt, bool) and -20 <= tilt <= 20,
         "replay.task_tilt",
         f"must be a number in [-20, 20], got {tilt!r}",
+    )
+
+
+def _validate_benefit(cfg) -> None:
+    """replay.benefit_alpha / benefit_prior (any reward: a typo is still a typo); 'benefit' reads 'sample' only."""
+    alpha, prior = cfg.replay.get("benefit_alpha", 0.2), cfg.replay.get("benefit_prior", 2.0)
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    _require(number(alpha) and 0 < alpha <= 1, "replay.benefit_alpha", f"must lie in (0, 1], got {alpha!r}")
+    _require(number(prior) and 0 <= prior < float("inf"), "replay.benefit_prior", f"must be >= 0, got {prior!r}")
+    if cfg.replay.reward != "benefit":
+        return
+    _require(
+        cfg.replay.reference in ("auto", "sample"),
+        "replay.reference",
+        f"the 'benefit' reward reads loss increases over each row's own 'sample' reference; got "
+        f"{cfg.replay.reference!r} (set 'auto' or 'sample')",
+    )
+    _require(
+        cfg.replay.probe_samples == 0,
+        "replay.probe_samples",
+        f"{cfg.replay.probe_samples}: the 'benefit' reward observes an arm once per chunk from its replayed rows; set 0",
     )
 
 

@@ -273,13 +273,16 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
     return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
 
 
-def _feedback(c: _Chunk, replay, out):
-    """(replay state after the chunk's losses, replay metrics): references, bandit rewards, arm counts."""
+def _feedback(c: _Chunk, replay, out, step):
+    """(replay state after the chunk's losses, replay metrics): references, bandit rewards, arm counts.
+
+    `step`: the chunk's first global step, the time of its observation for the 'benefit' reward."""
     replay = c.policy.record_new(replay, out["new_ids"], out["new_losses"])
     metrics = {}
     if c.spec.replay_batch:
         arms = c.source.arms(replay, out)
-        replay = c.policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
+        at = {"step": step} if c.policy.needs_step else {}
+        replay = c.policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"), **at)
         replay = c.policy.record_new(replay, out["ids"], out["rep_losses"], replayed=True)
         counts = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[arms.reshape(-1)].add(1, mode="drop")
         metrics["replay_arm_counts"] = counts
@@ -299,7 +302,7 @@ def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
     step = functools.partial(_train_step, c, step_key, dev, memory)
     carry = (state.params, state.opt_state, state.skipped)
     (params, opt_state, skipped), out = jax.lax.scan(step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S)))
-    replay, metrics = _feedback(c, replay, out)
+    replay, metrics = _feedback(c, replay, out, state.step)
     metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
     new_state = state.replace(params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped)
     return new_state, metrics
@@ -330,6 +333,8 @@ def make_chunk_fn(
             raise ValueError(f"{name}={getattr(spec, name)} is not divisible by the {n_dev} devices of the mesh")
     if spec.probe_samples and policy.needs_loss_after:
         raise ValueError("probe_samples: probes measure loss levels, which the 'marginal' reward cannot use")
+    if spec.probe_samples and policy.needs_step:
+        raise ValueError("probe_samples: the 'benefit' reward observes an arm once per chunk, from its replayed rows")
     c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev)
     sharded = jax.shard_map(
         functools.partial(_per_device, c),

@@ -62,7 +62,10 @@ def make_context(config, tasks, model, mesh) -> Context:
 
 
 def reference_mode(cfg, strategy: str) -> str:
-    """Where loss_increase's per-arm reference comes from: 'train' (free) or 'probe' (paid)."""
+    """Where loss_increase's per-arm reference comes from: 'train' (free) or 'probe' (paid);
+    'benefit' always reads loss increases over 'sample'."""
+    if strategy == "amr" and cfg.replay.reward == "benefit":
+        return "sample"
     if strategy != "amr" or cfg.replay.reward != "loss_increase":
         return "none"
     if cfg.replay.reference == "auto":
@@ -182,6 +185,8 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
         reference=reference if reference in ("sample", "visit") else "arm",
         track_arms=host_memory.placement(cfg) != "host",
         task_tilt=cfg.replay.get("task_tilt", 0.0),
+        benefit_alpha=cfg.replay.get("benefit_alpha", 0.2),
+        benefit_prior=cfg.replay.get("benefit_prior", 2.0),
     )
 
 
