@@ -81,6 +81,16 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     # per arm per chunk on the mean of its rows (the estimate follows chunks; arms compared on means of many rows)
     c.bandit.aggregate = "row"
 
+    # companion continual-learning methods (amr.methods; docs/METHODS.md), composed with every strategy:
+    # any of l2sp | ewc | ema, e.g. ("ewc", "ema"); () = none (every run exactly as without the package)
+    c.methods = ()
+    c.method = ml_collections.ConfigDict()  # the methods' hyperparameters (read only for configured methods)
+    c.method.l2sp_lambda = 0.1  # L2-SP pull λ toward the last task end's weights (α=0.1: Li et al. 2018)
+    c.method.ewc_lambda = 1.0  # EWC penalty λ: scale-dependent, papers tune it per benchmark (ours; tune it)
+    c.method.ewc_gamma = 1.0  # online EWC Fisher decay γ: 1 = accumulate (Huszár 2018; Schwarz et al. 2018 allow γ<1)
+    c.method.ewc_rows = 256  # rows of a finished task the empirical Fisher is estimated on (ours; its pass is paid)
+    c.method.ema_beta = 0.999  # weight EMA β, fixed (ours: arXiv 2410.10868 adapts β per step, not implemented)
+
     c.memory = ml_collections.ConfigDict()
     # where past tasks' train rows live: device (one replicated array, replay rows gathered inside the chunk) |
     # host (checksummed ArrayRecord shards read by a prefetching grain loader; only the index is on device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amr.compute.plan import check_new_rows
 from amr.data.python_text import TEXT_SOURCES
+from amr.methods import check_config as check_methods
 from amr.replay import registry
 from amr.train.state import OPTIMIZERS, SCHEDULES
 
@@ -74,6 +75,7 @@ def validate(cfg, num_devices: int) -> None:
     validate_text_source(cfg)
     try:
         check_new_rows(cfg, num_devices)
+        check_methods(cfg)  # methods, method.*: names and hyperparameters (amr.methods.registry)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 

@@ -39,6 +39,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from amr.methods import hooks as method_hooks
 from amr.replay import memory as memory_lib
 from amr.replay import policies as replay_lib
 from amr.train import distributed
@@ -198,6 +199,7 @@ class _Chunk(NamedTuple):
     spec: ChunkSpec
     source: MemorySource
     n_dev: int
+    methods: tuple = ()  # amr.methods.Method records (loss terms, after_step); () = none
 
     @property
     def local(self):
@@ -238,7 +240,7 @@ def _replay_rows(c: _Chunk, params, new_rows, new_keys, memory, replay_xs, key, 
 
 def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
     """One optimizer step on this device's new rows plus its replay rows; skipped if not finite."""
-    params, opt_state, skipped = carry
+    params, opt_state, skipped, method_states = carry
     new_rows, replay_xs, new_ids, t = xs
     (Bl, Rl, _), B, R = c.local, c.spec.new_batch, c.spec.replay_batch
     key = jax.random.fold_in(step_key, t)
@@ -254,7 +256,11 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
 
     def loss_fn(p):
         losses = per_example_losses(c.model, p, rows, row_keys)
-        return losses.mean(), losses
+        objective = losses.mean()
+        if c.methods:  # amr.methods: their loss terms join the objective
+            aux = {"rows": rows, "keys": row_keys, "num_new": Bl}
+            objective = objective + method_hooks.loss_terms(c.methods, method_states, p, aux)
+        return objective, losses
 
     (loss, losses), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     loss, grads = jax.lax.pmean((loss, grads), AXIS)
@@ -262,6 +268,8 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
     updates, new_opt = c.tx.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)
     params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
+    if c.methods:  # amr.methods: state updates after the optimizer step (e.g. the weight EMA)
+        method_states = _tree_where(ok, method_hooks.after_step(c.methods, method_states, params), method_states)
     out["loss"] = loss
     out["new_loss"] = jax.lax.pmean(jnp.where(ok, losses[:Bl].mean(), jnp.nan), AXIS)
     out["new_ids"], out["new_losses"] = _gather(new_ids), _gather(jnp.where(ok, losses[:Bl], jnp.nan))
@@ -270,7 +278,7 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
         if c.policy.needs_loss_after:
             after = per_example_losses(c.model, params, rows[Bl:], row_keys[Bl:])
             out["rep_after"] = _gather(jnp.where(ok, after, jnp.nan))
-    return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
+    return (params, opt_state, skipped + (~ok).astype(jnp.int32), method_states), out
 
 
 def _feedback(c: _Chunk, replay, out, step):
@@ -300,11 +308,21 @@ def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
     if uses_probes(c.policy, c.spec):
         replay = _probe_feedback(c, state.params, replay, memory, probe_key, dev)
     step = functools.partial(_train_step, c, step_key, dev, memory)
+<<<<<<< HEAD
     carry = (state.params, state.opt_state, state.skipped)
     (params, opt_state, skipped), out = jax.lax.scan(step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S)))
     replay, metrics = _feedback(c, replay, out, state.step)
+=======
+    carry = (state.params, state.opt_state, state.skipped, state.methods)
+    (params, opt_state, skipped, methods), out = jax.lax.scan(
+        step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S))
+    )
+    replay, metrics = _feedback(c, replay, out)
+>>>>>>> methods
     metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
-    new_state = state.replace(params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped)
+    new_state = state.replace(
+        params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped, methods=methods
+    )
     return new_state, metrics
 
 
@@ -316,6 +334,7 @@ def make_chunk_fn(
     spec: ChunkSpec,
     host_memory: bool = False,
     seed_axis: bool = False,
+    methods: tuple = (),
 ) -> Callable:
     """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory) -> (state, metrics)` (state donated).
 
@@ -326,6 +345,10 @@ def make_chunk_fn(
     `seed_axis`: several runs in one program, `jax.vmap` over a leading seed axis of the state,
     the new rows and their ids (stack states with `stack_seeds`); the memory is shared. Each seed
     computes what its own chunk would (`experiments/bench_seeds.py` times both ways).
+
+    `methods`: `amr.methods.Method` records whose loss terms join each step's objective and whose
+    `after_step` follows each optimizer update (their states: `state.methods`; `tx` must already hold
+    their transforms, `amr.methods.hooks.with_transforms`).
     """
     n_dev = mesh.shape[AXIS]
     for name in ("new_batch", "replay_batch", "probe_samples"):
@@ -333,9 +356,13 @@ def make_chunk_fn(
             raise ValueError(f"{name}={getattr(spec, name)} is not divisible by the {n_dev} devices of the mesh")
     if spec.probe_samples and policy.needs_loss_after:
         raise ValueError("probe_samples: probes measure loss levels, which the 'marginal' reward cannot use")
+<<<<<<< HEAD
     if spec.probe_samples and policy.needs_step:
         raise ValueError("probe_samples: the 'benefit' reward observes an arm once per chunk, from its replayed rows")
     c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev)
+=======
+    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev, tuple(methods))
+>>>>>>> methods
     sharded = jax.shard_map(
         functools.partial(_per_device, c),
         mesh=mesh,

@@ -40,10 +40,10 @@ def _local_memory(model, spec: step_lib.ChunkSpec, candidates: int) -> step_lib.
     )  # fmt: skip
 
 
-def _chunk_and_args(ctx, tx, policy, spec: step_lib.ChunkSpec, state, on_host: bool):
+def _chunk_and_args(ctx, tx, policy, spec: step_lib.ChunkSpec, state, on_host: bool, methods: tuple = ()):
     """(function, abstract args) of the chunk of `spec` (with host placement: its presample added)."""
     model, mesh = ctx.model, one_device_mesh()
-    chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, spec, host_memory=on_host)
+    chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, spec, host_memory=on_host, methods=methods)
     new = jax.ShapeDtypeStruct((spec.steps, spec.new_batch) + tuple(model.example_shape), model.example_dtype)
     ids = jax.ShapeDtypeStruct((spec.steps, spec.new_batch), jnp.int32)
     memory = _local_memory(model, spec, policy.candidates) if on_host else measure.abstract(ctx.memory)
@@ -66,16 +66,18 @@ def chunk_cost(
     costs: CostModel,
     on_host: bool,
     check: bool = False,
+    methods: tuple = (),
 ) -> measure.ChunkCost:
     """The measured cost of the chunk of `spec`; `state` is the abstract TrainState it takes.
 
-    `check`: also analyse the chunk at the run's S as it runs (one more compile; `ChunkCost.rolled`)."""
+    `check`: also analyse the chunk at the run's S as it runs (one more compile; `ChunkCost.rolled`).
+    `methods`: the `amr.methods` the chunk runs (their per-step work counts as selection)."""
     return measure.measure_chunk(
-        lambda s: _chunk_and_args(ctx, tx, policy, spec._replace(steps=s), state, on_host),
+        lambda s: _chunk_and_args(ctx, tx, policy, spec._replace(steps=s), state, on_host, methods),
         spec.steps,
         costs.train(spec.new_batch + spec.replay_batch),
         spec.new_batch,
         spec.replay_batch,
         spec.probe_samples,
-        check=_chunk_and_args(ctx, tx, policy, spec, state, on_host) if check else None,
+        check=_chunk_and_args(ctx, tx, policy, spec, state, on_host, methods) if check else None,
     )

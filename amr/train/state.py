@@ -23,6 +23,8 @@ class TrainState:
     step: jax.Array  # i32[] global step
     task: jax.Array  # i32[] index of the task being trained
     skipped: jax.Array  # i32[] steps skipped for non-finite loss or gradients
+    # amr.methods: each configured method's state by name ({} without methods: no leaves, same checkpoints)
+    methods: dict = flax.struct.field(default_factory=dict)
 
 
 def per_task_schedule(optim: ml_collections.ConfigDict, steps_per_task: int) -> optax.Schedule:
