@@ -9,7 +9,7 @@ train. The choice is a function of (seed, task): unit u of group g in block b ge
 
 and the half of each group with the lowest scores is frozen (`frozen_units`). The mask of task 0 is
 set by `init`, the next task's at every task end. Frozen parameters get zero updates: the 0/1 mask
-multiplies the optimizer's updates (`post_update`), so neither Adam's moments nor weight decay move
+selects the optimizer's updates (`post_update`: zero where 0), so neither Adam's moments nor weight decay move
 them; the moments keep tracking their gradients (unlike PyTorch's requires_grad=False, which skips
 them), and gradient clipping sees every gradient.
 
@@ -102,6 +102,6 @@ def hft(seed: int) -> Method:
         return {"task": task, "mask": update_mask(params, seed, task)}, params
 
     def post_update(state, updates):
-        return jax.tree.map(lambda u, m: u * m, updates, state["mask"])
+        return jax.tree.map(lambda u, m: jnp.where(m > 0, u, jnp.zeros_like(u)), updates, state["mask"])
 
     return Method("hft", init, task_end=task_end, post_update=post_update)
