@@ -11,6 +11,11 @@ A method composes with any replay policy. Each hook is optional except `init`:
                                                 `task_end_rows` rows of the finished task's train data;
                                                 its FLOPs are measured and charged to the ledger as selection
   eval_params(state, params) -> params          the parameters held-out evaluation uses (default: `params`)
+  post_update(state, updates) -> updates        inside the chunk, on the optimizer's updates before they are
+                                                applied (e.g. HFT's 0/1 mask of frozen matrices: a frozen
+                                                parameter does not move, whatever the optimizer's moments say)
+  wrap_optimizer(tx) -> tx                      static, around the whole optimizer (after `transform`s are
+                                                chained before it), e.g. the slow learner's per-group scale
 
 `batch_aux` is a dict of the step's inputs on this device: `rows` (new rows then replay rows),
 `keys` (one per row) and `num_new` (how many of `rows` are new-task rows).
@@ -33,3 +38,5 @@ class Method(NamedTuple):
     task_end: Callable | None = None
     task_end_rows: int = 0  # rows of the finished task that `task_end` reads (0: it reads none)
     eval_params: Callable | None = None
+    post_update: Callable | None = None
+    wrap_optimizer: Callable | None = None

@@ -29,14 +29,22 @@ def task_end_flops(methods: tuple[Method, ...], states, params, rows) -> float:
 
 def step_flops(methods: tuple[Method, ...], states, params, rows, keys, num_new: int) -> float:
     """What the methods add to one train step on `rows` (with their `keys`, the first `num_new` new):
-    their loss terms' value and gradient, and `after_step`. Args may be abstract."""
+    their loss terms' value and gradient, `post_update` (on updates shaped like `params`) and
+    `after_step`. Args may be abstract. (What `wrap_optimizer` and `transform` add to the optimizer is
+    `optimizer_flops`.)"""
     if not methods:
         return 0.0
 
     def extra(states, params, rows, keys):
         batch_aux = {"rows": rows, "keys": keys, "num_new": num_new}
         grads = jax.grad(lambda p: hooks.loss_terms(methods, states, p, batch_aux))(params)
-        return grads, hooks.after_step(methods, states, params)
+        return grads, hooks.post_update(methods, states, params), hooks.after_step(methods, states, params)
 
     abstract = measure.abstract
     return measure.loop_flops(extra, abstract(states), abstract(params), abstract(rows), abstract(keys))
+
+
+def optimizer_flops(plain, with_methods) -> float:
+    """What the methods' `transform`s and `wrap_optimizer`s add to one optimizer step: the measured train
+    step of one row with `with_methods` minus the same with the `plain` optimizer (`CostModel`s)."""
+    return max(with_methods.train(1) - plain.train(1), 0.0)

@@ -39,9 +39,22 @@ def eval_params(methods: tuple[Method, ...], states: dict, params):
 
 
 def with_transforms(methods: tuple[Method, ...], tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    """`tx` preceded by the methods' gradient transformations; `tx` itself when none has one."""
+    """`tx` preceded by the methods' gradient transformations, then wrapped by their `wrap_optimizer`s in
+    the configured order; `tx` itself when no method has either."""
     transforms = [m.transform for m in methods if m.transform is not None]
-    return optax.chain(*transforms, tx) if transforms else tx
+    tx = optax.chain(*transforms, tx) if transforms else tx
+    for m in methods:
+        if m.wrap_optimizer is not None:
+            tx = m.wrap_optimizer(tx)
+    return tx
+
+
+def post_update(methods: tuple[Method, ...], states: dict, updates):
+    """The optimizer's `updates` after every method's `post_update`, in the configured order."""
+    for m in methods:
+        if m.post_update is not None:
+            updates = m.post_update(states[m.name], updates)
+    return updates
 
 
 def task_end(methods: tuple[Method, ...], states: dict, params, key, rows):

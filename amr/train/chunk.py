@@ -266,6 +266,8 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
     loss, grads = jax.lax.pmean((loss, grads), AXIS)
     ok = jnp.isfinite(loss) & _all_finite(grads)
     updates, new_opt = c.tx.update(grads, opt_state, params)
+    if c.methods:  # amr.methods: their post_update hooks (e.g. HFT's mask of frozen matrices)
+        updates = method_hooks.post_update(c.methods, method_states, updates)
     new_params = optax.apply_updates(params, updates)
     params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
     if c.methods:  # amr.methods: state updates after the optimizer step (e.g. the weight EMA)

@@ -180,7 +180,7 @@ def _compile(
         max_rows,
         paid_reference=reference == "probe",
         past_tasks=past_tasks,
-        methods_cost=methods_cost(ctx, tx, methods),
+        methods_cost=methods_cost(ctx, tx, methods, costs),
     )
     spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
@@ -208,9 +208,10 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
     )
 
 
-def methods_cost(ctx: Context, tx, methods: tuple) -> tuple[float, float]:
+def methods_cost(ctx: Context, tx, methods: tuple, costs: CostModel | None = None) -> tuple[float, float]:
     """(FLOPs the methods add to one train step, FLOPs of their task-end pass) for the plan; (0, 0) without
-    methods. Measured once per context (`amr.methods.costs`)."""
+    methods. Measured once per context (`amr.methods.costs`). With `costs` (the plain optimizer's), the
+    step includes what the methods' transforms and optimizer wrappers add to the optimizer update."""
     if not methods:
         return (0.0, 0.0)
     if "methods" not in ctx.measured:
@@ -219,6 +220,8 @@ def methods_cost(ctx: Context, tx, methods: tuple) -> tuple[float, float]:
         rows = jax.ShapeDtypeStruct((batch,) + tuple(model.example_shape), model.example_dtype)
         keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), batch))
         per_step = method_costs.step_flops(methods, state.methods, state.params, rows, keys, batch)
+        if costs is not None and tx is not costs.tx:  # the methods' transforms and optimizer wrappers
+            per_step += method_costs.optimizer_flops(costs, CostModel(model, tx, state.params, state.opt_state))
         task_end = TaskEndPass(methods, model, ctx.mesh).flops(state)
         ctx.measured["methods"] = (per_step, task_end)
     return ctx.measured["methods"]
@@ -228,11 +231,13 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
     """Strategy `name` compiled for `ctx`: replay policy, optimizer, costs, plans and jitted chunks."""
     cfg = ctx.config
     methods = make_methods(cfg, ctx.model)
-    tx = method_hooks.with_transforms(methods, make_optimizer(cfg.optim, cfg.train.steps_per_task))
+    plain_tx = make_optimizer(cfg.optim, cfg.train.steps_per_task)
+    tx = method_hooks.with_transforms(methods, plain_tx)
     reference = reference_mode(cfg, name)
     policy = _policy(ctx, name)
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
-    costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
+    # the budget is naive fine-tuning with the configured optimizer; what methods add to it is selection
+    costs = CostModel(ctx.model, plain_tx, params, jax.eval_shape(plain_tx.init, params))
     naive_plan, first, _ = _compile(ctx, "none", tx, policy, costs, "none", methods=methods)
     plan, replay, presample = (
         (naive_plan, None, None)
