@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -23,6 +25,9 @@ class TrainState:
     step: jax.Array  # i32[] global step
     task: jax.Array  # i32[] index of the task being trained
     skipped: jax.Array  # i32[] steps skipped for non-finite loss or gradients
+    # replay.embeddings="free": the current task's rows' embeddings from their training passes
+    # (`amr.train.free_embeddings.EmbeddingBuffer`); None otherwise (no leaves: the state is unchanged)
+    embeddings: Any = None
 
 
 def per_task_schedule(optim: ml_collections.ConfigDict, steps_per_task: int) -> optax.Schedule:
