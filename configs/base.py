@@ -59,6 +59,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     # runs uniform at a trimming strategy's new rows (amr.compute.plan.check_new_rows validates it)
     c.replay.new_rows = 0
     c.replay.kmeans_iters = 20  # Lloyd iterations of the k-means that makes arms
+    # k-means arms' embeddings: paid (an extra embedding pass over the finished task, charged) | free (pooled
+    # from each row's last training forward pass; only rows never trained on are embedded and charged)
+    c.replay.embeddings = "paid"
     c.replay.embed_dim_hint = c.model.width  # embedding width, for the ledger's k-means FLOP estimate
     c.replay.mir_candidates = 4  # MIR: candidates scored per replay slot
     c.replay.task_tilt = 0.0  # tilted: task i of n past tasks gets replay mass ∝ exp(task_tilt·i/(n-1))

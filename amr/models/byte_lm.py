@@ -67,6 +67,11 @@ class ByteLM(nn.Module):
         """Mean over positions of the final hidden state: float32[B, width]."""
         return jnp.mean(self.hidden(tokens_BxL).astype(jnp.float32), axis=1)
 
+    def logits_and_pooled(self, tokens_BxL):
+        """(`__call__`'s logits, `embed`'s pooling) from one pass: (float32[B, L, 256], float32[B, width])."""
+        hidden_BxLxD = self.hidden(tokens_BxL)
+        return self.head(hidden_BxLxD).astype(jnp.float32), jnp.mean(hidden_BxLxD.astype(jnp.float32), axis=1)
+
 
 def next_byte_nll(logits_BxTxV, targets_BxT):
     """Per-row mean negative log-likelihood (nats): float32[B]."""
@@ -75,8 +80,12 @@ def next_byte_nll(logits_BxTxV, targets_BxT):
     return jnp.mean(nll_BxT, axis=1)
 
 
-def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any]:
-    """(module, init, loss, embed) for an already validated config."""
+def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any, Any]:
+    """(module, init, loss, embed, loss_and_embed, train_embed) for an already validated config.
+
+    `loss_and_embed` is `loss` plus the pooled final hidden state of the same forward pass, which
+    reads the row's first L-1 bytes (the inputs of the L-1 predictions); `train_embed` is that
+    pooling alone (= `embed` of the row without its last byte)."""
     module = ByteLM(
         width=cfg.width,
         depth=cfg.depth,
@@ -103,4 +112,18 @@ def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any]:
     def embed(params, batch_BxL):
         return module.apply({"params": params}, batch_BxL.astype(jnp.int32), method=ByteLM.embed)
 
-    return module, init, loss, embed
+    def loss_and_embed(params, batch_BxL, key=None):
+        """(`loss`, float32[B, width] mean hidden state over the L-1 input positions), one forward pass."""
+        del key
+        if batch_BxL.ndim != 2 or batch_BxL.shape[1] < 2:
+            raise ValueError(f"batch: byte_lm loss needs shape [B, L] with L >= 2, got {batch_BxL.shape}")
+        tokens_BxL = batch_BxL.astype(jnp.int32)
+        logits_BxTxV, pooled_BxD = module.apply({"params": params}, tokens_BxL[:, :-1], method=ByteLM.logits_and_pooled)
+        return next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:]), pooled_BxD
+
+    def train_embed(params, batch_BxL, key=None):
+        """`loss_and_embed`'s embedding without the head: `embed` of the first L-1 bytes."""
+        del key
+        return embed(params, batch_BxL[:, :-1])
+
+    return module, init, loss, embed, loss_and_embed, train_embed

@@ -150,13 +150,30 @@ class ViTMAE(nn.Module):
         latent = self.encode(images_BxHxWxC, ids_shuffle_BxN)
         return (self.decode(latent, ids_shuffle_BxN), patch_mask(ids_shuffle_BxN, self.n_keep))
 
+    def forward_and_pooled(self, images_BxHxWxC, key):
+        """`__call__`'s (pred, mask) plus the mean over the visible patch tokens of the same encoder
+        output, float32[B, width]: `embed`'s pooling, on the patches this mask leaves visible."""
+        ids_shuffle_BxN = shuffle_patches(key, images_BxHxWxC.shape[0], self.num_patches)
+        latent = self.encode(images_BxHxWxC, ids_shuffle_BxN)
+        pooled_BxD = jnp.mean(latent[:, 1:].astype(jnp.float32), axis=1)
+        return self.decode(latent, ids_shuffle_BxN), patch_mask(ids_shuffle_BxN, self.n_keep), pooled_BxD
+
+    def masked_embed(self, images_BxHxWxC, key):
+        """`forward_and_pooled`'s embedding alone (the encoder only): float32[B, width]."""
+        ids_shuffle_BxN = shuffle_patches(key, images_BxHxWxC.shape[0], self.num_patches)
+        return jnp.mean(self.encode(images_BxHxWxC, ids_shuffle_BxN)[:, 1:].astype(jnp.float32), axis=1)
+
     def embed(self, images_BxHxWxC):
         """Mean over patch tokens of the unmasked encoder output: float32[B, width]."""
         return jnp.mean(self.encode(images_BxHxWxC)[:, 1:].astype(jnp.float32), axis=1)
 
 
-def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any]:
-    """(module, init, loss, embed) for an already validated config."""
+def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any, Any, Any]:
+    """(module, init, loss, embed, loss_and_embed, train_embed) for an already validated config.
+
+    `loss_and_embed` is `loss` plus the pooled encoder output of the same (masked) forward pass;
+    `train_embed(params, batch, key)` is that pooling alone, for the same key's masks. It is not
+    `embed`, which encodes every patch: training never sees the masked ones."""
     module = ViTMAE(
         image_size=cfg.image_size,
         channels=cfg.channels,
@@ -179,15 +196,28 @@ def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any]:
         dummy = jnp.zeros((1, cfg.image_size, cfg.image_size, cfg.channels), jnp.float32)
         return module.init(init_key, dummy, mask_key)["params"]
 
-    def loss(params, batch_BxHxWxC, key):
-        """Masked-patch reconstruction MSE per row, float32[B]."""
-        pred_BxNxP, mask_BxN = module.apply({"params": params}, batch_BxHxWxC, key)
+    def _mse(batch_BxHxWxC, pred_BxNxP, mask_BxN):
         target_BxNxP = patch_targets(batch_BxHxWxC, cfg.patch_size, cfg.norm_pix_loss)
         if all_patches:  # nothing hidden: plain autoencoding of every patch
             mask_BxN = jnp.ones_like(mask_BxN)
         return masked_mse(pred_BxNxP, target_BxNxP, mask_BxN)
 
+    def loss(params, batch_BxHxWxC, key):
+        """Masked-patch reconstruction MSE per row, float32[B]."""
+        pred_BxNxP, mask_BxN = module.apply({"params": params}, batch_BxHxWxC, key)
+        return _mse(batch_BxHxWxC, pred_BxNxP, mask_BxN)
+
+    def loss_and_embed(params, batch_BxHxWxC, key):
+        """(`loss`, float32[B, width] pooled encoder output of the same pass)."""
+        pred_BxNxP, mask_BxN, pooled_BxD = module.apply(
+            {"params": params}, batch_BxHxWxC, key, method=ViTMAE.forward_and_pooled
+        )
+        return _mse(batch_BxHxWxC, pred_BxNxP, mask_BxN), pooled_BxD
+
+    def train_embed(params, batch_BxHxWxC, key):
+        return module.apply({"params": params}, batch_BxHxWxC, key, method=ViTMAE.masked_embed)
+
     def embed(params, batch_BxHxWxC):
         return module.apply({"params": params}, batch_BxHxWxC, method=ViTMAE.embed)
 
-    return module, init, loss, embed
+    return module, init, loss, embed, loss_and_embed, train_embed

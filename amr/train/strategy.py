@@ -22,6 +22,7 @@ from amr.methods import hooks as method_hooks
 from amr.methods import make_methods
 from amr.replay import policies as replay_lib
 from amr.train import chunk as step_lib
+from amr.train import free_embeddings as free_lib
 from amr.train import heldout, host_memory, measured
 from amr.train.method_pass import TaskEndPass
 from amr.train.state import TrainState, make_optimizer
@@ -40,6 +41,12 @@ class Context:
     eval_pass: heldout.ForwardPass  # per-row losses with fixed masks, for held-out and reference losses
     embed_pass: heldout.ForwardPass  # per-row embeddings, for k-means arms
     measured: dict = dataclasses.field(default_factory=dict)  # naive fine-tuning's measured chunk (the budget)
+    train_embed_pass: heldout.ForwardPass | None = None  # free embeddings: rows never trained on
+
+    @property
+    def embedding_buffer_rows(self) -> int:
+        """Rows of the free embeddings' buffer: the largest task."""
+        return max(len(t.train) for t in self.tasks)
 
     @property
     def num_devices(self) -> int:
@@ -62,6 +69,7 @@ def make_context(config, tasks, model, mesh) -> Context:
         offsets,
         heldout.loss_pass(model, mesh, config.train.eval_batch),
         heldout.embed_pass(model, mesh, config.train.eval_batch),
+        train_embed_pass=heldout.train_embed_pass(model, mesh, config.train.eval_batch),
     )
 
 
@@ -116,8 +124,18 @@ class Strategy:
     def init_state(self, seed: int) -> TrainState:
         """A run's initial TrainState on the host: model init of `key(seed)`, empty replay memory, task 0.
 
-        The state's rng is `fold_in(key(seed), 1)` (chunk step keys fold in the step)."""
-        return _init_state(self.ctx.model, self.tx, self.policy, seed, self.methods)
+        The state's rng is `fold_in(key(seed), 1)` (chunk step keys fold in the step). With free
+        embeddings (`free_embeddings.uses_buffer`) it carries an empty buffer for task 0."""
+        state = _init_state(self.ctx.model, self.tx, self.policy, seed, self.methods)
+        if free_lib.uses_buffer(self.ctx.config, self.name):
+            state = state.replace(embeddings=self.empty_embeddings(0))
+        return state
+
+    def empty_embeddings(self, t: int) -> free_lib.EmbeddingBuffer:
+        """The free embeddings' buffer at task t's start (host arrays): no row seen."""
+        ctx = self.ctx
+        dim = jax.eval_shape(ctx.model.embed, jax.eval_shape(ctx.model.init, jax.random.key(0)), _example_row(ctx))
+        return free_lib.empty(ctx.embedding_buffer_rows, dim.shape[-1], int(ctx.offsets[t]))
 
     def chunk_cost(self, t: int) -> ChunkCost:
         """Measured cost of one chunk of task t (`amr.train.measured`), analysed once per compiled variant."""
@@ -140,6 +158,10 @@ class Strategy:
         return naive_chunk_cost(self.ctx, self.tx, self.costs).total * (
             cfg.train.steps_per_task // cfg.train.chunk_size
         )
+
+
+def _example_row(ctx: Context) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct((1,) + tuple(ctx.model.example_shape), ctx.model.example_dtype)
 
 
 def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, methods: tuple = ()) -> TrainState:
