@@ -2,6 +2,7 @@
 
     amr+steady     amr with one estimator step per arm per chunk and the pooled spread of single rewards
     amr+benefit    amr with the free marginal-benefit reward (docs/REWARDS.md)
+    amr+clusters   amr over 4 k-means arms per task, from the training passes' free embeddings
 
 Each is one idea of issue #12's AMR, ablated one at a time against uniform in the same sweep (same code, data
 and seeds; paired by seed). A variant that changes the replay share is compared with uniform at that share by
@@ -23,6 +24,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "a free marginal-benefit reward (docs/REWARDS.md: the slope of an arm's forgetting drift on its replay "
         "intensity), normalised by the pooled spread (zscore over few arms hides the size of any gap)",
         {"replay.reward": "benefit", "bandit.normalize": "pooled"},
+    ),
+    "clusters": (
+        "cluster arms from free embeddings: 4 k-means clusters per task over the pooled representations the "
+        "training passes already computed (no paid embedding pass, so no new rows trimmed for it)",
+        {"replay.clusters_per_task": 4, "replay.embeddings": "free"},
     ),
 }
 
