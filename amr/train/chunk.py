@@ -308,17 +308,11 @@ def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
     if uses_probes(c.policy, c.spec):
         replay = _probe_feedback(c, state.params, replay, memory, probe_key, dev)
     step = functools.partial(_train_step, c, step_key, dev, memory)
-<<<<<<< HEAD
-    carry = (state.params, state.opt_state, state.skipped)
-    (params, opt_state, skipped), out = jax.lax.scan(step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S)))
-    replay, metrics = _feedback(c, replay, out, state.step)
-=======
     carry = (state.params, state.opt_state, state.skipped, state.methods)
     (params, opt_state, skipped, methods), out = jax.lax.scan(
         step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S))
     )
-    replay, metrics = _feedback(c, replay, out)
->>>>>>> methods
+    replay, metrics = _feedback(c, replay, out, state.step)
     metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
     new_state = state.replace(
         params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped, methods=methods
@@ -356,13 +350,9 @@ def make_chunk_fn(
             raise ValueError(f"{name}={getattr(spec, name)} is not divisible by the {n_dev} devices of the mesh")
     if spec.probe_samples and policy.needs_loss_after:
         raise ValueError("probe_samples: probes measure loss levels, which the 'marginal' reward cannot use")
-<<<<<<< HEAD
     if spec.probe_samples and policy.needs_step:
         raise ValueError("probe_samples: the 'benefit' reward observes an arm once per chunk, from its replayed rows")
-    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev)
-=======
     c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev, tuple(methods))
->>>>>>> methods
     sharded = jax.shard_map(
         functools.partial(_per_device, c),
         mesh=mesh,
