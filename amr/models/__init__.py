@@ -4,6 +4,8 @@
     params = spec.init(jax.random.key(0))          # float32 PyTree (jitted: one compile)
     loss_B = spec.loss(params, batch, key)         # float32[B], rows independent
     emb_BxD = spec.embed(params, batch)            # float32[B, width]
+    out = spec.outputs(params, batch, key)         # ModelOutputs: loss, logits/reconstructions, hidden
+                                                   # states, linear layers' output magnitudes (one pass)
 
 Two models: "byte_lm" (byte-level causal decoder, batch int32[B, L]) and "vit_mae"
 (masked autoencoder, batch float32[B, H, W, C] in [0, 1]). Size is config only:
@@ -52,6 +54,8 @@ class ModelSpec(NamedTuple):
     example_shape: tuple  # shape of one example: (seq_len,) or (H, W, C)
     example_dtype: Any  # jnp.int32 or jnp.float32
     module: Any  # the flax linen module
+    outputs: Callable | None = None  # outputs(params, batch, key) -> amr.models.outputs.ModelOutputs
+    output_kind: str = ""  # what ModelOutputs.out holds: "logits" (byte_lm) | "reconstruction" (vit_mae)
 
 
 _PRESETS = {
@@ -167,11 +171,11 @@ def make_model(model_config: ml_collections.ConfigDict) -> ModelSpec:
     validate_model_config(cfg)
     # init is jitted: one program instead of one per initializer op (eagerly ~1,100 small compiles).
     if cfg.name == "byte_lm":
-        module, init, loss, embed = make_byte_lm(cfg)
-        return ModelSpec(jax.jit(init), loss, embed, (cfg.seq_len,), jnp.int32, module)
-    module, init, loss, embed = make_vit_mae(cfg)
+        module, init, loss, embed, outputs = make_byte_lm(cfg)
+        return ModelSpec(jax.jit(init), loss, embed, (cfg.seq_len,), jnp.int32, module, outputs, "logits")
+    module, init, loss, embed, outputs = make_vit_mae(cfg)
     example_shape = (cfg.image_size, cfg.image_size, cfg.channels)
-    return ModelSpec(jax.jit(init), loss, embed, example_shape, jnp.float32, module)
+    return ModelSpec(jax.jit(init), loss, embed, example_shape, jnp.float32, module, outputs, "reconstruction")
 
 
 def count_params(params) -> int:

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from amr.models import layers
+from amr.models.outputs import ModelOutputs, apply_recording_linear_outputs
 
 VOCAB = 256
 
@@ -63,6 +64,11 @@ class ByteLM(nn.Module):
         """Next-byte logits: float32[B, L, 256]; logits[:, t] predicts token t+1."""
         return self.head(self.hidden(tokens_BxL)).astype(jnp.float32)
 
+    def logits_and_hidden(self, tokens_BxL):
+        """(next-byte logits float32[B, L, 256], final hidden states [B, L, width]) of one pass."""
+        hidden_BxLxD = self.hidden(tokens_BxL)
+        return self.head(hidden_BxLxD).astype(jnp.float32), hidden_BxLxD
+
     def embed(self, tokens_BxL):
         """Mean over positions of the final hidden state: float32[B, width]."""
         return jnp.mean(self.hidden(tokens_BxL).astype(jnp.float32), axis=1)
@@ -75,8 +81,8 @@ def next_byte_nll(logits_BxTxV, targets_BxT):
     return jnp.mean(nll_BxT, axis=1)
 
 
-def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any]:
-    """(module, init, loss, embed) for an already validated config."""
+def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any]:
+    """(module, init, loss, embed, outputs) for an already validated config."""
     module = ByteLM(
         width=cfg.width,
         depth=cfg.depth,
@@ -91,11 +97,14 @@ def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any]:
         dummy_1xL = jnp.zeros((1, cfg.seq_len), jnp.int32)
         return module.init(key, dummy_1xL)["params"]
 
+    def _check_batch(batch_BxL):
+        if batch_BxL.ndim != 2 or batch_BxL.shape[1] < 2:
+            raise ValueError(f"batch: byte_lm loss needs shape [B, L] with L >= 2, got {batch_BxL.shape}")
+
     def loss(params, batch_BxL, key=None):
         """Mean next-byte NLL per row, float32[B]; `key` is unused (no dropout)."""
         del key
-        if batch_BxL.ndim != 2 or batch_BxL.shape[1] < 2:
-            raise ValueError(f"batch: byte_lm loss needs shape [B, L] with L >= 2, got {batch_BxL.shape}")
+        _check_batch(batch_BxL)
         tokens_BxL = batch_BxL.astype(jnp.int32)
         logits_BxTxV = module.apply({"params": params}, tokens_BxL[:, :-1])
         return next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:])
@@ -103,4 +112,16 @@ def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any]:
     def embed(params, batch_BxL):
         return module.apply({"params": params}, batch_BxL.astype(jnp.int32), method=ByteLM.embed)
 
-    return module, init, loss, embed
+    def outputs(params, batch_BxL, key=None):
+        """`ModelOutputs` of one pass over tokens[:, :-1]: the loss, logits [B, L-1, 256] (position t predicts
+        token t+1), final hidden states [B, L-1, width] and the linear layers' output magnitudes."""
+        del key
+        _check_batch(batch_BxL)
+        tokens_BxL = batch_BxL.astype(jnp.int32)
+        (logits_BxTxV, hidden_BxTxD), layer_outputs = apply_recording_linear_outputs(
+            module, params, tokens_BxL[:, :-1], method=ByteLM.logits_and_hidden
+        )
+        nll_B = next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:])
+        return ModelOutputs(nll_B, logits_BxTxV, hidden_BxTxD.astype(jnp.float32), layer_outputs)
+
+    return module, init, loss, embed, outputs

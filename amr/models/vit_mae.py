@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from amr.models import layers
+from amr.models.outputs import ModelOutputs, apply_recording_linear_outputs
 
 _TOKEN_INIT = layers.normal_init(stddev=0.02)
 
@@ -150,13 +151,20 @@ class ViTMAE(nn.Module):
         latent = self.encode(images_BxHxWxC, ids_shuffle_BxN)
         return (self.decode(latent, ids_shuffle_BxN), patch_mask(ids_shuffle_BxN, self.n_keep))
 
+    def reconstruct(self, images_BxHxWxC, key):
+        """(pred float32[B, N, P*P*C], mask float32[B, N], encoder output [B, 1+K, width]): `__call__` plus the
+        encoder's last hidden states, from one pass."""
+        ids_shuffle_BxN = shuffle_patches(key, images_BxHxWxC.shape[0], self.num_patches)
+        latent = self.encode(images_BxHxWxC, ids_shuffle_BxN)
+        return self.decode(latent, ids_shuffle_BxN), patch_mask(ids_shuffle_BxN, self.n_keep), latent
+
     def embed(self, images_BxHxWxC):
         """Mean over patch tokens of the unmasked encoder output: float32[B, width]."""
         return jnp.mean(self.encode(images_BxHxWxC)[:, 1:].astype(jnp.float32), axis=1)
 
 
-def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any]:
-    """(module, init, loss, embed) for an already validated config."""
+def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any, Any]:
+    """(module, init, loss, embed, outputs) for an already validated config."""
     module = ViTMAE(
         image_size=cfg.image_size,
         channels=cfg.channels,
@@ -190,4 +198,17 @@ def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any]:
     def embed(params, batch_BxHxWxC):
         return module.apply({"params": params}, batch_BxHxWxC, method=ViTMAE.embed)
 
-    return module, init, loss, embed
+    def outputs(params, batch_BxHxWxC, key):
+        """`ModelOutputs` of one pass with the masks of `key`: the loss, reconstructions of every patch
+        [B, N, P*P*C], the encoder's last hidden states [B, 1+K, width] (cls and visible patches) and the
+        linear layers' output magnitudes."""
+        (pred_BxNxP, mask_BxN, latent), layer_outputs = apply_recording_linear_outputs(
+            module, params, batch_BxHxWxC, key, method=ViTMAE.reconstruct
+        )
+        target_BxNxP = patch_targets(batch_BxHxWxC, cfg.patch_size, cfg.norm_pix_loss)
+        if all_patches:
+            mask_BxN = jnp.ones_like(mask_BxN)
+        loss_B = masked_mse(pred_BxNxP, target_BxNxP, mask_BxN)
+        return ModelOutputs(loss_B, pred_BxNxP, latent.astype(jnp.float32), layer_outputs)
+
+    return module, init, loss, embed, outputs
