@@ -11,9 +11,20 @@ A method composes with any replay policy. Each hook is optional except `init`:
                                                 `task_end_rows` rows of the finished task's train data;
                                                 its FLOPs are measured and charged to the ledger as selection
   eval_params(state, params) -> params          the parameters held-out evaluation uses (default: `params`)
+  edit_grads(state, grads, layer_outputs) -> grads
+                                                inside the chunk, on the step's averaged (pmean'd) gradients
+                                                before the optimizer; `layer_outputs` are the step forward's
+                                                linear-layer output magnitudes, averaged over the global batch
+                                                ({layer path: f32[*features]}, `amr.models.outputs`; needs
+                                                `needs_outputs`, else {})
+  needs_outputs                                 the step's forward runs `model.outputs` instead of `model.loss`
+                                                (same loss), so `batch_aux["outputs"]` holds its
+                                                `ModelOutputs` (leading row axis) and `edit_grads` gets
+                                                `layer_outputs`, with no second forward pass
 
 `batch_aux` is a dict of the step's inputs on this device: `rows` (new rows then replay rows),
-`keys` (one per row) and `num_new` (how many of `rows` are new-task rows).
+`keys` (one per row), `num_new` (how many of `rows` are new-task rows) and `outputs` (the step's
+`ModelOutputs` when a configured method `needs_outputs`, else None; differentiable).
 """
 
 from __future__ import annotations
@@ -33,3 +44,5 @@ class Method(NamedTuple):
     task_end: Callable | None = None
     task_end_rows: int = 0  # rows of the finished task that `task_end` reads (0: it reads none)
     eval_params: Callable | None = None
+    edit_grads: Callable | None = None
+    needs_outputs: bool = False  # the step's forward also returns ModelOutputs (batch_aux["outputs"], edit_grads)

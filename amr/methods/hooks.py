@@ -62,3 +62,39 @@ def has_task_end(methods: tuple[Method, ...]) -> bool:
 
 def task_end_rows(methods: tuple[Method, ...]) -> int:
     return max((m.task_end_rows for m in methods), default=0)
+
+
+def needs_outputs(methods: tuple[Method, ...]) -> bool:
+    return any(m.needs_outputs for m in methods)
+
+
+def per_example_outputs(model, params, rows, keys):
+    """`model.outputs` row by row (one key per row, as the chunk's per-example losses): `ModelOutputs` whose
+    leaves have a leading row axis."""
+    return jax.vmap(lambda x, k: jax.tree.map(lambda a: a[0], model.outputs(params, x[None], k)))(rows, keys)
+
+
+def step_objective(model, methods: tuple[Method, ...], states: dict, params, rows, keys, num_new: int):
+    """(objective, (per-example losses f32[B], layer_outputs)) of one train step on this device's rows.
+
+    The objective is the mean per-example loss plus the methods' loss terms. When a method
+    `needs_outputs` the forward is `model.outputs` (its loss, outputs and hidden states reach the loss
+    terms through `batch_aux["outputs"]`) and `layer_outputs` are the linear layers' output magnitudes
+    averaged over the rows (no gradient); otherwise the forward is `model.loss` and `layer_outputs` is {}."""
+    if needs_outputs(methods):
+        outputs = per_example_outputs(model, params, rows, keys)
+        losses = outputs.loss
+        layer_outputs = jax.tree.map(lambda a: jnp.mean(jax.lax.stop_gradient(a), axis=0), outputs.layer_outputs)
+    else:
+        outputs, layer_outputs = None, {}
+        losses = jax.vmap(lambda x, k: model.loss(params, x[None], k)[0])(rows, keys)
+    batch_aux = {"rows": rows, "keys": keys, "num_new": num_new, "outputs": outputs}
+    return losses.mean() + loss_terms(methods, states, params, batch_aux), (losses, layer_outputs)
+
+
+def edit_grads(methods: tuple[Method, ...], states: dict, grads, layer_outputs: dict):
+    """The step's gradients after every method's `edit_grads`, in the configured order."""
+    for m in methods:
+        if m.edit_grads is not None:
+            grads = m.edit_grads(states[m.name], grads, layer_outputs)
+    return grads

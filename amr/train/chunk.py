@@ -255,15 +255,15 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
             out["arms"] = chosen.arms
 
     def loss_fn(p):
+        if c.methods:  # amr.methods: their loss terms join the objective (and may read the step's outputs)
+            return method_hooks.step_objective(c.model, c.methods, method_states, p, rows, row_keys, Bl)
         losses = per_example_losses(c.model, p, rows, row_keys)
-        objective = losses.mean()
-        if c.methods:  # amr.methods: their loss terms join the objective
-            aux = {"rows": rows, "keys": row_keys, "num_new": Bl}
-            objective = objective + method_hooks.loss_terms(c.methods, method_states, p, aux)
-        return objective, losses
+        return losses.mean(), (losses, {})
 
-    (loss, losses), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    (loss, (losses, layer_outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     loss, grads = jax.lax.pmean((loss, grads), AXIS)
+    if c.methods:  # amr.methods: gradient edits from the step's layer outputs (e.g. MIGU's mask)
+        grads = method_hooks.edit_grads(c.methods, method_states, grads, jax.lax.pmean(layer_outputs, AXIS))
     ok = jnp.isfinite(loss) & _all_finite(grads)
     updates, new_opt = c.tx.update(grads, opt_state, params)
     new_params = optax.apply_updates(params, updates)

@@ -16,7 +16,7 @@ import numpy as np
 
 from amr.compute.costs import CostModel
 from amr.compute.measure import ChunkCost
-from amr.compute.plan import StrategyPlan, plan_strategy
+from amr.compute.plan import StrategyPlan, plan_strategy, replay_rows
 from amr.methods import costs as method_costs
 from amr.methods import hooks as method_hooks
 from amr.methods import make_methods
@@ -180,7 +180,7 @@ def _compile(
         max_rows,
         paid_reference=reference == "probe",
         past_tasks=past_tasks,
-        methods_cost=methods_cost(ctx, tx, methods),
+        methods_cost=methods_cost(ctx, tx, methods, replay_rows(cfg, name, ctx.num_devices, past_tasks)),
     )
     spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
@@ -208,20 +208,25 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
     )
 
 
-def methods_cost(ctx: Context, tx, methods: tuple) -> tuple[float, float]:
+def methods_cost(ctx: Context, tx, methods: tuple, replay: int = 0) -> tuple[float, float]:
     """(FLOPs the methods add to one train step, FLOPs of their task-end pass) for the plan; (0, 0) without
-    methods. Measured once per context (`amr.methods.costs`)."""
+    methods. The step is measured at `train.batch_size` rows of which the last `replay` are replayed (what
+    a loss term on the replayed rows, e.g. distillation, reads), once per context and split
+    (`amr.methods.costs`)."""
     if not methods:
         return (0.0, 0.0)
-    if "methods" not in ctx.measured:
+    if ("methods", replay) not in ctx.measured:
         model, batch = ctx.model, ctx.config.train.batch_size
+        num_new = batch - replay if replay < batch else batch  # joint replays whole batches beyond its own
+        rows_in_step = num_new + replay
         state = jax.eval_shape(lambda: _init_state(model, tx, _policy(ctx, "none"), 0, methods))
-        rows = jax.ShapeDtypeStruct((batch,) + tuple(model.example_shape), model.example_dtype)
-        keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), batch))
-        per_step = method_costs.step_flops(methods, state.methods, state.params, rows, keys, batch)
-        task_end = TaskEndPass(methods, model, ctx.mesh).flops(state)
-        ctx.measured["methods"] = (per_step, task_end)
-    return ctx.measured["methods"]
+        rows = jax.ShapeDtypeStruct((rows_in_step,) + tuple(model.example_shape), model.example_dtype)
+        keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), rows_in_step))
+        per_step = method_costs.step_flops(methods, state.methods, state.params, rows, keys, num_new, model)
+        if "methods_task_end" not in ctx.measured:
+            ctx.measured["methods_task_end"] = TaskEndPass(methods, model, ctx.mesh).flops(state)
+        ctx.measured[("methods", replay)] = (per_step, ctx.measured["methods_task_end"])
+    return ctx.measured[("methods", replay)]
 
 
 def make_strategy(ctx: Context, name: str) -> Strategy:
