@@ -82,7 +82,7 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.bandit.aggregate = "row"
 
     # companion continual-learning methods (amr.methods; docs/METHODS.md), composed with every strategy:
-    # any of l2sp | ewc | ema, e.g. ("ewc", "ema"); () = none (every run exactly as without the package)
+    # any of l2sp | ewc | ema | distill | gere | migu, e.g. ("ewc", "ema"); () = none (every run exactly as without the package)
     c.methods = ()
     c.method = ml_collections.ConfigDict()  # the methods' hyperparameters (read only for configured methods)
     c.method.l2sp_lambda = 0.1  # L2-SP pull λ toward the last task end's weights (α=0.1: Li et al. 2018)
@@ -90,6 +90,14 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.method.ewc_gamma = 1.0  # online EWC Fisher decay γ: 1 = accumulate (Huszár 2018; Schwarz et al. 2018 allow γ<1)
     c.method.ewc_rows = 256  # rows of a finished task the empirical Fisher is estimated on (ours; its pass is paid)
     c.method.ema_beta = 0.999  # weight EMA β, fixed (ours: arXiv 2410.10868 adapts β per step, not implemented)
+    c.method.distill_temperature = (
+        2.0  # distillation temperature T on replayed rows' logits (LwF's T=2, Li & Hoiem 2016)
+    )
+    c.method.distill_lambda = 1.0  # distillation weight λ (LwF's loss balance λ_o=1; the MAE's output MSE too: ours)
+    c.method.gere_lambda = 100.0  # GeRe TM margin weight (the authors' code default w_strategy='100', arXiv 2508.04676)
+    c.method.gere_rows = 64  # GeRe general rows, from the first task (ours; the paper keeps 1,000 general texts)
+    c.method.gere_batch = 4  # GeRe general rows run per step, cycled (ours; their forward and backward are paid)
+    c.method.migu_fraction = 0.3  # MIGU: share of each linear layer's units updated (T=0.7 quantile: authors' code)
 
     c.memory = ml_collections.ConfigDict()
     # where past tasks' train rows live: device (one replicated array, replay rows gathered inside the chunk) |
