@@ -185,10 +185,13 @@ def test_gere_thresholds_and_tm_loss_equal_numpy():
     assert float(threshold_margin(jnp.asarray(moved), jnp.asarray(cached), low, high)) == pytest.approx(0.5, rel=1e-5)
 
 
-def test_gere_keeps_the_first_tasks_general_set_and_penalises_drift(model):
+@pytest.mark.parametrize("name", ["model", "mae"])
+def test_gere_keeps_the_first_tasks_general_set_and_penalises_drift(name, request):
+    model = request.getfixturevalue(name)  # byte_lm, vit_mae (hidden states under fixed per-row masks)
     params = model.init(jax.random.key(0))
     g = gere(model, strength=2.0, rows=6, batch=4)
-    first, second = jnp.asarray(_tokens(6, seed=1)), jnp.asarray(_tokens(6, seed=2))
+    data = _tokens if name == "model" else _images
+    first, second = jnp.asarray(data(6, seed=1)), jnp.asarray(data(6, seed=2))
     end = jax.jit(g.task_end)
     state, out_params = end(g.init(params), params, jax.random.key(0), first)
     chex.assert_trees_all_equal(out_params, params)
