@@ -59,6 +59,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     # runs uniform at a trimming strategy's new rows (amr.compute.plan.check_new_rows validates it)
     c.replay.new_rows = 0
     c.replay.kmeans_iters = 20  # Lloyd iterations of the k-means that makes arms
+    # k-means arms' embeddings: paid (an extra embedding pass over the finished task, charged) | free (pooled
+    # from each row's last training forward pass; only rows never trained on are embedded and charged)
+    c.replay.embeddings = "paid"
     c.replay.embed_dim_hint = c.model.width  # embedding width, for the ledger's k-means FLOP estimate
     c.replay.mir_candidates = 4  # MIR: candidates scored per replay slot
     c.replay.task_tilt = 0.0  # tilted: task i of n past tasks gets replay mass ∝ exp(task_tilt·i/(n-1))
@@ -82,7 +85,8 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.bandit.aggregate = "row"
 
     # companion continual-learning methods (amr.methods; docs/METHODS.md), composed with every strategy:
-    # any of l2sp | ewc | ema | distill | gere | migu, e.g. ("ewc", "ema"); () = none (every run exactly as without the package)
+    # any of l2sp | ewc | ema | lines | hft | slow_learner | distill | gere | migu, e.g. ("ewc", "ema");
+    # () = none (every run exactly as without the package)
     c.methods = ()
     c.method = ml_collections.ConfigDict()  # the methods' hyperparameters (read only for configured methods)
     c.method.l2sp_lambda = 0.1  # L2-SP pull λ toward the last task end's weights (α=0.1: Li et al. 2018)
@@ -90,9 +94,11 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.method.ewc_gamma = 1.0  # online EWC Fisher decay γ: 1 = accumulate (Huszár 2018; Schwarz et al. 2018 allow γ<1)
     c.method.ewc_rows = 256  # rows of a finished task the empirical Fisher is estimated on (ours; its pass is paid)
     c.method.ema_beta = 0.999  # weight EMA β, fixed (ours: arXiv 2410.10868 adapts β per step, not implemented)
-    c.method.distill_temperature = (
-        2.0  # distillation temperature T on replayed rows' logits (LwF's T=2, Li & Hoiem 2016)
-    )
+    c.method.lines_alpha = 0.5  # LiNeS λ(1) = α, the first layer's update kept (ours: arXiv 2410.17146 tunes α, β)
+    c.method.lines_beta = 0.5  # LiNeS λ(L) = α + β, the last layer's (ours: α + β = 1 keeps the head's update whole)
+    c.method.hft_seed = 0  # HFT: seed of the per-task masks of frozen matrices (ours; arXiv 2404.18466 freezes half)
+    c.method.slow_lr_ratio = 0.01  # slow learner: backbone lr / head lr (SLCA, arXiv 2303.05118: 1e-4 vs 1e-2)
+    c.method.distill_temperature = 2.0  # distillation temperature T on replayed rows' logits (LwF: T=2, 2016)
     c.method.distill_lambda = 1.0  # distillation weight λ (LwF's loss balance λ_o=1; the MAE's output MSE too: ours)
     c.method.gere_lambda = 100.0  # GeRe TM margin weight (the authors' code default w_strategy='100', arXiv 2508.04676)
     c.method.gere_rows = 64  # GeRe general rows, from the first task (ours; the paper keeps 1,000 general texts)

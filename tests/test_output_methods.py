@@ -1,6 +1,7 @@
 """Methods that read the model's outputs (amr.methods: distill, gere, migu) and `ModelSpec.outputs`:
 their math against NumPy, what they read, off before their first task end, one trace under the transfer
-guard, state through a checkpoint, config checks and the measured cost of the teacher's pass."""
+guard, state through a checkpoint, config checks and the measured cost of the teacher's pass; with free
+embeddings and the other methods' hooks (post_update, wrap_optimizer), one forward pass and one chunk."""
 
 import chex
 import jax
@@ -21,6 +22,7 @@ from amr.models import default_model_config, make_model, vit_mae
 from amr.models.byte_lm import ByteLM
 from amr.replay import policies as replay_lib
 from amr.train import chunk as step_lib
+from amr.train import free_embeddings as free_lib
 from amr.train.method_pass import TaskEndPass
 from amr.train.state import TrainState, make_optimizer
 from configs import tiny
@@ -246,7 +248,7 @@ def test_migu_sgd_step_moves_only_the_kept_units(model):
 
     def sgd(states, methods):
         fn = lambda p: hooks.step_objective(model, methods, states, p, rows, keys, 4)  # noqa: E731
-        grads, (_, layer_outputs) = jax.grad(fn, has_aux=True)(params)
+        grads, (_, layer_outputs, _) = jax.grad(fn, has_aux=True)(params)
         grads = hooks.edit_grads(methods, states, grads, layer_outputs)
         return jax.tree.map(lambda p, g: p - 0.1 * g, params, grads)
 
@@ -387,6 +389,92 @@ def test_output_method_states_survive_a_checkpoint_round_trip(model, tmp_path):
     np.testing.assert_array_equal(restored.methods["gere"]["rows"], rows[:6])  # the general set itself
     with pytest.raises(AssertionError):  # negative control: the template's states differ
         chex.assert_trees_all_equal(jax.device_get(template.methods), jax.device_get(state.methods))
+
+
+# ---------------------------------------------------------------- with free embeddings and the other hooks
+
+
+@pytest.mark.parametrize("name", ["model", "mae"])
+def test_one_forward_gives_the_loss_the_free_embedding_and_the_outputs(name, request):
+    """With a method that needs outputs and free embeddings, the step's objective runs `model.outputs` once
+    (neither `loss` nor `loss_and_embed`): its losses are `loss`'s bit for bit and its embeddings
+    `loss_and_embed`'s (= `train_embed`'s); without `embed` there are none."""
+    spec = request.getfixturevalue(name)
+    params = spec.init(jax.random.key(0))
+    rows, keys = jnp.asarray(_tokens(4) if spec is not request.getfixturevalue("mae") else _images(4)), _keys(4)
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return spec.outputs(*args)
+
+    def refuse(*args):
+        raise AssertionError("a second forward pass")
+
+    probe = spec._replace(outputs=counted, loss=refuse, loss_and_embed=refuse)
+    methods = (migu(0.5),)
+    states = hooks.init_states(methods, params)
+    _, (losses, layer_outputs, emb) = hooks.step_objective(probe, methods, states, params, rows, keys, 4, True)
+    assert len(calls) == 1 and layer_outputs
+    np.testing.assert_array_equal(losses, hooks.per_example(spec.loss, params, rows, keys))
+    want_loss, want_emb = hooks.per_example(spec.loss_and_embed, params, rows, keys)
+    np.testing.assert_array_equal(losses, want_loss)
+    np.testing.assert_allclose(emb, want_emb, rtol=1e-6, atol=1e-7)
+    train_emb = free_lib.per_example_train_embeddings(spec, params, rows, keys)
+    np.testing.assert_allclose(emb, train_emb, rtol=1e-5, atol=1e-6)
+    # without methods the forward is loss_and_embed; without `embed`, no embeddings
+    _, (plain_losses, plain_layers, plain_emb) = hooks.step_objective(spec, (), {}, params, rows, keys, 4, True)
+    np.testing.assert_array_equal(plain_emb, want_emb)
+    np.testing.assert_array_equal(plain_losses, want_loss)
+    assert plain_layers == {}
+    assert hooks.step_objective(spec, methods, states, params, rows, keys, 4)[1][2] is None
+    # negative control: another row's embedding is not this one's
+    assert not np.allclose(emb[0], emb[1], rtol=1e-3)
+
+
+def test_free_embeddings_ride_with_every_kind_of_method_hook_in_the_chunk(model):
+    """distill (outputs, loss term on replayed rows), migu (edit_grads), hft (post_update) and slow_learner
+    (wrap_optimizer), all active, on 2 devices: free embeddings train bit-identically to paid ones and only
+    add the buffer; it holds every new row, step 0's at the chunk's starting params (last visit)."""
+    mesh = step_lib.make_mesh(2)
+    names = ("distill", "migu", "hft", "slow_learner")
+    methods = _methods(model, names)
+    chunk, state, memory = _chunk_setup(model, methods, mesh)
+    state = jax.device_get(TaskEndPass(methods, model, mesh)(step_lib.replicate(mesh, state), memory[:32], 0, 0))
+    assert float(state.methods["distill"]["active"]) == float(state.methods["migu"]["active"]) == 1.0
+    mem = step_lib.replicate(mesh, memory)
+    new, ids = _new(mesh, memory, 0)  # ids 32 .. 32 + S*NEW: one visit each
+
+    def run(s):
+        out, metrics = chunk(step_lib.replicate(mesh, s), new, ids, mem)
+        return jax.device_get((out, metrics))
+
+    paid, paid_metrics = run(state)
+    free, free_metrics = run(state.replace(embeddings=free_lib.empty(S * NEW, 16, 32)))
+    assert paid.embeddings is None and np.all(free.embeddings.seen)
+    chex.assert_trees_all_equal(paid_metrics, free_metrics)
+    chex.assert_trees_all_equal(paid.replace(rng=None), free.replace(rng=None, embeddings=None))
+    # step 0's rows: the training forward's pooling at the chunk's starting params, with the step's keys
+    _, _, step_key = step_lib._chunk_keys(state.rng, state.step)
+    keys = step_lib._row_keys(jax.random.fold_in(step_key, 0), 0, NEW)
+    rows_0 = jnp.asarray(memory[32 : 32 + NEW])
+    want = free_lib.per_example_train_embeddings(model, state.params, rows_0, keys)
+    chex.assert_trees_all_close(free.embeddings.emb[:NEW], want, atol=1e-5, rtol=1e-5)
+    # negative control: the chunk's updated params are not those the rows were embedded at
+    after = free_lib.per_example_train_embeddings(model, free.params, rows_0, keys)
+    with pytest.raises(AssertionError):
+        chex.assert_trees_all_close(free.embeddings.emb[:NEW], after, atol=1e-5, rtol=1e-5)
+    # and the methods changed training (the comparison above is not of two plain runs)
+    plain_chunk, _, _ = _chunk_setup(model, (), mesh)
+    plain, _ = jax.device_get(
+        plain_chunk(step_lib.replicate(mesh, state.replace(methods={}, opt_state=_plain_opt(state))), new, ids, mem)
+    )
+    with pytest.raises(AssertionError):
+        chex.assert_trees_all_close(plain.params, paid.params, atol=1e-7)
+
+
+def _plain_opt(state):
+    return make_optimizer(optim_config(), steps_per_task=8).init(state.params)
 
 
 # ---------------------------------------------------------------- cost

@@ -68,6 +68,14 @@ class CostModel:
         rows, _ = self._rows(n)
         return budget.compiled_flops(lambda p, x: self.model.embed(p, x), self._params, rows)
 
+    @functools.cache
+    def train_embed(self, n: int) -> float:
+        """Free embeddings' fallback: `model.train_embed` of n rows (the encoder / trunk only)."""
+        if n <= 0:
+            return 0.0
+        fn = lambda p, x, k: jax.vmap(lambda r, kk: self.model.train_embed(p, r[None], kk)[0])(x, k)  # noqa: E731
+        return budget.compiled_flops(fn, self._params, *self._rows(n))
+
 
 def kmeans_flops(num_rows: int, dim: int, k: int, iters: int) -> float:
     """The plan's estimate: distance computations of Lloyd iterations plus k-means++ seeding

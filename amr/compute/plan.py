@@ -13,6 +13,10 @@ is also every strategy's plan on the first task, nor `joint`): uniform at `new_r
 share trimming brings from the selection it pays for. Zero-cost trimming still applies on top of it.
 `check_new_rows` validates the key (the sweep calls it before any run; `plan_strategy` too).
 
+With `replay.embeddings = "free"` the k-means arms' embeddings come from the training passes
+(`amr.train.free_embeddings`): the boundary pays k-means and an embedding pass over only the rows
+that `steps_per_task` steps of the (trimmed) new rows never reach, none on most configs.
+
 `joint` is the over-budget upper reference: on task t it trains on `batch_size` new rows
 plus `t * batch_size` rows drawn uniformly from the t finished tasks, i.e. joint training
 on all data seen so far at (t + 1)x naive fine-tuning's compute.
@@ -24,6 +28,7 @@ import dataclasses
 
 from amr.compute import ledger as budget
 from amr.compute.costs import CostModel, kmeans_flops
+from amr.train.free_embeddings import unvisited_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +120,11 @@ def plan_strategy(
         per_chunk = chunk * per_step + costs.forward(probe)
         boundary = methods_cost[1]  # amr.methods: their task-end pass (e.g. EWC's Fisher)
         if is_amr and clusters > 1:
-            boundary += _batches(max_task_rows, eval_batch) * costs.embed(eval_batch)
+            if r.get("embeddings", "paid") == "free":  # only rows the task's steps never reach are embedded
+                unvisited = unvisited_rows(max_task_rows, steps, new_rows)
+                boundary += _batches(unvisited, eval_batch) * costs.train_embed(eval_batch)
+            else:
+                boundary += _batches(max_task_rows, eval_batch) * costs.embed(eval_batch)
             boundary += kmeans_flops(max_task_rows, r.embed_dim_hint, clusters, r.kmeans_iters)
         if paid_reference:
             boundary += _batches(clusters * r.ref_samples, eval_batch) * costs.forward(eval_batch)

@@ -21,10 +21,21 @@ A method composes with any replay policy. Each hook is optional except `init`:
                                                 (same loss), so `batch_aux["outputs"]` holds its
                                                 `ModelOutputs` (leading row axis) and `edit_grads` gets
                                                 `layer_outputs`, with no second forward pass
+  post_update(state, updates) -> updates        inside the chunk, on the optimizer's updates before they are
+                                                applied (e.g. HFT's 0/1 mask of frozen matrices: a frozen
+                                                parameter does not move, whatever the optimizer's moments say)
+  wrap_optimizer(tx) -> tx                      static, around the whole optimizer (after `transform`s are
+                                                chained before it), e.g. the slow learner's per-group scale
 
 `batch_aux` is a dict of the step's inputs on this device: `rows` (new rows then replay rows),
 `keys` (one per row), `num_new` (how many of `rows` are new-task rows) and `outputs` (the step's
 `ModelOutputs` when a configured method `needs_outputs`, else None; differentiable).
+
+One chunk step, in order: the forward pass (`model.loss`; `model.outputs` when a method `needs_outputs`;
+with free embeddings the same pass also pools the new rows' embeddings), the mean loss plus every
+`loss_term`, the gradients averaged over devices, `edit_grads` on them, the optimizer (`transform`s chained
+before it, all of it wrapped by `wrap_optimizer`s), `post_update` on its updates, the update applied
+(skipped if not finite), `after_step`. Hooks of several methods run in the configured order.
 """
 
 from __future__ import annotations
@@ -44,5 +55,7 @@ class Method(NamedTuple):
     task_end: Callable | None = None
     task_end_rows: int = 0  # rows of the finished task that `task_end` reads (0: it reads none)
     eval_params: Callable | None = None
+    post_update: Callable | None = None
+    wrap_optimizer: Callable | None = None
     edit_grads: Callable | None = None
     needs_outputs: bool = False  # the step's forward also returns ModelOutputs (batch_aux["outputs"], edit_grads)

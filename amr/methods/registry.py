@@ -11,13 +11,19 @@ from amr.methods.distill import distill
 from amr.methods.ema import ema
 from amr.methods.ewc import ewc
 from amr.methods.gere import gere
+from amr.methods.hft import hft
 from amr.methods.l2sp import l2sp
+from amr.methods.lines import lines
 from amr.methods.migu import migu
+from amr.methods.slow_learner import slow_learner
 
 _FACTORIES = {
     "l2sp": lambda m, model: l2sp(m.l2sp_lambda),
     "ewc": lambda m, model: ewc(model, m.ewc_lambda, m.ewc_gamma, m.ewc_rows),
     "ema": lambda m, model: ema(m.ema_beta),
+    "lines": lambda m, model: lines(m.lines_alpha, m.lines_beta),
+    "hft": lambda m, model: hft(m.hft_seed),
+    "slow_learner": lambda m, model: slow_learner(m.slow_lr_ratio),
     "distill": lambda m, model: distill(model, m.distill_temperature, m.distill_lambda),
     "gere": lambda m, model: gere(model, m.gere_lambda, m.gere_rows, m.gere_batch),
     "migu": lambda m, model: migu(m.migu_fraction),
@@ -40,6 +46,13 @@ _CHECKS = {
     "ewc_gamma": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "ewc_rows": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
     "ema_beta": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "lines_alpha": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "lines_beta": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "hft_seed": (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32,
+        "an integer in [0, 2**32)",
+    ),
+    "slow_lr_ratio": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
     "distill_temperature": (lambda v: _number(v) and v > 0, "a number > 0"),
     "distill_lambda": (lambda v: _number(v) and v >= 0, "a number >= 0"),
     "gere_lambda": (lambda v: _number(v) and v >= 0, "a number >= 0"),

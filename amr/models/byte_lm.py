@@ -81,8 +81,13 @@ def next_byte_nll(logits_BxTxV, targets_BxT):
     return jnp.mean(nll_BxT, axis=1)
 
 
-def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any]:
-    """(module, init, loss, embed, outputs) for an already validated config."""
+def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any, Any, Any]:
+    """(module, init, loss, embed, outputs, loss_and_embed, train_embed) for an already validated config.
+
+    `outputs` and `loss_and_embed` are one forward pass over the row's first L-1 bytes (the inputs of the
+    L-1 predictions), `forward`: `outputs` is all of it (`ModelOutputs`, with the linear layers' output
+    magnitudes recorded), `loss_and_embed` its loss (`loss`'s value, bit for bit) and pooled final hidden
+    state; `train_embed` is that pooling alone (= `embed` of the row without its last byte)."""
     module = ByteLM(
         width=cfg.width,
         depth=cfg.depth,
@@ -112,16 +117,31 @@ def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any]:
     def embed(params, batch_BxL):
         return module.apply({"params": params}, batch_BxL.astype(jnp.int32), method=ByteLM.embed)
 
-    def outputs(params, batch_BxL, key=None):
+    def forward(params, batch_BxL, key=None, *, record_layers: bool = False):
         """`ModelOutputs` of one pass over tokens[:, :-1]: the loss, logits [B, L-1, 256] (position t predicts
-        token t+1), final hidden states [B, L-1, width] and the linear layers' output magnitudes."""
+        token t+1), final hidden states [B, L-1, width], the linear layers' output magnitudes (when
+        `record_layers`, else {}) and the mean of the hidden states over the L-1 positions."""
         del key
         _check_batch(batch_BxL)
         tokens_BxL = batch_BxL.astype(jnp.int32)
         (logits_BxTxV, hidden_BxTxD), layer_outputs = apply_recording_linear_outputs(
-            module, params, tokens_BxL[:, :-1], method=ByteLM.logits_and_hidden
+            module, params, tokens_BxL[:, :-1], method=ByteLM.logits_and_hidden, record=record_layers
         )
         nll_B = next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:])
-        return ModelOutputs(nll_B, logits_BxTxV, hidden_BxTxD.astype(jnp.float32), layer_outputs)
+        hidden_BxTxD = hidden_BxTxD.astype(jnp.float32)
+        return ModelOutputs(nll_B, logits_BxTxV, hidden_BxTxD, layer_outputs, jnp.mean(hidden_BxTxD, axis=1))
 
-    return module, init, loss, embed, outputs
+    def outputs(params, batch_BxL, key=None):
+        return forward(params, batch_BxL, key, record_layers=True)
+
+    def loss_and_embed(params, batch_BxL, key=None):
+        """(`loss`, float32[B, width] mean hidden state over the L-1 input positions), one forward pass."""
+        out = forward(params, batch_BxL, key)
+        return out.loss, out.embedding
+
+    def train_embed(params, batch_BxL, key=None):
+        """`loss_and_embed`'s embedding without the head: `embed` of the first L-1 bytes."""
+        del key
+        return embed(params, batch_BxL[:, :-1])
+
+    return module, init, loss, embed, outputs, loss_and_embed, train_embed

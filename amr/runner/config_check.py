@@ -6,6 +6,7 @@ from amr.compute.plan import check_new_rows
 from amr.data.python_text import TEXT_SOURCES
 from amr.methods import check_config as check_methods
 from amr.replay import registry
+from amr.train import free_embeddings
 from amr.train.state import OPTIMIZERS, SCHEDULES
 
 
@@ -185,6 +186,12 @@ def _validate_replay(cfg, num_devices: int) -> None:
         not (g("replay.probe_samples") and g("replay.reward") == "marginal"),
         "replay.probe_samples",
         "probes measure loss levels, which the 'marginal' reward cannot use; set it to 0",
+    )
+    embeddings = cfg.replay.get("embeddings", "paid")  # configs written before the key existed pay
+    _require(
+        embeddings in free_embeddings.MODES,
+        free_embeddings.KEY,
+        f"expected one of {free_embeddings.MODES}, got {embeddings!r}",
     )
     _require(g("replay.mir_lr") > 0, "replay.mir_lr", f"must be > 0, got {g('replay.mir_lr')!r}")
     tilt = cfg.replay.get("task_tilt", 0.0)

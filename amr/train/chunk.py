@@ -7,10 +7,20 @@ One `jax.jit` runs a whole chunk of S steps with no host round trip:
   2. optional forward-only probes of the arms (bandit feedback beyond the replayed rows);
   3. `lax.scan` over S steps; each step gets its replay candidates' rows, lets the policy
      `select` among them (MIR; the identity for every other policy), runs forward/backward
-     on new + replay rows, `pmean`s the gradients and applies the optimizer (skipping
-     non-finite steps);
+     on new + replay rows (one forward pass, `amr.methods.hooks.step_objective`), `pmean`s the
+     gradients and applies the optimizer (skipping non-finite steps);
   4. the replayed rows' per-example losses are all-gathered and fed to the bandit
      (one `lax.scan` inside `observe`), so its state stays identical on every device.
+
+When the state carries an embedding buffer (`replay.embeddings = "free"`, see
+`amr.train.free_embeddings`) each step also stores its new rows' pooled embeddings from the
+training forward pass; without one the program is what it was before the option existed.
+
+With companion methods (`amr.methods`, docs/METHODS.md) a step runs, in order: the forward pass
+(`model.outputs` when a method `needs_outputs`, which also gives the free embeddings), the loss
+plus the methods' loss terms, the gradients `pmean`'d, `edit_grads` on the averaged gradients
+(e.g. MIGU), the optimizer, `post_update` on its updates (e.g. HFT), the update (skipped if not
+finite), `after_step`. Without methods none of these hooks is called.
 
 Where rows come from is one small interface, `MemorySource`, with two implementations.
 `DEVICE_MEMORY`: the 4th chunk argument is every stored row, replicated; rows are gathered
@@ -43,6 +53,7 @@ from amr.methods import hooks as method_hooks
 from amr.replay import memory as memory_lib
 from amr.replay import policies as replay_lib
 from amr.train import distributed
+from amr.train import free_embeddings as free_lib
 from amr.train.state import TrainState
 
 AXIS = "data"
@@ -239,8 +250,11 @@ def _replay_rows(c: _Chunk, params, new_rows, new_keys, memory, replay_xs, key, 
 
 
 def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
-    """One optimizer step on this device's new rows plus its replay rows; skipped if not finite."""
-    params, opt_state, skipped, method_states = carry
+    """One optimizer step on this device's new rows plus its replay rows; skipped if not finite.
+
+    With an embedding buffer in the carry (free embeddings) the loss also returns each row's pooled
+    embedding from the same forward pass; the new rows' are all-gathered into the buffer."""
+    params, opt_state, skipped, method_states, buffer = carry
     new_rows, replay_xs, new_ids, t = xs
     (Bl, Rl, _), B, R = c.local, c.spec.new_batch, c.spec.replay_batch
     key = jax.random.fold_in(step_key, t)
@@ -255,17 +269,18 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
             out["arms"] = chosen.arms
 
     def loss_fn(p):
-        if c.methods:  # amr.methods: their loss terms join the objective (and may read the step's outputs)
-            return method_hooks.step_objective(c.model, c.methods, method_states, p, rows, row_keys, Bl)
-        losses = per_example_losses(c.model, p, rows, row_keys)
-        return losses.mean(), (losses, {})
+        # one forward pass: the loss, the methods' loss terms (and outputs they read), the free embeddings
+        embed = buffer is not None
+        return method_hooks.step_objective(c.model, c.methods, method_states, p, rows, row_keys, Bl, embed)
 
-    (loss, (losses, layer_outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    (loss, (losses, layer_outputs, emb)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     loss, grads = jax.lax.pmean((loss, grads), AXIS)
     if c.methods:  # amr.methods: gradient edits from the step's layer outputs (e.g. MIGU's mask)
         grads = method_hooks.edit_grads(c.methods, method_states, grads, jax.lax.pmean(layer_outputs, AXIS))
     ok = jnp.isfinite(loss) & _all_finite(grads)
     updates, new_opt = c.tx.update(grads, opt_state, params)
+    if c.methods:  # amr.methods: their post_update hooks (e.g. HFT's mask of frozen matrices)
+        updates = method_hooks.post_update(c.methods, method_states, updates)
     new_params = optax.apply_updates(params, updates)
     params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
     if c.methods:  # amr.methods: state updates after the optimizer step (e.g. the weight EMA)
@@ -273,12 +288,14 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
     out["loss"] = loss
     out["new_loss"] = jax.lax.pmean(jnp.where(ok, losses[:Bl].mean(), jnp.nan), AXIS)
     out["new_ids"], out["new_losses"] = _gather(new_ids), _gather(jnp.where(ok, losses[:Bl], jnp.nan))
+    if buffer is not None:
+        buffer = free_lib.record(buffer, out["new_ids"], jax.lax.all_gather(emb[:Bl], AXIS, axis=0, tiled=True), ok)
     if R:
         out["rep_losses"] = _gather(jnp.where(ok, losses[Bl:], jnp.nan))
         if c.policy.needs_loss_after:
             after = per_example_losses(c.model, params, rows[Bl:], row_keys[Bl:])
             out["rep_after"] = _gather(jnp.where(ok, after, jnp.nan))
-    return (params, opt_state, skipped + (~ok).astype(jnp.int32), method_states), out
+    return (params, opt_state, skipped + (~ok).astype(jnp.int32), method_states, buffer), out
 
 
 def _feedback(c: _Chunk, replay, out, step):
@@ -308,14 +325,20 @@ def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
     if uses_probes(c.policy, c.spec):
         replay = _probe_feedback(c, state.params, replay, memory, probe_key, dev)
     step = functools.partial(_train_step, c, step_key, dev, memory)
-    carry = (state.params, state.opt_state, state.skipped, state.methods)
-    (params, opt_state, skipped, methods), out = jax.lax.scan(
+    carry = (state.params, state.opt_state, state.skipped, state.methods, state.embeddings)
+    (params, opt_state, skipped, methods, embeddings), out = jax.lax.scan(
         step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S))
     )
     replay, metrics = _feedback(c, replay, out, state.step)
     metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
     new_state = state.replace(
-        params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped, methods=methods
+        params=params,
+        opt_state=opt_state,
+        replay=replay,
+        step=state.step + S,
+        skipped=skipped,
+        methods=methods,
+        embeddings=embeddings,
     )
     return new_state, metrics
 

@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec as P
 from amr.compute import measure
 from amr.train.chunk import AXIS, per_example_losses
 from amr.train.distributed import put_global
+from amr.train.free_embeddings import per_example_train_embeddings
 
 EVAL_KEY = 1234
 
@@ -80,5 +81,16 @@ def embed_pass(model, mesh, batch: int) -> ForwardPass:
     def fn(params, rows, idx):
         del idx
         return model.embed(params, rows)
+
+    return ForwardPass(fn, mesh, batch, _example(model))
+
+
+def train_embed_pass(model, mesh, batch: int) -> ForwardPass:
+    """The free embeddings' paid fallback: `model.train_embed` of rows never trained on, with the
+    held-out passes' fixed per-row keys (vit_mae: fixed masks), so they land in the same space."""
+
+    def fn(params, rows, idx):
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(EVAL_KEY), i))(idx)
+        return per_example_train_embeddings(model, params, rows, keys)
 
     return ForwardPass(fn, mesh, batch, _example(model))

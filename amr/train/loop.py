@@ -3,7 +3,8 @@
 Per task: chunks of S steps (one jit each, see `amr.train.chunk`), held-out evaluation on
 every task after the task (a row of the loss matrix) and every `eval_every` steps
 (curves); then the task's data becomes arms (k-means over the current model's
-embeddings when `replay.clusters_per_task > 1`) with their reference losses.
+embeddings when `replay.clusters_per_task > 1`; with `replay.embeddings = "free"` those kept from
+the training passes, `amr.train.free_embeddings`) with their reference losses.
 Metrics are fetched one chunk late so the host never stalls the device. The run
 checkpoints every `train.checkpoint_every` chunks and at task ends (TrainState plus the
 JSON of its `HostState`), and resumes from its checkpoint directory automatically.
@@ -125,10 +126,13 @@ class Run:
         k = self.plan.clusters_per_task
         key = jax.random.fold_in(jax.random.key(self.seed), 1000 + t)
         if k > 1:
-            emb, batches = self.embed_pass(state.params, task.train)
-            ledger.charge(
-                "selection", self.embed_pass.flops(state.params), samples=self.embed_pass.batch, calls=batches
-            )
+            if state.embeddings is None:
+                emb, batches = self.embed_pass(state.params, task.train)
+                ledger.charge(
+                    "selection", self.embed_pass.flops(state.params), samples=self.embed_pass.batch, calls=batches
+                )
+            else:
+                emb = self._free_embeddings(state, task.train, ledger)
             result = clustering.kmeans(key, jnp.asarray(emb), k, num_iters=cfg.replay.kmeans_iters)
             labels = np.asarray(result.labels)
             ledger.charge("selection", kmeans_cost(emb.shape[0], emb.shape[1], k, cfg.replay.kmeans_iters))
@@ -150,6 +154,25 @@ class Run:
             )
         replay = self.policy.add_task(state.replay, ids, labels, t, ref, num_clusters=k)
         return state.replace(replay=step_lib.replicate(self.ctx.mesh, replay))
+
+    def _free_embeddings(self, state: TrainState, task_rows: np.ndarray, ledger: budget.Ledger) -> np.ndarray:
+        """f32[N, D]: the finished task's embeddings kept from its training passes; rows never trained
+        on are embedded now by the paid `train_embed` pass (charged to selection). Also logged."""
+        rows = len(task_rows)
+        emb = np.array(state.embeddings.emb[:rows])
+        unseen = np.flatnonzero(~np.asarray(state.embeddings.seen[:rows]))
+        if unseen.size:
+            emb[unseen], batches = self.ctx.train_embed_pass(state.params, task_rows[unseen])
+            flops = self.ctx.train_embed_pass.flops(state.params)
+            ledger.charge("selection", flops, samples=self.ctx.train_embed_pass.batch, calls=batches)
+        logging.info("free embeddings: %d of %d rows were never trained on and were embedded", unseen.size, rows)
+        return emb
+
+    def _reset_embeddings(self, state: TrainState, t: int) -> TrainState:
+        """Task t starts with an empty free-embeddings buffer (no-op without one)."""
+        if state.embeddings is None:
+            return state
+        return state.replace(embeddings=step_lib.replicate(self.ctx.mesh, self.compiled.empty_embeddings(t)))
 
     # ---------------------------------------------------------------- the loop
     def run(self, progress: bool = True) -> dict[str, Any]:
@@ -191,6 +214,8 @@ class Run:
         stream = task_stream(ctx.tasks[t], int(ctx.offsets[t]), plan.new_batch, self.seed, t)
         if host.chunk > 0 and host.iter_state is not None:
             stream.set_state(host.iter_state)
+        if host.chunk == 0:
+            state = self._reset_embeddings(state, t)
         if from_host:
             self.host_replay.start_task(t, chunks_per_task, presample, host.host_replay_pending)
             host.host_replay_pending = None

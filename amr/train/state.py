@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -25,6 +27,9 @@ class TrainState:
     skipped: jax.Array  # i32[] steps skipped for non-finite loss or gradients
     # amr.methods: each configured method's state by name ({} without methods: no leaves, same checkpoints)
     methods: dict = flax.struct.field(default_factory=dict)
+    # replay.embeddings="free": the current task's rows' embeddings from their training passes
+    # (`amr.train.free_embeddings.EmbeddingBuffer`); None otherwise (no leaves: the state is unchanged)
+    embeddings: Any = None
 
 
 def per_task_schedule(optim: ml_collections.ConfigDict, steps_per_task: int) -> optax.Schedule:

@@ -22,6 +22,7 @@ from amr.methods import hooks as method_hooks
 from amr.methods import make_methods
 from amr.replay import policies as replay_lib
 from amr.train import chunk as step_lib
+from amr.train import free_embeddings as free_lib
 from amr.train import heldout, host_memory, measured
 from amr.train.method_pass import TaskEndPass
 from amr.train.state import TrainState, make_optimizer
@@ -40,6 +41,12 @@ class Context:
     eval_pass: heldout.ForwardPass  # per-row losses with fixed masks, for held-out and reference losses
     embed_pass: heldout.ForwardPass  # per-row embeddings, for k-means arms
     measured: dict = dataclasses.field(default_factory=dict)  # naive fine-tuning's measured chunk (the budget)
+    train_embed_pass: heldout.ForwardPass | None = None  # free embeddings: rows never trained on
+
+    @property
+    def embedding_buffer_rows(self) -> int:
+        """Rows of the free embeddings' buffer: the largest task."""
+        return max(len(t.train) for t in self.tasks)
 
     @property
     def num_devices(self) -> int:
@@ -62,6 +69,7 @@ def make_context(config, tasks, model, mesh) -> Context:
         offsets,
         heldout.loss_pass(model, mesh, config.train.eval_batch),
         heldout.embed_pass(model, mesh, config.train.eval_batch),
+        train_embed_pass=heldout.train_embed_pass(model, mesh, config.train.eval_batch),
     )
 
 
@@ -116,8 +124,18 @@ class Strategy:
     def init_state(self, seed: int) -> TrainState:
         """A run's initial TrainState on the host: model init of `key(seed)`, empty replay memory, task 0.
 
-        The state's rng is `fold_in(key(seed), 1)` (chunk step keys fold in the step)."""
-        return _init_state(self.ctx.model, self.tx, self.policy, seed, self.methods)
+        The state's rng is `fold_in(key(seed), 1)` (chunk step keys fold in the step). With free
+        embeddings (`free_embeddings.uses_buffer`) it carries an empty buffer for task 0."""
+        state = _init_state(self.ctx.model, self.tx, self.policy, seed, self.methods)
+        if free_lib.uses_buffer(self.ctx.config, self.name):
+            state = state.replace(embeddings=self.empty_embeddings(0))
+        return state
+
+    def empty_embeddings(self, t: int) -> free_lib.EmbeddingBuffer:
+        """The free embeddings' buffer at task t's start (host arrays): no row seen."""
+        ctx = self.ctx
+        dim = jax.eval_shape(ctx.model.embed, jax.eval_shape(ctx.model.init, jax.random.key(0)), _example_row(ctx))
+        return free_lib.empty(ctx.embedding_buffer_rows, dim.shape[-1], int(ctx.offsets[t]))
 
     def chunk_cost(self, t: int) -> ChunkCost:
         """Measured cost of one chunk of task t (`amr.train.measured`), analysed once per compiled variant."""
@@ -140,6 +158,10 @@ class Strategy:
         return naive_chunk_cost(self.ctx, self.tx, self.costs).total * (
             cfg.train.steps_per_task // cfg.train.chunk_size
         )
+
+
+def _example_row(ctx: Context) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct((1,) + tuple(ctx.model.example_shape), ctx.model.example_dtype)
 
 
 def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, methods: tuple = ()) -> TrainState:
@@ -180,7 +202,7 @@ def _compile(
         max_rows,
         paid_reference=reference == "probe",
         past_tasks=past_tasks,
-        methods_cost=methods_cost(ctx, tx, methods, replay_rows(cfg, name, ctx.num_devices, past_tasks)),
+        methods_cost=methods_cost(ctx, tx, methods, replay_rows(cfg, name, ctx.num_devices, past_tasks), costs),
     )
     spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
@@ -208,11 +230,14 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
     )
 
 
-def methods_cost(ctx: Context, tx, methods: tuple, replay: int = 0) -> tuple[float, float]:
+def methods_cost(
+    ctx: Context, tx, methods: tuple, replay: int = 0, costs: CostModel | None = None
+) -> tuple[float, float]:
     """(FLOPs the methods add to one train step, FLOPs of their task-end pass) for the plan; (0, 0) without
     methods. The step is measured at `train.batch_size` rows of which the last `replay` are replayed (what
     a loss term on the replayed rows, e.g. distillation, reads), once per context and split
-    (`amr.methods.costs`)."""
+    (`amr.methods.costs`). With `costs` (the plain optimizer's), the step includes what the methods'
+    transforms and optimizer wrappers add to the optimizer update."""
     if not methods:
         return (0.0, 0.0)
     if ("methods", replay) not in ctx.measured:
@@ -223,6 +248,11 @@ def methods_cost(ctx: Context, tx, methods: tuple, replay: int = 0) -> tuple[flo
         rows = jax.ShapeDtypeStruct((rows_in_step,) + tuple(model.example_shape), model.example_dtype)
         keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), rows_in_step))
         per_step = method_costs.step_flops(methods, state.methods, state.params, rows, keys, num_new, model)
+        if costs is not None and tx is not costs.tx:  # the methods' transforms and optimizer wrappers
+            if "methods_optimizer" not in ctx.measured:
+                with_methods = CostModel(model, tx, state.params, state.opt_state)
+                ctx.measured["methods_optimizer"] = method_costs.optimizer_flops(costs, with_methods)
+            per_step += ctx.measured["methods_optimizer"]
         if "methods_task_end" not in ctx.measured:
             ctx.measured["methods_task_end"] = TaskEndPass(methods, model, ctx.mesh).flops(state)
         ctx.measured[("methods", replay)] = (per_step, ctx.measured["methods_task_end"])
@@ -233,11 +263,13 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
     """Strategy `name` compiled for `ctx`: replay policy, optimizer, costs, plans and jitted chunks."""
     cfg = ctx.config
     methods = make_methods(cfg, ctx.model)
-    tx = method_hooks.with_transforms(methods, make_optimizer(cfg.optim, cfg.train.steps_per_task))
+    plain_tx = make_optimizer(cfg.optim, cfg.train.steps_per_task)
+    tx = method_hooks.with_transforms(methods, plain_tx)
     reference = reference_mode(cfg, name)
     policy = _policy(ctx, name)
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
-    costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
+    # the budget is naive fine-tuning with the configured optimizer; what methods add to it is selection
+    costs = CostModel(ctx.model, plain_tx, params, jax.eval_shape(plain_tx.init, params))
     naive_plan, first, _ = _compile(ctx, "none", tx, policy, costs, "none", methods=methods)
     plan, replay, presample = (
         (naive_plan, None, None)
