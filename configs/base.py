@@ -85,7 +85,8 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.bandit.aggregate = "row"
 
     # companion continual-learning methods (amr.methods; docs/METHODS.md), composed with every strategy:
-    # any of l2sp | ewc | ema, e.g. ("ewc", "ema"); () = none (every run exactly as without the package)
+    # any of l2sp | ewc | ema | lines | hft | slow_learner | distill | gere | migu, e.g. ("ewc", "ema");
+    # () = none (every run exactly as without the package)
     c.methods = ()
     c.method = ml_collections.ConfigDict()  # the methods' hyperparameters (read only for configured methods)
     c.method.l2sp_lambda = 0.1  # L2-SP pull λ toward the last task end's weights (α=0.1: Li et al. 2018)
@@ -97,6 +98,12 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.method.lines_beta = 0.5  # LiNeS λ(L) = α + β, the last layer's (ours: α + β = 1 keeps the head's update whole)
     c.method.hft_seed = 0  # HFT: seed of the per-task masks of frozen matrices (ours; arXiv 2404.18466 freezes half)
     c.method.slow_lr_ratio = 0.01  # slow learner: backbone lr / head lr (SLCA, arXiv 2303.05118: 1e-4 vs 1e-2)
+    c.method.distill_temperature = 2.0  # distillation temperature T on replayed rows' logits (LwF: T=2, 2016)
+    c.method.distill_lambda = 1.0  # distillation weight λ (LwF's loss balance λ_o=1; the MAE's output MSE too: ours)
+    c.method.gere_lambda = 100.0  # GeRe TM margin weight (the authors' code default w_strategy='100', arXiv 2508.04676)
+    c.method.gere_rows = 64  # GeRe general rows, from the first task (ours; the paper keeps 1,000 general texts)
+    c.method.gere_batch = 4  # GeRe general rows run per step, cycled (ours; their forward and backward are paid)
+    c.method.migu_fraction = 0.3  # MIGU: share of each linear layer's units updated (T=0.7 quantile: authors' code)
 
     c.memory = ml_collections.ConfigDict()
     # where past tasks' train rows live: device (one replicated array, replay rows gathered inside the chunk) |

@@ -327,7 +327,7 @@ def test_their_work_is_measured_for_the_plan(model):
     n_params = sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
     hft_m = (hft(0),)
     states = jax.eval_shape(lambda p: hooks.init_states(hft_m, p), params)
-    assert method_costs.step_flops(hft_m, states, params, rows, keys, 4) >= n_params
+    assert method_costs.step_flops(hft_m, states, params, rows, keys, 4, model) >= n_params
     plain_tx = make_optimizer(optim_config(), 8)
     plain = CostModel(model, plain_tx, params, jax.eval_shape(plain_tx.init, params))
 

@@ -77,6 +77,15 @@ def _batches(rows: int, batch: int) -> int:
     return -(-rows // batch) if rows > 0 else 0
 
 
+def replay_rows(cfg, strategy: str, num_devices: int, past_tasks: int = 1) -> int:
+    """Global replay rows per step of `strategy` (none: 0; joint: `batch_size` per past task)."""
+    batch = cfg.train.batch_size
+    if strategy == "joint":
+        return batch * past_tasks
+    replay = 0 if strategy == "none" else int(round(cfg.replay.fraction * batch))
+    return min(replay, batch - num_devices)
+
+
 def plan_strategy(
     cfg,
     strategy: str,
@@ -94,10 +103,7 @@ def plan_strategy(
     steps, chunk, batch = t.steps_per_task, t.chunk_size, t.batch_size
     chunks = steps // chunk
     is_amr, is_mir = strategy == "amr", strategy == "mir"
-    replay_batch = 0 if strategy == "none" else int(round(r.fraction * batch))
-    replay_batch = min(replay_batch, batch - num_devices)
-    if strategy == "joint":
-        replay_batch = batch * past_tasks
+    replay_batch = replay_rows(cfg, strategy, num_devices, past_tasks)
     probe = r.probe_samples if is_amr else 0
     candidates = r.mir_candidates if is_mir else 1
     clusters = r.clusters_per_task if is_amr else 1

@@ -3,8 +3,9 @@
 `task_end_flops` is what the ledger charges at a task end (XLA's cost analysis of the jitted hooks on
 global shapes, scans unrolled: `amr.compute.measure.loop_flops`); the plan adds it to the boundary
 selection it pays for. `step_flops` is the plan's prediction of what the methods add to one train
-step (their loss terms' gradients and `after_step`); the ledger charges the chunk as compiled, which
-includes that work in its measured selection share.
+step (their loss terms' gradients, gradient edits, `post_update` and `after_step`, measured as the step with
+them minus the step without; `optimizer_flops` what their transforms and optimizer wrappers add); the ledger charges the chunk as compiled, which includes that work in its measured
+selection share.
 """
 
 from __future__ import annotations
@@ -27,21 +28,26 @@ def task_end_flops(methods: tuple[Method, ...], states, params, rows) -> float:
     return measure.loop_flops(fn, measure.abstract(states), measure.abstract(params), key, measure.abstract(rows))
 
 
-def step_flops(methods: tuple[Method, ...], states, params, rows, keys, num_new: int) -> float:
-    """What the methods add to one train step on `rows` (with their `keys`, the first `num_new` new):
-    their loss terms' value and gradient, `post_update` (on updates shaped like `params`) and
-    `after_step`. Args may be abstract. (What `wrap_optimizer` and `transform` add to the optimizer is
-    `optimizer_flops`.)"""
+def step_flops(methods: tuple[Method, ...], states, params, rows, keys, num_new: int, model) -> float:
+    """What the methods add to one train step of `model` on `rows` (with their `keys`, the first `num_new`
+    new): the step's objective with the methods (`hooks.step_objective`: their loss terms, the forward's
+    outputs when one needs them) and its gradient, `edit_grads`, `post_update` (on updates shaped like
+    `params`) and `after_step`, minus the plain objective and its gradient. Args may be abstract. (What
+    `wrap_optimizer` and `transform` add to the optimizer is `optimizer_flops`.)"""
     if not methods:
         return 0.0
 
-    def extra(states, params, rows, keys):
-        batch_aux = {"rows": rows, "keys": keys, "num_new": num_new}
-        grads = jax.grad(lambda p: hooks.loss_terms(methods, states, p, batch_aux))(params)
-        return grads, hooks.post_update(methods, states, params), hooks.after_step(methods, states, params)
+    def objective_grads(methods, states, params, rows, keys):
+        objective = functools.partial(hooks.step_objective, model, methods, states)
+        grads, (_, layer_outputs, _) = jax.grad(objective, has_aux=True)(params, rows, keys, num_new)
+        grads = hooks.edit_grads(methods, states, grads, layer_outputs)
+        return hooks.post_update(methods, states, grads), hooks.after_step(methods, states, params)
 
     abstract = measure.abstract
-    return measure.loop_flops(extra, abstract(states), abstract(params), abstract(rows), abstract(keys))
+    args = (abstract(params), abstract(rows), abstract(keys))
+    with_methods = measure.loop_flops(functools.partial(objective_grads, methods), abstract(states), *args)
+    plain = measure.loop_flops(functools.partial(objective_grads, ()), {}, *args)
+    return max(with_methods - plain, 0.0)
 
 
 def optimizer_flops(plain, with_methods) -> float:

@@ -75,3 +75,57 @@ def has_task_end(methods: tuple[Method, ...]) -> bool:
 
 def task_end_rows(methods: tuple[Method, ...]) -> int:
     return max((m.task_end_rows for m in methods), default=0)
+
+
+def needs_outputs(methods: tuple[Method, ...]) -> bool:
+    return any(m.needs_outputs for m in methods)
+
+
+def per_example(fn, params, rows, keys):
+    """`fn(params, batch, key)` row by row (one key per row, as the chunk's per-example losses), its
+    outputs' leaves with a leading row axis."""
+    return jax.vmap(lambda x, k: jax.tree.map(lambda a: a[0], fn(params, x[None], k)))(rows, keys)
+
+
+def per_example_outputs(model, params, rows, keys):
+    """`model.outputs` row by row: `ModelOutputs` whose leaves have a leading row axis."""
+    return per_example(model.outputs, params, rows, keys)
+
+
+def step_objective(
+    model, methods: tuple[Method, ...], states: dict, params, rows, keys, num_new: int, embed: bool = False
+):
+    """(objective, (per-example losses f32[B], layer_outputs, embeddings)) of one train step on this
+    device's rows, from one forward pass.
+
+    The objective is the mean per-example loss plus the methods' loss terms (none without methods: then
+    it is exactly the plain step's). The forward is
+      - `model.outputs` when a method `needs_outputs`: its loss, outputs and hidden states reach the loss
+        terms through `batch_aux["outputs"]`, and `layer_outputs` are the linear layers' output
+        magnitudes averaged over the rows (no gradient);
+      - else `model.loss_and_embed` when `embed` (free embeddings), else `model.loss`; `layer_outputs` {}.
+    `embeddings` are the pass's pooled representations f32[B, width] when `embed` (the same as
+    `loss_and_embed`'s, whichever forward ran), else None."""
+    if needs_outputs(methods):
+        outputs = per_example_outputs(model, params, rows, keys)
+        losses, embeddings = outputs.loss, (outputs.embedding if embed else None)
+        layer_outputs = jax.tree.map(lambda a: jnp.mean(jax.lax.stop_gradient(a), axis=0), outputs.layer_outputs)
+    else:
+        outputs, layer_outputs = None, {}
+        if embed:
+            losses, embeddings = per_example(model.loss_and_embed, params, rows, keys)
+        else:
+            losses, embeddings = per_example(model.loss, params, rows, keys), None
+    objective = losses.mean()
+    if any(m.loss_term is not None for m in methods):
+        batch_aux = {"rows": rows, "keys": keys, "num_new": num_new, "outputs": outputs}
+        objective = objective + loss_terms(methods, states, params, batch_aux)
+    return objective, (losses, layer_outputs, embeddings)
+
+
+def edit_grads(methods: tuple[Method, ...], states: dict, grads, layer_outputs: dict):
+    """The step's gradients after every method's `edit_grads`, in the configured order."""
+    for m in methods:
+        if m.edit_grads is not None:
+            grads = m.edit_grads(states[m.name], grads, layer_outputs)
+    return grads

@@ -7,11 +7,14 @@ hyperparameters in `configs/base.py`'s `c.method` and their checks in `_CHECKS`.
 from __future__ import annotations
 
 from amr.methods.base import Method
+from amr.methods.distill import distill
 from amr.methods.ema import ema
 from amr.methods.ewc import ewc
+from amr.methods.gere import gere
 from amr.methods.hft import hft
 from amr.methods.l2sp import l2sp
 from amr.methods.lines import lines
+from amr.methods.migu import migu
 from amr.methods.slow_learner import slow_learner
 
 _FACTORIES = {
@@ -21,12 +24,19 @@ _FACTORIES = {
     "lines": lambda m, model: lines(m.lines_alpha, m.lines_beta),
     "hft": lambda m, model: hft(m.hft_seed),
     "slow_learner": lambda m, model: slow_learner(m.slow_lr_ratio),
+    "distill": lambda m, model: distill(model, m.distill_temperature, m.distill_lambda),
+    "gere": lambda m, model: gere(model, m.gere_lambda, m.gere_rows, m.gere_batch),
+    "migu": lambda m, model: migu(m.migu_fraction),
 }
 METHODS = tuple(_FACTORIES)
 
 
 def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 # key in c.method -> (check, what it must be)
@@ -43,6 +53,12 @@ _CHECKS = {
         "an integer in [0, 2**32)",
     ),
     "slow_lr_ratio": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+    "distill_temperature": (lambda v: _number(v) and v > 0, "a number > 0"),
+    "distill_lambda": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "gere_lambda": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "gere_rows": (lambda v: _count(v) and v >= 1, "an integer >= 1"),
+    "gere_batch": (lambda v: _count(v) and v >= 1, "an integer >= 1"),
+    "migu_fraction": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
 }
 
 

@@ -4,8 +4,13 @@
     params = spec.init(jax.random.key(0))          # float32 PyTree (jitted: one compile)
     loss_B = spec.loss(params, batch, key)         # float32[B], rows independent
     emb_BxD = spec.embed(params, batch)            # float32[B, width]
+    out = spec.outputs(params, batch, key)         # ModelOutputs: loss, logits/reconstructions, hidden
+                                                   # states, linear layers' output magnitudes, pooling
     loss_B, emb_BxD = spec.loss_and_embed(params, batch, key)  # loss plus the same pass's pooling
     emb_BxD = spec.train_embed(params, batch, key)  # that pooling alone (no head / decoder)
+
+`outputs` and `loss_and_embed` are the same forward pass (each model's `forward`, `amr.models.outputs`);
+`loss` stays its own plain pass (what a run without methods or free embeddings trains on).
 
 Two models: "byte_lm" (byte-level causal decoder, batch int32[B, L]) and "vit_mae"
 (masked autoencoder, batch float32[B, H, W, C] in [0, 1]). Size is config only:
@@ -54,6 +59,8 @@ class ModelSpec(NamedTuple):
     example_shape: tuple  # shape of one example: (seq_len,) or (H, W, C)
     example_dtype: Any  # jnp.int32 or jnp.float32
     module: Any  # the flax linen module
+    outputs: Callable | None = None  # outputs(params, batch, key) -> amr.models.outputs.ModelOutputs
+    output_kind: str = ""  # what ModelOutputs.out holds: "logits" (byte_lm) | "reconstruction" (vit_mae)
     # loss_and_embed(params, batch, key) -> (loss float32[B], float32[B, width]): `loss` (the same value) plus
     # the pooled representation its forward pass computes (byte_lm: mean final hidden state over the L-1
     # input bytes; vit_mae: mean encoder output over the visible patches) -- replay.embeddings="free"
@@ -174,11 +181,24 @@ def make_model(model_config: ml_collections.ConfigDict) -> ModelSpec:
     validate_model_config(cfg)
     # init is jitted: one program instead of one per initializer op (eagerly ~1,100 small compiles).
     if cfg.name == "byte_lm":
-        module, init, loss, embed, loss_and_embed, train_embed = make_byte_lm(cfg)
-        return ModelSpec(jax.jit(init), loss, embed, (cfg.seq_len,), jnp.int32, module, loss_and_embed, train_embed)
-    module, init, loss, embed, loss_and_embed, train_embed = make_vit_mae(cfg)
-    example_shape = (cfg.image_size, cfg.image_size, cfg.channels)
-    return ModelSpec(jax.jit(init), loss, embed, example_shape, jnp.float32, module, loss_and_embed, train_embed)
+        module, init, loss, embed, outputs, loss_and_embed, train_embed = make_byte_lm(cfg)
+        example_shape, example_dtype, output_kind = (cfg.seq_len,), jnp.int32, "logits"
+    else:
+        module, init, loss, embed, outputs, loss_and_embed, train_embed = make_vit_mae(cfg)
+        example_shape = (cfg.image_size, cfg.image_size, cfg.channels)
+        example_dtype, output_kind = jnp.float32, "reconstruction"
+    return ModelSpec(
+        jax.jit(init),
+        loss,
+        embed,
+        example_shape,
+        example_dtype,
+        module,
+        outputs=outputs,
+        output_kind=output_kind,
+        loss_and_embed=loss_and_embed,
+        train_embed=train_embed,
+    )
 
 
 def count_params(params) -> int:

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from amr.models import layers
+from amr.models.outputs import ModelOutputs, apply_recording_linear_outputs
 
 VOCAB = 256
 
@@ -63,14 +64,14 @@ class ByteLM(nn.Module):
         """Next-byte logits: float32[B, L, 256]; logits[:, t] predicts token t+1."""
         return self.head(self.hidden(tokens_BxL)).astype(jnp.float32)
 
+    def logits_and_hidden(self, tokens_BxL):
+        """(next-byte logits float32[B, L, 256], final hidden states [B, L, width]) of one pass."""
+        hidden_BxLxD = self.hidden(tokens_BxL)
+        return self.head(hidden_BxLxD).astype(jnp.float32), hidden_BxLxD
+
     def embed(self, tokens_BxL):
         """Mean over positions of the final hidden state: float32[B, width]."""
         return jnp.mean(self.hidden(tokens_BxL).astype(jnp.float32), axis=1)
-
-    def logits_and_pooled(self, tokens_BxL):
-        """(`__call__`'s logits, `embed`'s pooling) from one pass: (float32[B, L, 256], float32[B, width])."""
-        hidden_BxLxD = self.hidden(tokens_BxL)
-        return self.head(hidden_BxLxD).astype(jnp.float32), jnp.mean(hidden_BxLxD.astype(jnp.float32), axis=1)
 
 
 def next_byte_nll(logits_BxTxV, targets_BxT):
@@ -80,12 +81,13 @@ def next_byte_nll(logits_BxTxV, targets_BxT):
     return jnp.mean(nll_BxT, axis=1)
 
 
-def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any, Any]:
-    """(module, init, loss, embed, loss_and_embed, train_embed) for an already validated config.
+def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any, Any, Any]:
+    """(module, init, loss, embed, outputs, loss_and_embed, train_embed) for an already validated config.
 
-    `loss_and_embed` is `loss` plus the pooled final hidden state of the same forward pass, which
-    reads the row's first L-1 bytes (the inputs of the L-1 predictions); `train_embed` is that
-    pooling alone (= `embed` of the row without its last byte)."""
+    `outputs` and `loss_and_embed` are one forward pass over the row's first L-1 bytes (the inputs of the
+    L-1 predictions), `forward`: `outputs` is all of it (`ModelOutputs`, with the linear layers' output
+    magnitudes recorded), `loss_and_embed` its loss (`loss`'s value, bit for bit) and pooled final hidden
+    state; `train_embed` is that pooling alone (= `embed` of the row without its last byte)."""
     module = ByteLM(
         width=cfg.width,
         depth=cfg.depth,
@@ -100,11 +102,14 @@ def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any, Any]:
         dummy_1xL = jnp.zeros((1, cfg.seq_len), jnp.int32)
         return module.init(key, dummy_1xL)["params"]
 
+    def _check_batch(batch_BxL):
+        if batch_BxL.ndim != 2 or batch_BxL.shape[1] < 2:
+            raise ValueError(f"batch: byte_lm loss needs shape [B, L] with L >= 2, got {batch_BxL.shape}")
+
     def loss(params, batch_BxL, key=None):
         """Mean next-byte NLL per row, float32[B]; `key` is unused (no dropout)."""
         del key
-        if batch_BxL.ndim != 2 or batch_BxL.shape[1] < 2:
-            raise ValueError(f"batch: byte_lm loss needs shape [B, L] with L >= 2, got {batch_BxL.shape}")
+        _check_batch(batch_BxL)
         tokens_BxL = batch_BxL.astype(jnp.int32)
         logits_BxTxV = module.apply({"params": params}, tokens_BxL[:, :-1])
         return next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:])
@@ -112,18 +117,31 @@ def make_byte_lm(cfg) -> tuple[ByteLM, Any, Any, Any, Any, Any]:
     def embed(params, batch_BxL):
         return module.apply({"params": params}, batch_BxL.astype(jnp.int32), method=ByteLM.embed)
 
+    def forward(params, batch_BxL, key=None, *, record_layers: bool = False):
+        """`ModelOutputs` of one pass over tokens[:, :-1]: the loss, logits [B, L-1, 256] (position t predicts
+        token t+1), final hidden states [B, L-1, width], the linear layers' output magnitudes (when
+        `record_layers`, else {}) and the mean of the hidden states over the L-1 positions."""
+        del key
+        _check_batch(batch_BxL)
+        tokens_BxL = batch_BxL.astype(jnp.int32)
+        (logits_BxTxV, hidden_BxTxD), layer_outputs = apply_recording_linear_outputs(
+            module, params, tokens_BxL[:, :-1], method=ByteLM.logits_and_hidden, record=record_layers
+        )
+        nll_B = next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:])
+        hidden_BxTxD = hidden_BxTxD.astype(jnp.float32)
+        return ModelOutputs(nll_B, logits_BxTxV, hidden_BxTxD, layer_outputs, jnp.mean(hidden_BxTxD, axis=1))
+
+    def outputs(params, batch_BxL, key=None):
+        return forward(params, batch_BxL, key, record_layers=True)
+
     def loss_and_embed(params, batch_BxL, key=None):
         """(`loss`, float32[B, width] mean hidden state over the L-1 input positions), one forward pass."""
-        del key
-        if batch_BxL.ndim != 2 or batch_BxL.shape[1] < 2:
-            raise ValueError(f"batch: byte_lm loss needs shape [B, L] with L >= 2, got {batch_BxL.shape}")
-        tokens_BxL = batch_BxL.astype(jnp.int32)
-        logits_BxTxV, pooled_BxD = module.apply({"params": params}, tokens_BxL[:, :-1], method=ByteLM.logits_and_pooled)
-        return next_byte_nll(logits_BxTxV, tokens_BxL[:, 1:]), pooled_BxD
+        out = forward(params, batch_BxL, key)
+        return out.loss, out.embedding
 
     def train_embed(params, batch_BxL, key=None):
         """`loss_and_embed`'s embedding without the head: `embed` of the first L-1 bytes."""
         del key
         return embed(params, batch_BxL[:, :-1])
 
-    return module, init, loss, embed, loss_and_embed, train_embed
+    return module, init, loss, embed, outputs, loss_and_embed, train_embed

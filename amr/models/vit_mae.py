@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from amr.models import layers
+from amr.models.outputs import ModelOutputs, apply_recording_linear_outputs
 
 _TOKEN_INIT = layers.normal_init(stddev=0.02)
 
@@ -150,28 +151,35 @@ class ViTMAE(nn.Module):
         latent = self.encode(images_BxHxWxC, ids_shuffle_BxN)
         return (self.decode(latent, ids_shuffle_BxN), patch_mask(ids_shuffle_BxN, self.n_keep))
 
-    def forward_and_pooled(self, images_BxHxWxC, key):
-        """`__call__`'s (pred, mask) plus the mean over the visible patch tokens of the same encoder
-        output, float32[B, width]: `embed`'s pooling, on the patches this mask leaves visible."""
+    def reconstruct(self, images_BxHxWxC, key):
+        """(pred float32[B, N, P*P*C], mask float32[B, N], encoder output [B, 1+K, width]): `__call__` plus the
+        encoder's last hidden states (cls and the visible patches), from one pass."""
         ids_shuffle_BxN = shuffle_patches(key, images_BxHxWxC.shape[0], self.num_patches)
         latent = self.encode(images_BxHxWxC, ids_shuffle_BxN)
-        pooled_BxD = jnp.mean(latent[:, 1:].astype(jnp.float32), axis=1)
-        return self.decode(latent, ids_shuffle_BxN), patch_mask(ids_shuffle_BxN, self.n_keep), pooled_BxD
+        return self.decode(latent, ids_shuffle_BxN), patch_mask(ids_shuffle_BxN, self.n_keep), latent
 
     def masked_embed(self, images_BxHxWxC, key):
-        """`forward_and_pooled`'s embedding alone (the encoder only): float32[B, width]."""
+        """The free embedding alone (the encoder only): the mean over the visible patch tokens of
+        `reconstruct`'s encoder output for the same key, float32[B, width]."""
         ids_shuffle_BxN = shuffle_patches(key, images_BxHxWxC.shape[0], self.num_patches)
-        return jnp.mean(self.encode(images_BxHxWxC, ids_shuffle_BxN)[:, 1:].astype(jnp.float32), axis=1)
+        return pool_visible(self.encode(images_BxHxWxC, ids_shuffle_BxN))
 
     def embed(self, images_BxHxWxC):
         """Mean over patch tokens of the unmasked encoder output: float32[B, width]."""
         return jnp.mean(self.encode(images_BxHxWxC)[:, 1:].astype(jnp.float32), axis=1)
 
 
-def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any, Any, Any]:
-    """(module, init, loss, embed, loss_and_embed, train_embed) for an already validated config.
+def pool_visible(latent_Bx1pKxD):
+    """The free embedding: mean over the visible patch tokens (not cls) of the encoder output, float32[B, width]."""
+    return jnp.mean(latent_Bx1pKxD[:, 1:].astype(jnp.float32), axis=1)
 
-    `loss_and_embed` is `loss` plus the pooled encoder output of the same (masked) forward pass;
+
+def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any, Any, Any, Any]:
+    """(module, init, loss, embed, outputs, loss_and_embed, train_embed) for an already validated config.
+
+    `outputs` and `loss_and_embed` are one (masked) forward pass, `forward`: `outputs` is all of it
+    (`ModelOutputs`, with the linear layers' output magnitudes recorded), `loss_and_embed` its loss
+    (`loss`'s value, bit for bit) and pooled encoder output over the visible patches;
     `train_embed(params, batch, key)` is that pooling alone, for the same key's masks. It is not
     `embed`, which encodes every patch: training never sees the masked ones."""
     module = ViTMAE(
@@ -207,17 +215,28 @@ def make_vit_mae(cfg) -> tuple[ViTMAE, Any, Any, Any, Any, Any]:
         pred_BxNxP, mask_BxN = module.apply({"params": params}, batch_BxHxWxC, key)
         return _mse(batch_BxHxWxC, pred_BxNxP, mask_BxN)
 
-    def loss_and_embed(params, batch_BxHxWxC, key):
-        """(`loss`, float32[B, width] pooled encoder output of the same pass)."""
-        pred_BxNxP, mask_BxN, pooled_BxD = module.apply(
-            {"params": params}, batch_BxHxWxC, key, method=ViTMAE.forward_and_pooled
-        )
-        return _mse(batch_BxHxWxC, pred_BxNxP, mask_BxN), pooled_BxD
-
     def train_embed(params, batch_BxHxWxC, key):
         return module.apply({"params": params}, batch_BxHxWxC, key, method=ViTMAE.masked_embed)
 
     def embed(params, batch_BxHxWxC):
         return module.apply({"params": params}, batch_BxHxWxC, method=ViTMAE.embed)
 
-    return module, init, loss, embed, loss_and_embed, train_embed
+    def forward(params, batch_BxHxWxC, key, *, record_layers: bool = False):
+        """`ModelOutputs` of one pass with the masks of `key`: the loss, reconstructions of every patch
+        [B, N, P*P*C], the encoder's last hidden states [B, 1+K, width] (cls and visible patches), the
+        linear layers' output magnitudes (when `record_layers`, else {}) and the pooled visible patches."""
+        (pred_BxNxP, mask_BxN, latent), layer_outputs = apply_recording_linear_outputs(
+            module, params, batch_BxHxWxC, key, method=ViTMAE.reconstruct, record=record_layers
+        )
+        loss_B = _mse(batch_BxHxWxC, pred_BxNxP, mask_BxN)
+        return ModelOutputs(loss_B, pred_BxNxP, latent.astype(jnp.float32), layer_outputs, pool_visible(latent))
+
+    def outputs(params, batch_BxHxWxC, key):
+        return forward(params, batch_BxHxWxC, key, record_layers=True)
+
+    def loss_and_embed(params, batch_BxHxWxC, key):
+        """(`loss`, float32[B, width] pooled encoder output of the same pass)."""
+        out = forward(params, batch_BxHxWxC, key)
+        return out.loss, out.embedding
+
+    return module, init, loss, embed, outputs, loss_and_embed, train_embed

@@ -7,14 +7,20 @@ One `jax.jit` runs a whole chunk of S steps with no host round trip:
   2. optional forward-only probes of the arms (bandit feedback beyond the replayed rows);
   3. `lax.scan` over S steps; each step gets its replay candidates' rows, lets the policy
      `select` among them (MIR; the identity for every other policy), runs forward/backward
-     on new + replay rows, `pmean`s the gradients and applies the optimizer (skipping
-     non-finite steps);
+     on new + replay rows (one forward pass, `amr.methods.hooks.step_objective`), `pmean`s the
+     gradients and applies the optimizer (skipping non-finite steps);
   4. the replayed rows' per-example losses are all-gathered and fed to the bandit
      (one `lax.scan` inside `observe`), so its state stays identical on every device.
 
 When the state carries an embedding buffer (`replay.embeddings = "free"`, see
 `amr.train.free_embeddings`) each step also stores its new rows' pooled embeddings from the
 training forward pass; without one the program is what it was before the option existed.
+
+With companion methods (`amr.methods`, docs/METHODS.md) a step runs, in order: the forward pass
+(`model.outputs` when a method `needs_outputs`, which also gives the free embeddings), the loss
+plus the methods' loss terms, the gradients `pmean`'d, `edit_grads` on the averaged gradients
+(e.g. MIGU), the optimizer, `post_update` on its updates (e.g. HFT), the update (skipped if not
+finite), `after_step`. Without methods none of these hooks is called.
 
 Where rows come from is one small interface, `MemorySource`, with two implementations.
 `DEVICE_MEMORY`: the 4th chunk argument is every stored row, replicated; rows are gathered
@@ -263,18 +269,14 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
             out["arms"] = chosen.arms
 
     def loss_fn(p):
-        if buffer is None:
-            losses, emb = per_example_losses(c.model, p, rows, row_keys), None
-        else:
-            losses, emb = free_lib.per_example_losses_and_embeddings(c.model, p, rows, row_keys)
-        objective = losses.mean()
-        if c.methods:  # amr.methods: their loss terms join the objective
-            aux = {"rows": rows, "keys": row_keys, "num_new": Bl}
-            objective = objective + method_hooks.loss_terms(c.methods, method_states, p, aux)
-        return objective, (losses, emb)
+        # one forward pass: the loss, the methods' loss terms (and outputs they read), the free embeddings
+        embed = buffer is not None
+        return method_hooks.step_objective(c.model, c.methods, method_states, p, rows, row_keys, Bl, embed)
 
-    (loss, (losses, emb)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    (loss, (losses, layer_outputs, emb)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     loss, grads = jax.lax.pmean((loss, grads), AXIS)
+    if c.methods:  # amr.methods: gradient edits from the step's layer outputs (e.g. MIGU's mask)
+        grads = method_hooks.edit_grads(c.methods, method_states, grads, jax.lax.pmean(layer_outputs, AXIS))
     ok = jnp.isfinite(loss) & _all_finite(grads)
     updates, new_opt = c.tx.update(grads, opt_state, params)
     if c.methods:  # amr.methods: their post_update hooks (e.g. HFT's mask of frozen matrices)

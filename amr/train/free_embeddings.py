@@ -1,8 +1,10 @@
 """Free embeddings for k-means arms (`replay.embeddings = "free"`): kept from the training pass.
 
 Every new row already goes through the model once while it is trained on. With "free" the
-chunk's loss is `model.loss_and_embed`, whose second output is the pooled representation of
-that same forward pass (the loss value does not change), and each step writes its new rows'
+chunk's forward (`amr.methods.hooks.step_objective(..., embed=True)`) is `model.loss_and_embed`,
+whose second output is the pooled representation of that same forward pass (the loss value does
+not change); when a companion method needs the step's outputs the forward is `model.outputs`,
+the same pass, whose `embedding` is that pooling. Each step writes its new rows'
 embeddings (all-gathered over the "data" axis, so every device holds the same buffer) into
 `EmbeddingBuffer`: f32[task_rows, D] indexed by the row's position in the current task, the
 last visit winning. The buffer rides in `TrainState.embeddings`, so it is checkpointed with the
@@ -48,13 +50,8 @@ def empty(rows: int, dim: int, first_id: int = 0) -> EmbeddingBuffer:
     )
 
 
-def per_example_losses_and_embeddings(model, params, rows, keys):
-    """(f32[B] losses, f32[B, D] embeddings) with one key per row; the losses are `per_example_losses`'."""
-    return jax.vmap(lambda x, k: jax.tree.map(lambda a: a[0], model.loss_and_embed(params, x[None], k)))(rows, keys)
-
-
 def per_example_train_embeddings(model, params, rows, keys):
-    """f32[B, D]: `per_example_losses_and_embeddings`' embeddings without the loss's head / decoder."""
+    """f32[B, D]: the training forward's embeddings (`model.train_embed`, without the loss's head / decoder)."""
     return jax.vmap(lambda x, k: model.train_embed(params, x[None], k)[0])(rows, keys)
 
 

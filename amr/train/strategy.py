@@ -16,7 +16,7 @@ import numpy as np
 
 from amr.compute.costs import CostModel
 from amr.compute.measure import ChunkCost
-from amr.compute.plan import StrategyPlan, plan_strategy
+from amr.compute.plan import StrategyPlan, plan_strategy, replay_rows
 from amr.methods import costs as method_costs
 from amr.methods import hooks as method_hooks
 from amr.methods import make_methods
@@ -202,7 +202,7 @@ def _compile(
         max_rows,
         paid_reference=reference == "probe",
         past_tasks=past_tasks,
-        methods_cost=methods_cost(ctx, tx, methods, costs),
+        methods_cost=methods_cost(ctx, tx, methods, replay_rows(cfg, name, ctx.num_devices, past_tasks), costs),
     )
     spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
@@ -230,23 +230,33 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
     )
 
 
-def methods_cost(ctx: Context, tx, methods: tuple, costs: CostModel | None = None) -> tuple[float, float]:
+def methods_cost(
+    ctx: Context, tx, methods: tuple, replay: int = 0, costs: CostModel | None = None
+) -> tuple[float, float]:
     """(FLOPs the methods add to one train step, FLOPs of their task-end pass) for the plan; (0, 0) without
-    methods. Measured once per context (`amr.methods.costs`). With `costs` (the plain optimizer's), the
-    step includes what the methods' transforms and optimizer wrappers add to the optimizer update."""
+    methods. The step is measured at `train.batch_size` rows of which the last `replay` are replayed (what
+    a loss term on the replayed rows, e.g. distillation, reads), once per context and split
+    (`amr.methods.costs`). With `costs` (the plain optimizer's), the step includes what the methods'
+    transforms and optimizer wrappers add to the optimizer update."""
     if not methods:
         return (0.0, 0.0)
-    if "methods" not in ctx.measured:
+    if ("methods", replay) not in ctx.measured:
         model, batch = ctx.model, ctx.config.train.batch_size
+        num_new = batch - replay if replay < batch else batch  # joint replays whole batches beyond its own
+        rows_in_step = num_new + replay
         state = jax.eval_shape(lambda: _init_state(model, tx, _policy(ctx, "none"), 0, methods))
-        rows = jax.ShapeDtypeStruct((batch,) + tuple(model.example_shape), model.example_dtype)
-        keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), batch))
-        per_step = method_costs.step_flops(methods, state.methods, state.params, rows, keys, batch)
+        rows = jax.ShapeDtypeStruct((rows_in_step,) + tuple(model.example_shape), model.example_dtype)
+        keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), rows_in_step))
+        per_step = method_costs.step_flops(methods, state.methods, state.params, rows, keys, num_new, model)
         if costs is not None and tx is not costs.tx:  # the methods' transforms and optimizer wrappers
-            per_step += method_costs.optimizer_flops(costs, CostModel(model, tx, state.params, state.opt_state))
-        task_end = TaskEndPass(methods, model, ctx.mesh).flops(state)
-        ctx.measured["methods"] = (per_step, task_end)
-    return ctx.measured["methods"]
+            if "methods_optimizer" not in ctx.measured:
+                with_methods = CostModel(model, tx, state.params, state.opt_state)
+                ctx.measured["methods_optimizer"] = method_costs.optimizer_flops(costs, with_methods)
+            per_step += ctx.measured["methods_optimizer"]
+        if "methods_task_end" not in ctx.measured:
+            ctx.measured["methods_task_end"] = TaskEndPass(methods, model, ctx.mesh).flops(state)
+        ctx.measured[("methods", replay)] = (per_step, ctx.measured["methods_task_end"])
+    return ctx.measured[("methods", replay)]
 
 
 def make_strategy(ctx: Context, name: str) -> Strategy:
