@@ -2,6 +2,7 @@
 
 python -m experiments.main --config=configs/quickstart.py --workdir=runs/quickstart
 python -m experiments.update_readme --results=runs/quickstart/results.json --block=quickstart
+python -m experiments.update_readme --results=docs/results.json --block=stands   # the sweep's summary
 """
 
 import argparse
@@ -32,6 +33,52 @@ def render(results: dict, results_path: str) -> str:
     return "\n".join(lines)
 
 
+def _vs(e: dict | None) -> str:
+    vs = (e or {}).get("vs_uniform")
+    if not vs:
+        return "not run"
+    ratio = vs["forgetting_ratio"]
+    text = f"{ratio:.2f}× ({vs['forgetting_diff_mean']:+.4f} ± {vs['forgetting_diff_ci95']:.4f})"
+    excludes = abs(vs["forgetting_diff_mean"]) > vs["forgetting_diff_ci95"]
+    return f"**{text}**" if excludes else text
+
+
+def _check(entry: dict, name: str) -> str:
+    c = (entry.get("regime_checks") or {}).get(name) or {}
+    if "pass" not in c:
+        return "n/a"
+    value = f"{c['ratio']:.2f}×" if "ratio" in c else f"{c['over_sd']:.1f}× sd"
+    return value + (" pass" if c["pass"] else " **FAIL**")
+
+
+def render_stands(results: dict, results_path: str) -> str:
+    """Per benchmark of the sweep: the regime checks, AMR and every named variant against uniform, the best fixed
+    allocation over past tasks, and uniform at 4/32 against its default share (bold: paired interval excludes 0)."""
+    named = sorted(
+        {
+            n
+            for e in results["benchmarks"].values()
+            for n, v in e["strategies"].items()
+            if (v.get("variant") or {}).get("kind") == "named"
+        }
+    )
+    head = ["benchmark", "replay matters", "forgetting real", "amr / uniform (Δ ± CI)"]
+    head += [f"`{n}` / uniform" for n in named] + ["best fixed allocation / uniform", "uniform 4/32 / default"]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for bench, entry in results["benchmarks"].items():
+        s = entry["strategies"]
+        h = entry.get("headroom") or {}
+        best = f"{_vs(s.get(h['best']))} `{h['best']}`" if h.get("best") else "not run"
+        share = s.get("uniform@4/32") or s.get("uniform")
+        four = share["avg_forgetting_mean"] / s["uniform"]["avg_forgetting_mean"] if "uniform" in s else float("nan")
+        cells = [bench, _check(entry, "replay_matters"), _check(entry, "forgetting_is_real"), _vs(s.get("amr"))]
+        cells += [_vs(s.get(n)) for n in named] + [best, f"{four:.2f}×"]
+        rows.append("| " + " | ".join(cells) + " |")
+    seeds = sorted({k for e in results["benchmarks"].values() for k in e["seeds"]})
+    rows += ["", f"{len(seeds)} paired seeds; written from `{results_path}` by `python -m experiments.update_readme`."]
+    return "\n".join(rows)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", required=True, help="results.json written by experiments.main")
@@ -45,7 +92,8 @@ def main():
         readme = f.read()
     if start not in readme or end not in readme:
         raise SystemExit(f"--block: {args.readme} has no {start} ... {end} block")
-    block = f"{start}\n{render(results, os.path.relpath(args.results, ROOT))}\n{end}"
+    fn = render_stands if args.block == "stands" else render
+    block = f"{start}\n{fn(results, os.path.relpath(args.results, ROOT))}\n{end}"
     readme = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, readme, flags=re.S)
     with open(args.readme, "w", encoding="utf-8") as f:
         f.write(readme)
