@@ -7,7 +7,8 @@ device before the clock starts; medians over interleaved rounds after compile. `
 measured ledger's FLOPs of one chunk (XLA's cost analysis) times N over the seconds, beside one large
 matmul's rate (`gflops_per_s_matmul_1024`): how close one seed's program already is to what the machine
 can do. Vmapping pays where one seed leaves the machine idle (dispatch-bound: small models on an
-accelerator); a CPU whose cores one seed already keeps busy gains nothing from it.
+accelerator). On XLA:CPU a seed axis becomes a batch dimension of the same small kernels, which run at the
+same rate per FLOP, so the speed-up there is about 1 even far below the matmul rate.
 
 Prints ONE JSON object on stdout:
     python -m experiments.bench_seeds [--seeds 8] [--config configs/digit_styles.py] [--strategy uniform]
