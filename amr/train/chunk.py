@@ -41,7 +41,8 @@ from jax.sharding import PartitionSpec as P
 
 from amr.replay import memory as memory_lib
 from amr.replay import policies as replay_lib
-from amr.train import distributed
+from amr.replay import share as share_lib
+from amr.train import distributed, flex_batch
 from amr.train.state import TrainState
 
 AXIS = "data"
@@ -73,8 +74,11 @@ LOCAL_MEMORY_SPECS = LocalMemory(P(), P(), P(None, AXIS), P(), P(), P(AXIS))
 class ChunkSpec(NamedTuple):
     steps: int  # S, train steps per chunk
     new_batch: int  # global new-task rows per step
-    replay_batch: int  # global replay rows per step
+    replay_batch: int  # global replay rows per step (with flex slots: the most, rows_max)
     probe_samples: int = 0  # global forward-only probe rows per chunk (0: feedback only)
+    flex: int = (
+        0  # replay slots that hold a new row when the chunk's replay count leaves them free (amr.train.flex_batch)
+    )
 
 
 def per_example_losses(model, params, rows, keys):
@@ -198,6 +202,7 @@ class _Chunk(NamedTuple):
     spec: ChunkSpec
     source: MemorySource
     n_dev: int
+    share: Any = None  # amr.replay.share.ShareRule of a chunk with flex slots (None: the fixed split)
 
     @property
     def local(self):
@@ -273,15 +278,80 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
     return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
 
 
-def _feedback(c: _Chunk, replay, out):
-    """(replay state after the chunk's losses, replay metrics): references, bandit rewards, arm counts."""
+def _flex_train_step(c: _Chunk, step_key, dev, memory, replay_rows, carry, xs):
+    """`_train_step` with flex slots: of the step's replay slots, canonical column q holds a replay row
+    iff q < `replay_rows`, else a flex new row (`amr.train.flex_batch`); the rows trained are the same
+    in number whatever `replay_rows` is. Losses of rows not trained as replay (new) are NaN in
+    `rep_losses` (`new_losses`), so neither the bandit nor `record_new` sees them."""
+    params, opt_state, skipped = carry
+    (always, flex_new), replay_xs, (always_ids, flex_ids), t = xs
+    (Bl, Rl, _), N, R, F = c.local, c.spec.new_batch, c.spec.replay_batch, c.spec.flex
+    Fl, rows_min = F // c.n_dev, R - F
+    key = jax.random.fold_in(step_key, t)
+    q = flex_batch.local_cols(rows_min, F, c.n_dev, dev)  # int32[Rl] canonical replay columns
+    active = q < replay_rows  # [Rl]: fixed slots always, flex slots while q < r
+    step_ids = replay_xs[0]
+    rep_rows = _rows(memory, step_ids[q])
+    use_new = ~active[Rl - Fl :]
+    pick = lambda a, b: jnp.where(use_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
+    rows = jnp.concatenate([always, rep_rows[: Rl - Fl], pick(flex_new, rep_rows[Rl - Fl :])], axis=0)
+    # keys by canonical position: new rows 0..N-1, flex new rows N + g, replay rows N + F + q
+    slot_key = jnp.where(active, N + F + q, N + q - rows_min)
+    row_keys = jnp.concatenate([_row_keys(key, dev * Bl, Bl), jax.vmap(lambda i: jax.random.fold_in(key, i))(slot_key)])
+
+    def loss_fn(p):
+        losses = per_example_losses(c.model, p, rows, row_keys)
+        return losses.mean(), losses
+
+    (loss, losses), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    loss, grads = jax.lax.pmean((loss, grads), AXIS)
+    ok = jnp.isfinite(loss) & _all_finite(grads)
+    updates, new_opt = c.tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
+    canonical = flex_batch.to_canonical(rows_min, F, c.n_dev)
+    new_losses = jnp.concatenate([losses[:Bl], jnp.where(use_new, losses[Bl + Rl - Fl :], jnp.nan)])
+    new_losses = jnp.where(ok, new_losses, jnp.nan)
+    used = jnp.isfinite(new_losses)
+    new_sum, new_count = jax.lax.psum((jnp.sum(jnp.where(used, new_losses, 0.0)), jnp.sum(used)), AXIS)
+    out = {"loss": loss, "ids": step_ids, "new_loss": new_sum / new_count}
+    out["new_ids"] = _gather(jnp.concatenate([always_ids, flex_ids]))
+    out["new_losses"] = _gather(new_losses)
+    out["rep_losses"] = _gather(jnp.where(ok & active, losses[Bl:], jnp.nan))[canonical]
+    if c.policy.needs_loss_after:
+        after = per_example_losses(c.model, params, rows[Bl:], row_keys[Bl:])
+        out["rep_after"] = _gather(jnp.where(ok & active, after, jnp.nan))[canonical]
+    return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
+
+
+def _share_signals(replay, out) -> share_lib.ShareSignals:
+    """The chunk's free signals: replayed rows' mean loss over their own reference (over nothing when
+    the policy keeps no per-sample reference), and the new rows' mean loss."""
+    rep = out["rep_losses"]
+    if replay.sample_ref.shape[0] > 1:
+        rep = rep - replay_lib._at_or_nan(replay.sample_ref, out["ids"])
+    return share_lib.ShareSignals(_nanmean(rep), _nanmean(out["new_losses"]))
+
+
+def _nanmean(x):
+    finite = jnp.isfinite(x)
+    return jnp.sum(jnp.where(finite, x, 0.0)) / jnp.sum(finite)  # NaN when nothing is finite
+
+
+def _feedback(c: _Chunk, replay, out, replay_rows=None):
+    """(replay state after the chunk's losses, replay metrics): references, bandit rewards, arm counts.
+
+    `replay_rows` (flex slots): the chunk's replay count; arms of slots past it are not counted."""
     replay = c.policy.record_new(replay, out["new_ids"], out["new_losses"])
     metrics = {}
     if c.spec.replay_batch:
         arms = c.source.arms(replay, out)
         replay = c.policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
         replay = c.policy.record_new(replay, out["ids"], out["rep_losses"], replayed=True)
-        counts = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[arms.reshape(-1)].add(1, mode="drop")
+        counted = arms
+        if replay_rows is not None:
+            counted = jnp.where(jnp.arange(arms.shape[-1]) < replay_rows, arms, replay.memory.sizes.shape[0])
+        counts = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[counted.reshape(-1)].add(1, mode="drop")
         metrics["replay_arm_counts"] = counts
     metrics["arm_probs"] = c.policy.arm_probs(replay)
     return replay, metrics
@@ -296,12 +366,22 @@ def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
     replay_xs = c.source.replay_inputs(memory, c.policy, replay, sample_key, S, R) if R else ()
     if uses_probes(c.policy, c.spec):
         replay = _probe_feedback(c, state.params, replay, memory, probe_key, dev)
-    step = functools.partial(_train_step, c, step_key, dev, memory)
+    replay_rows, share_state = None, state.share
+    if c.spec.flex:
+        replay_rows = c.share.rows(state.share, state.step)
+        step = functools.partial(_flex_train_step, c, step_key, dev, memory, replay_rows)
+    else:
+        step = functools.partial(_train_step, c, step_key, dev, memory)
     carry = (state.params, state.opt_state, state.skipped)
     (params, opt_state, skipped), out = jax.lax.scan(step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S)))
-    replay, metrics = _feedback(c, replay, out)
+    if c.spec.flex:
+        share_state = c.share.update(share_state, _share_signals(replay, out), state.step + S)
+    replay, metrics = _feedback(c, replay, out, replay_rows)
     metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
-    new_state = state.replace(params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped)
+    metrics["replay_rows"] = jnp.asarray(R if replay_rows is None else replay_rows, jnp.int32)
+    new_state = state.replace(
+        params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped, share=share_state
+    )
     return new_state, metrics
 
 
@@ -313,6 +393,7 @@ def make_chunk_fn(
     spec: ChunkSpec,
     host_memory: bool = False,
     seed_axis: bool = False,
+    share: share_lib.ShareRule | None = None,
 ) -> Callable:
     """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory) -> (state, metrics)` (state donated).
 
@@ -323,14 +404,20 @@ def make_chunk_fn(
     `seed_axis`: several runs in one program, `jax.vmap` over a leading seed axis of the state,
     the new rows and their ids (stack states with `stack_seeds`); the memory is shared. Each seed
     computes what its own chunk would (`experiments/bench_seeds.py` times both ways).
+
+    `share` (needed when `spec.flex`): the rule choosing each chunk's replay rows in
+    [replay_batch - flex, replay_batch]; the new rows and their ids then come as pairs
+    (always [S, new_batch], flex [S, flex]), see `amr.train.flex_batch`.
     """
     n_dev = mesh.shape[AXIS]
+    if spec.flex:
+        _check_flex(policy, spec, share, host_memory, n_dev)
     for name in ("new_batch", "replay_batch", "probe_samples"):
         if getattr(spec, name) % n_dev:
             raise ValueError(f"{name}={getattr(spec, name)} is not divisible by the {n_dev} devices of the mesh")
     if spec.probe_samples and policy.needs_loss_after:
         raise ValueError("probe_samples: probes measure loss levels, which the 'marginal' reward cannot use")
-    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev)
+    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev, share)
     sharded = jax.shard_map(
         functools.partial(_per_device, c),
         mesh=mesh,
@@ -343,6 +430,15 @@ def make_chunk_fn(
     if seed_axis:
         sharded = jax.vmap(sharded, in_axes=(0, 0, 0, None))
     return jax.jit(sharded, donate_argnums=(0,))
+
+
+def _check_flex(policy, spec: ChunkSpec, share, host_memory: bool, n_dev: int) -> None:
+    if share is None or (share.rows_min, share.rows_max) != (spec.replay_batch - spec.flex, spec.replay_batch):
+        raise ValueError(f"flex={spec.flex}: needs a share rule over [replay_batch - flex, replay_batch], got {share}")
+    if host_memory or policy.candidates != 1:
+        raise ValueError("flex: an adaptive replay share needs device memory and a policy without candidates (not mir)")
+    if spec.flex % n_dev:
+        raise ValueError(f"flex={spec.flex} is not divisible by the {n_dev} devices of the mesh")
 
 
 def stack_seeds(trees):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -23,6 +25,7 @@ class TrainState:
     step: jax.Array  # i32[] global step
     task: jax.Array  # i32[] index of the task being trained
     skipped: jax.Array  # i32[] steps skipped for non-finite loss or gradients
+    share: Any = None  # the replay-share rule's state (amr.replay.share; None for 'fixed' and 'schedule')
 
 
 def per_task_schedule(optim: ml_collections.ConfigDict, steps_per_task: int) -> optax.Schedule:

@@ -16,8 +16,9 @@ import numpy as np
 
 from amr.compute.costs import CostModel
 from amr.compute.measure import ChunkCost
-from amr.compute.plan import StrategyPlan, plan_strategy
+from amr.compute.plan import StrategyPlan, plan_strategy, share_rows
 from amr.replay import policies as replay_lib
+from amr.replay import share as share_lib
 from amr.train import chunk as step_lib
 from amr.train import heldout, host_memory, measured
 from amr.train.state import TrainState, make_optimizer
@@ -85,6 +86,7 @@ class Strategy:
     reference: str
     ctx: Any = None
     presample: Any = None  # host placement: jitted draws of replay_chunk's ids (amr.train.chunk.make_presample_fn)
+    share: Any = None  # amr.replay.share.ShareRule of the replay chunk (None: the fixed split)
     _per_task: dict = dataclasses.field(default_factory=dict)
     _measured: dict = dataclasses.field(default_factory=dict)  # ChunkCost per compiled chunk variant
 
@@ -106,7 +108,7 @@ class Strategy:
         """A run's initial TrainState on the host: model init of `key(seed)`, empty replay memory, task 0.
 
         The state's rng is `fold_in(key(seed), 1)` (chunk step keys fold in the step)."""
-        return _init_state(self.ctx.model, self.tx, self.policy, seed)
+        return _init_state(self.ctx.model, self.tx, self.policy, seed, self.share)
 
     def chunk_cost(self, t: int) -> ChunkCost:
         """Measured cost of one chunk of task t (`amr.train.measured`), analysed once per compiled variant."""
@@ -115,12 +117,13 @@ class Strategy:
         variant = 0 if t == 0 else (t if self.name == "joint" else 1)
         if variant not in self._measured:
             plan, _, presample = self.for_task_with_presample(t)
-            spec = step_lib.ChunkSpec(self.ctx.config.train.chunk_size, plan.new_batch, plan.replay_batch)
-            spec = spec._replace(probe_samples=plan.probe_samples)
+            spec = _spec(self.ctx.config, plan)
             state = jax.eval_shape(lambda: self.init_state(0))
             self._measured[variant] = measured.chunk_cost(
-                self.ctx, self.tx, self.policy, spec, state, self.costs, presample is not None
-            )
+                self.ctx, self.tx, self.policy, spec, state, self.costs, presample is not None,
+                share=self.share if spec.flex else None,
+                nominal_replay=share_rows(self.ctx.config, self.ctx.num_devices)[2] if spec.flex else None,
+            )  # fmt: skip
         return self._measured[variant]
 
     def naive_task_flops(self) -> float:
@@ -131,7 +134,27 @@ class Strategy:
         )
 
 
-def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int) -> TrainState:
+def _spec(cfg, plan: StrategyPlan) -> step_lib.ChunkSpec:
+    return step_lib.ChunkSpec(
+        cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples, plan.flex_rows
+    )
+
+
+def make_share_rule(cfg, num_devices: int) -> share_lib.ShareRule:
+    """`replay.share` of `cfg` as a rule over global replay rows per step (see `amr.replay.share`)."""
+    rows_min, rows_max, target = share_rows(cfg, num_devices)
+    return share_lib.make_share(
+        cfg.replay.get("share", "fixed"),
+        rows_min=rows_min,
+        rows_max=rows_max,
+        rows_target=target,
+        steps_per_task=cfg.train.steps_per_task,
+        chunk_size=cfg.train.chunk_size,
+        profile=cfg.replay.get("share_schedule", "front"),
+    )
+
+
+def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, share=None) -> TrainState:
     params = model.init(jax.random.key(seed))
     return TrainState(
         params=params,
@@ -141,6 +164,7 @@ def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int) -> TrainS
         step=jnp.zeros((), jnp.int32),
         task=jnp.zeros((), jnp.int32),
         skipped=jnp.zeros((), jnp.int32),
+        share=None if share is None else share.init(),
     )
 
 
@@ -154,16 +178,19 @@ def naive_chunk_cost(ctx: Context, tx, costs: CostModel) -> ChunkCost:
     return ctx.measured["none"]
 
 
-def _compile(ctx: Context, name: str, tx, policy, costs: CostModel, reference: str, past_tasks: int = 1):
-    """(plan, jitted chunk, jitted presample or None): host placement's replay chunks take presampled rows."""
+def _compile(ctx: Context, name: str, tx, policy, costs: CostModel, reference: str, past_tasks: int = 1, share=None):
+    """(plan, jitted chunk, jitted presample or None): host placement's replay chunks take presampled rows.
+
+    `share`: the replay-share rule, used when the plan has flex rows."""
     cfg = ctx.config
     max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if len(ctx.tasks) > 1 else 0
     plan = plan_strategy(
         cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe", past_tasks=past_tasks
     )
-    spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
+    spec = _spec(cfg, plan)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
-    chunk = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host)
+    share = share if spec.flex else None
+    chunk = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host, share=share)
     return plan, chunk, step_lib.make_presample_fn(policy, spec) if on_host else None
 
 
@@ -194,7 +221,11 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
     costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
     naive_plan, first, _ = _compile(ctx, "none", tx, policy, costs, "none")
+    share = make_share_rule(cfg, ctx.num_devices) if name not in ("none", "joint") else None
     plan, replay, presample = (
-        (naive_plan, None, None) if name in ("none", "joint") else _compile(ctx, name, tx, policy, costs, reference)
+        (naive_plan, None, None)
+        if name in ("none", "joint")
+        else _compile(ctx, name, tx, policy, costs, reference, share=share)
     )
-    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference, ctx, presample)
+    share = share if plan.flex_rows else None  # no flex slots: the fixed split, no share state
+    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference, ctx, presample, share)
