@@ -43,9 +43,11 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.fraction = 0.0625  # share of each batch given to replay (small, as in continual pre-training)
     c.replay.clusters_per_task = 1  # AMR arms per finished task: 1 = task arms, >1 = k-means on the model's embeddings
     c.replay.max_arms = 0  # arms allocated up front (static shapes); 0 = tasks x clusters_per_task
-    c.replay.reward = (
-        "loss_increase"  # AMR's reward: loss | loss_increase (over the arm's loss at its task end) | marginal
-    )
+    # AMR's reward (docs/REWARDS.md): loss | loss_increase (over `reference`) | marginal (loss drop after the update,
+    # paid) | benefit (free: how much one more replayed row per step slows an arm's forgetting; reference 'sample')
+    c.replay.reward = "loss_increase"
+    c.replay.benefit_alpha = 0.2  # benefit: EMA rate in (0, 1] of each arm's (replay intensity, drift) moments
+    c.replay.benefit_prior = 2.0  # benefit: pseudo-pairs (>= 0) shrinking an arm's slope toward the pooled slope
     # loss_increase reference: sample (each row's own loss when last trained on as new data, free) |
     # visit (each row's loss at its last visit, new or replayed, free) |
     # train (the arm's task's last-chunk training loss, free, task arms only) | probe (ref_samples rows per arm, paid) | auto (= sample)
@@ -84,6 +86,16 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     # row: one estimator step per replayed row (an EMA then tracks an arm's last few rows) | segment: one step
     # per arm per chunk on the mean of its rows (the estimate follows chunks; arms compared on means of many rows)
     c.bandit.aggregate = "row"
+
+    # companion continual-learning methods (amr.methods; docs/METHODS.md), composed with every strategy:
+    # any of l2sp | ewc | ema, e.g. ("ewc", "ema"); () = none (every run exactly as without the package)
+    c.methods = ()
+    c.method = ml_collections.ConfigDict()  # the methods' hyperparameters (read only for configured methods)
+    c.method.l2sp_lambda = 0.1  # L2-SP pull λ toward the last task end's weights (α=0.1: Li et al. 2018)
+    c.method.ewc_lambda = 1.0  # EWC penalty λ: scale-dependent, papers tune it per benchmark (ours; tune it)
+    c.method.ewc_gamma = 1.0  # online EWC Fisher decay γ: 1 = accumulate (Huszár 2018; Schwarz et al. 2018 allow γ<1)
+    c.method.ewc_rows = 256  # rows of a finished task the empirical Fisher is estimated on (ours; its pass is paid)
+    c.method.ema_beta = 0.999  # weight EMA β, fixed (ours: arXiv 2410.10868 adapts β per step, not implemented)
 
     c.memory = ml_collections.ConfigDict()
     # where past tasks' train rows live: device (one replicated array, replay rows gathered inside the chunk) |

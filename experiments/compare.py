@@ -14,7 +14,8 @@ Besides the strategies: uniform at replay shares 1, 2, 4 and 8 of 32 (`--frontie
 `<strategy>@<k>/<n>` in `--strategies` runs any strategy at share k/n), and uniform at the split of
 every strategy that trims new rows to pay for its selection (`--same_split`), and the headroom grid: fixed
 allocations of the replay rows over past tasks (`--headroom`, `tilted@<tilt>`; the best of the grid is an
-optimistic reference for any task-level allocation).
+optimistic reference for any task-level allocation). An entry `<strategy>+<name>` runs a named variant of
+`amr/runner/named_variants.py` (e.g. `amr+steady`), one idea at a time, paired with uniform by seed.
 
 Strategies: `none` (naive fine-tuning, the lower reference), `uniform` (the strong
 baseline), `amr`, `mir` (classic replay selection, at equal FLOPs) and `joint` (training on

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from amr.io.checkpoint import RunCheckpoints
+from amr.methods import hooks as method_hooks
+from amr.methods.ema import ema
 from amr.replay import clustering
 from amr.replay import share as share_lib
 from amr.runner import config_check
@@ -105,7 +107,7 @@ def test_fixed_share_is_the_plan_and_state_of_a_config_without_the_keys(ctx):
 # ---------------------------------------------------------------- the chunk
 
 
-def _state(ctx, strategy, mesh):
+def _state(ctx, strategy, mesh, methods=()):
     """A TrainState with task 0 as arms (its rows' reference losses 0, so every replayed row is observed)."""
     n = len(ctx.tasks[0].train)
     replay = strategy.policy.add_task(
@@ -113,6 +115,7 @@ def _state(ctx, strategy, mesh):
     )
     replay = replay.replace(sample_ref=replay.sample_ref.at[:n].set(0.0))
     state = strategy.init_state(0).replace(replay=replay, step=jnp.asarray(ctx.config.train.steps_per_task))
+    state = state.replace(methods=method_hooks.init_states(methods, state.params))
     return step_lib.replicate(mesh, state)
 
 
@@ -121,14 +124,15 @@ def _chunks(ctx, count):
     return [tuple(flex_batch.split_new(x, N, FLEX) for x in next_chunk(stream, S)) for _ in range(count)]
 
 
-def _run(ctx, mesh, chunks, policy=None, guard_after=None):
+def _run(ctx, mesh, chunks, policy=None, guard_after=None, methods=()):
     strategy = make_strategy(ctx, "amr")
     spec = step_lib.ChunkSpec(S, N, R_MAX, 0, FLEX)
+    rule = make_share_rule(ctx.config, 4)
     fn = step_lib.make_chunk_fn(
-        ctx.model, strategy.tx, policy or strategy.policy, mesh, spec, share=make_share_rule(ctx.config, 4)
+        ctx.model, strategy.tx, policy or strategy.policy, mesh, spec, methods=methods, share=rule
     )
     memory = step_lib.replicate(mesh, np.concatenate([t.train for t in ctx.tasks]))
-    state, history = _state(ctx, strategy, mesh), []
+    state, history = _state(ctx, strategy, mesh, methods), []
     for i, (new, ids) in enumerate(chunks):
         new, ids = step_lib.shard_new_batches(mesh, new), step_lib.shard_new_batches(mesh, ids)
         if guard_after is not None and i >= guard_after:
@@ -160,6 +164,29 @@ def test_chunks_train_r_replay_rows_one_trace_no_transfers(ctx):
         assert set(task1[np.isfinite(state.replay.sample_ref[task1])].tolist()) == trained
         observed_before = observed
     chex.clear_trace_counter()
+
+
+def test_flex_chunk_runs_the_methods_hooks_one_trace_no_transfers(ctx):
+    """A flex chunk with a method (methods=("ema",)): its after_step runs in the step both train steps
+    share, traced once across values of r, no transfers; the EMA moves every chunk and is not the
+    trained weights."""
+    method = ema(0.5)
+    method = method._replace(after_step=chex.assert_max_traces(method.after_step, n=1))
+    history = _run(ctx, ctx.mesh, _chunks(ctx, 3), guard_after=1, methods=(method,))
+    chex.clear_trace_counter()
+    assert len({int(m["replay_rows"]) for _, m in history}) > 1  # r varied under the one trace
+    start = make_strategy(ctx, "amr").init_state(0).params
+    averages = [start] + [state.methods["ema"]["params"] for state, _ in history]
+    assert all(_max_diff(before, after) > 0 for before, after in zip(averages, averages[1:]))  # moved every chunk
+    last = history[-1][0]
+    assert int(last.skipped) == 0
+    assert _max_diff(last.methods["ema"]["params"], last.params) > 0  # negative control: not the trained weights
+
+
+def _max_diff(a, b) -> float:
+    return max(
+        float(np.max(np.abs(np.asarray(x) - np.asarray(y)))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))
+    )
 
 
 def test_the_counts_detect_a_different_r(ctx):

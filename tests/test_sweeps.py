@@ -245,6 +245,8 @@ def _two_devices(name, smoke=False):
         (["uniform", "uniform@0/32"], benchmarks.get, "strategies: 'uniform@0/32' is not"),
         (["uniform", "random@2/32"], benchmarks.get, "strategies: 'random@2/32' is not"),
         (["uniform@4/32"], benchmarks.get, "at least one plain strategy"),
+        (["uniform", "amr+nosuch"], benchmarks.get, "strategies: 'amr\\+nosuch' is not"),
+        (["uniform", "tilted+steady"], benchmarks.get, "strategies: 'tilted\\+steady' is not"),
         (["uniform", "uniform@3/32"], _two_devices, r"sweep entry 'uniform@1/32': replay\.fraction"),
     ],
 )
@@ -254,6 +256,32 @@ def test_bad_sweep_entries_fail_before_any_run(tmp_path, monkeypatch, strategies
     with pytest.raises(ValueError, match=match):
         sweep.run_sweep(["digits"], strategies, [0], str(tmp_path), str(tmp_path / "r.json"), get_config=get_config)
     assert not calls and not os.listdir(tmp_path)
+
+
+def test_a_named_variant_runs_its_overrides_and_is_paired_with_uniform(tmp_path, monkeypatch):
+    from amr.runner import named_variants
+
+    seen = {}
+
+    def fake(config, workdir, progress=True):
+        seen[os.path.basename(workdir)] = (config.bandit.aggregate, config.bandit.normalize)
+        return _fake_runs_by_split(config, workdir, progress)
+
+    monkeypatch.setattr(sweep, "train_and_evaluate", fake)
+    monkeypatch.setitem(named_variants.VARIANTS, "probe", ("a test variant", {"bandit.normalize": "minmax"}))
+    out = str(tmp_path / "r.json")
+    results = sweep.run_sweep(
+        ["digits"], ["uniform", "amr", "amr+steady", "amr+probe"], [0, 1, 2], str(tmp_path / "runs"), out,
+        smoke=True, progress=False, get_config=benchmarks.get, frontier=(), headroom=(),
+    )  # fmt: skip
+    assert seen["amr+steady"] == ("segment", "pooled") and seen["amr+probe"] == ("row", "minmax")
+    assert seen["digits"] == ("row", "zscore")  # the plain runs keep the defaults (negative control)
+    s = results["benchmarks"]["digits"]["strategies"]
+    assert s["amr+steady"]["variant"] == {
+        "kind": "named", "base": "amr", "name": "steady",
+        "note": named_variants.VARIANTS["steady"][0], "overrides": named_variants.VARIANTS["steady"][1],
+    }  # fmt: skip
+    assert s["amr+steady"]["vs_uniform"]["seeds"] == [0, 1, 2]
 
 
 def test_results_page_prints_the_evidence_and_the_pareto_plot(tmp_path, monkeypatch):
@@ -303,7 +331,7 @@ def test_same_split_control_trains_at_the_trimming_strategys_split(tmp_path):
 
     results = sweep.run_sweep(
         ["tiny"], ["uniform", "mir"], [0], str(tmp_path / "runs"), str(tmp_path / "r.json"),
-        progress=False, get_config=get, frontier=(),
+        progress=False, get_config=get, frontier=(), headroom=(),
     )  # fmt: skip
     s = results["benchmarks"]["tiny"]["strategies"]
     assert s["mir"]["plan"]["trimmed_rows"] > 0

@@ -29,6 +29,7 @@ REFERENCE, NAIVE, POWER_OF = "uniform", "none", "amr"
 SAME_SPLIT = "same_split"  # the `variant.kind` of a same-split control
 FRONTIER = "frontier"  # the `variant.kind` of uniform at another replay share
 HEADROOM = "headroom"  # the `variant.kind` of a fixed allocation over past tasks (the headroom grid)
+NAMED = "named"  # the `variant.kind` of a strategy under a named set of overrides (`amr+steady`)
 
 
 def per_seed(entry: dict[str, Any] | None, key: str = "avg_forgetting") -> dict[int, float]:

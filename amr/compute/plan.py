@@ -98,7 +98,10 @@ def plan_strategy(
     max_task_rows: int,
     paid_reference: bool = False,
     past_tasks: int = 1,
+    methods_cost: tuple[float, float] = (0.0, 0.0),
 ) -> StrategyPlan:
+    """`methods_cost`: (FLOPs per train step, FLOPs per task end) of the companion methods (`amr.methods`,
+    measured by `amr.train.strategy.methods_cost`), paid like any selection cost."""
     t, r = cfg.train, cfg.replay
     check_new_rows(cfg, num_devices)
     steps, chunk, batch = t.steps_per_task, t.chunk_size, t.batch_size
@@ -124,8 +127,9 @@ def plan_strategy(
             per_step += costs.grad(new_rows) + 2 * costs.forward(replay_batch * candidates)
         if is_amr and cfg.replay.reward == "marginal":
             per_step += costs.forward(replay_batch)
+        per_step += methods_cost[0]  # amr.methods: loss terms' gradients, after_step
         per_chunk = chunk * per_step + costs.forward(probe)
-        boundary = 0.0
+        boundary = methods_cost[1]  # amr.methods: their task-end pass (e.g. EWC's Fisher)
         if is_amr and clusters > 1:
             boundary += _batches(max_task_rows, eval_batch) * costs.embed(eval_batch)
             boundary += kmeans_flops(max_task_rows, r.embed_dim_hint, clusters, r.kmeans_iters)
@@ -150,7 +154,7 @@ def plan_strategy(
             selection_flops = spent(num_devices) - steps * costs.train(num_devices + replay_batch)
             raise ValueError(
                 f"replay.zero_cost: {strategy}'s selection ({selection_flops:.3g} FLOPs per task) cannot be paid by trimming new-task rows; lower replay.probe_samples, "
-                f"replay.clusters_per_task or replay.mir_candidates, or set replay.zero_cost=False"
+                f"replay.clusters_per_task, replay.mir_candidates or the methods' work, or set replay.zero_cost=False"
             )
         while hi - lo > 1:
             mid = (lo + hi) // 2

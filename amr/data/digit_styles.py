@@ -14,9 +14,8 @@ Each task's held-out set is `test_per_task` of its group (stratified by class). 
 from __future__ import annotations
 
 import numpy as np
-from sklearn import datasets, model_selection
 
-from amr.data import splits
+from amr.data import digits, splits
 from amr.data.tasks import Task
 
 STYLES = {
@@ -34,24 +33,13 @@ def digit_styles_tasks(cfg: dict) -> list[Task]:
     for domain in domains:
         if domain not in STYLES:
             raise ValueError(f"data.domains: {domain!r} is not a digit style; expected some of {tuple(STYLES)}.")
-    digits = datasets.load_digits()
-    x_Nx8x8x1 = (digits.images / 16.0).astype(np.float32)[..., None]
-    y = digits.target
+    x_Nx8x8x1, y = digits.load_images()
     groups = np.array_split(splits.domain_rng(cfg["seed"], "digit_styles").permutation(len(y)), len(domains))
     tasks = []
     for name, idx in zip(domains, groups):
-        n_test = cfg["test_per_task"]
-        if n_test >= len(idx):
-            raise ValueError(
-                f"data.test_per_task: digit style {name!r} has {len(idx)} digits ({len(domains)} tasks share "
-                f"1,797), so test_per_task={n_test} leaves no train examples."
-            )
+        too_small = f"digit style {name!r} has {len(idx)} digits ({len(domains)} tasks share 1,797)"
         rng = splits.domain_rng(cfg["seed"], "digit_styles", name)
-        stratify = y[idx] if 10 <= min(n_test, len(idx) - n_test) else None
-        train_idx, test_idx = model_selection.train_test_split(
-            idx, test_size=n_test, stratify=stratify, random_state=int(rng.integers(2**31))
-        )
-        train_idx = splits.shuffle_cap(train_idx, cfg["max_train_per_task"], rng)
+        train_idx, test_idx = digits.split_task(idx, y, cfg, rng, too_small)
         style = STYLES[name]
         test = np.ascontiguousarray(style(x_Nx8x8x1[test_idx]))
         train = np.ascontiguousarray(style(x_Nx8x8x1[train_idx]))

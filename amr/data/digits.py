@@ -38,26 +38,33 @@ def digits_tasks(cfg: dict) -> list[Task]:
             raise ValueError(
                 f"data.domains: {domain!r} is not a digits task for classes_per_task={cpt}; expected some of {valid}."
             )
-    digits = datasets.load_digits()
-    x_Nx8x8x1 = (digits.images / 16.0).astype(np.float32)[..., None]
-    y = digits.target
+    x_Nx8x8x1, y = load_images()
     tasks = []
     for name in cfg["domains"]:
         idx = np.flatnonzero(np.isin(y, _classes(name)))
-        n_test = cfg["test_per_task"]
-        if n_test >= len(idx):
-            raise ValueError(
-                f"data.test_per_task: digits task {name!r} has {len(idx)} examples, so "
-                f"test_per_task={n_test} leaves no train examples."
-            )
-        rng = splits.domain_rng(cfg["seed"], "digits", name)
-        n_classes = len(np.unique(y[idx]))
-        # sklearn can stratify only when both parts can hold every class.
-        stratify = y[idx] if 1 < n_classes <= min(n_test, len(idx) - n_test) else None
-        train_idx, test_idx = model_selection.train_test_split(
-            idx, test_size=n_test, stratify=stratify, random_state=int(rng.integers(2**31))
-        )
-        train_idx = splits.shuffle_cap(train_idx, cfg["max_train_per_task"], rng)
+        too_small = f"digits task {name!r} has {len(idx)} examples"
+        train_idx, test_idx = split_task(idx, y, cfg, splits.domain_rng(cfg["seed"], "digits", name), too_small)
         test = x_Nx8x8x1[test_idx]
         tasks.append(Task(name, splits.drop_shared_rows(x_Nx8x8x1[train_idx], test), test))
     return tasks
+
+
+def load_images() -> tuple[np.ndarray, np.ndarray]:
+    """(float32 [1797, 8, 8, 1] pixel / 16, int labels [1797]): scikit-learn's bundled digits."""
+    digits = datasets.load_digits()
+    return (digits.images / 16.0).astype(np.float32)[..., None], digits.target
+
+
+def split_task(idx, y, cfg: dict, rng: np.random.Generator, too_small: str) -> tuple[np.ndarray, np.ndarray]:
+    """(train ids, test ids) of one task's example ids `idx`: `data.test_per_task` held out, stratified by
+    class where both parts can hold every class (sklearn's condition), the rest shuffled and capped at
+    `data.max_train_per_task`. `too_small` starts the error when nothing would be left to train on."""
+    n_test = cfg["test_per_task"]
+    if n_test >= len(idx):
+        raise ValueError(f"data.test_per_task: {too_small}, so test_per_task={n_test} leaves no train examples.")
+    n_classes = len(np.unique(y[idx]))
+    stratify = y[idx] if 1 < n_classes <= min(n_test, len(idx) - n_test) else None
+    train_idx, test_idx = model_selection.train_test_split(
+        idx, test_size=n_test, stratify=stratify, random_state=int(rng.integers(2**31))
+    )
+    return splits.shuffle_cap(train_idx, cfg["max_train_per_task"], rng), test_idx

@@ -9,7 +9,7 @@ record of pure functions over a `ReplayState` (memory index + bandit + reference
         ids_SxRC = policy.presample(state, key, num_steps, batch)             # on device
         ids_SxRC, arms_SxRC = policy.presample_with_arms(state, key, num_steps, batch)  # same ids
         chosen = policy.select(candidates, params, new_loss_fn, cand_loss_fn) # MIR; identity otherwise
-        state = policy.observe(state, ids, arm_ids, losses)                   # pre-update losses
+        state = policy.observe(state, ids, arm_ids, losses, step=step)        # pre-update losses
         state = policy.record_new(state, new_ids, new_losses)                 # 'sample' reference
 
 Factories (`amr.replay.registry.STRATEGIES` lists their config names):
@@ -20,7 +20,8 @@ Factories (`amr.replay.registry.STRATEGIES` lists their config names):
                      (tilt < 0 favours the oldest, > 0 the newest, 0 is task_balanced); the sweep's
                      headroom grid (the best fixed allocation, as an over-budget reference).
     amr(...)         a non-stationary bandit over arms (clusters of past data); reward = current
-                     loss, loss increase over a reference, or marginal benefit (loss drop after replay).
+                     loss, loss increase over a reference, loss drop after replay (paid), or the free
+                     marginal benefit (how much replaying an arm slows its forgetting, docs/REWARDS.md).
     joint()          like `uniform`; the engine gives it a batch that grows with the tasks seen
                      (joint training, an over-budget reference).
     mir(...)         maximally interfered retrieval (Aljundi et al. 2019): `candidates` uniform ids per
@@ -43,13 +44,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from amr.replay import bandit as bandit_lib
+from amr.replay import benefit as benefit_lib
 from amr.replay import memory as memory_lib  # noqa: F401  (reached as `policies.memory_lib`)
 from amr.replay import policy_base as base
 from amr.replay import sampling
 from amr.replay._checks import check_choice, check_int, check_real
 from amr.replay.policy_base import Candidates, ReplayPolicy, ReplayState, keep_all  # noqa: F401  (the public types)
 
-REWARDS = ("loss", "loss_increase", "marginal")
+REWARDS = ("loss", "loss_increase", "marginal", "benefit")
 REFERENCES = ("sample", "visit", "arm")  # loss_increase's reference; the first is the default
 
 
@@ -190,7 +192,7 @@ def _reward_marginal(state, arm_ids, losses, losses_after, sample_ids):
 
 def _reward_fn(reward: str, reference: str) -> Callable:
     """`(state, arm_ids, f32 losses, losses_after, sample_ids) -> f32 rewards` of a reward and reference."""
-    if reward == "loss_increase":
+    if reward in ("loss_increase", "benefit"):  # benefit's estimator reads the loss increases
         return _reward_over_arm if reference == "arm" else _reward_over_sample
     return {"loss": _reward_loss, "marginal": _reward_marginal}[reward]
 
@@ -204,6 +206,8 @@ def amr(
     bandit: dict[str, Any] | None = None,
     track_arms: bool = True,
     task_tilt: float = 0.0,
+    benefit_alpha: float = 0.2,
+    benefit_prior: float = 2.0,
 ) -> base.ReplayPolicy:
     """Adaptive memory replay: a non-stationary bandit (`bandit`: `make_bandit` kwargs) over arms.
 
@@ -213,9 +217,18 @@ def amr(
     with the row's *own* loss when it was last trained on as new data (`record_new`), which
     removes the row-to-row spread in difficulty; 'visit' also resets that reference whenever the
     row is replayed; 'arm' compares with its arm's loss at the task end (`add_task(ref_losses)`).
+    'benefit' (free, `amr.replay.benefit`): how much one more replayed row per step slows an arm's
+    forgetting, the slope of its loss-increase drift ('sample' reference only) on its replay
+    intensity, estimated with EMA moments of rate `benefit_alpha` and shrunk toward the pooled
+    slope by `benefit_prior` pseudo-pairs; `observe` then needs the global `step` and makes one
+    bandit step per arm that gained a pair (whatever the bandit's `aggregate`).
     """
     check_choice("reward", reward, REWARDS)
     check_choice("reference", reference, REFERENCES)
+    if reward == "benefit" and reference != "sample":
+        raise ValueError(f"reference: the 'benefit' reward reads loss increases over 'sample' only, got {reference!r}")
+    benefit_alpha = check_real("benefit_alpha", benefit_alpha, 0.0, 1.0, lo_open=True)
+    benefit_prior = check_real("benefit_prior", benefit_prior, 0.0, float("inf"), lo_open=False)
     bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
     reward_fn = _reward_fn(reward, reference)  # chosen here: no string dispatch while tracing
     records_new, records_replayed = reference != "arm", reference == "visit"
@@ -224,13 +237,28 @@ def amr(
         """Bandit rewards for observed per-example losses (NaN where masked or unknown)."""
         return reward_fn(state, arm_ids, losses.astype(jnp.float32), losses_after, sample_ids)
 
-    def observe(state, sample_ids, arm_ids, losses, losses_after=None):
-        """Feeds replayed (or probed) rows' per-example PRE-update losses back into the bandit."""
+    def observe(state, sample_ids, arm_ids, losses, losses_after=None, step=None):
+        """Feeds replayed (or probed) rows' per-example PRE-update losses back into the bandit.
+
+        `step` (the global step of the observation) is read by the 'benefit' reward only."""
         base.check_ids_losses("observe", arm_ids, losses, "arm_ids")
         base.check_ids_losses("observe", sample_ids, losses)
         flat = lambda x: None if x is None else jnp.reshape(x, -1)  # noqa: E731
         r = rewards(state, flat(arm_ids), flat(losses), flat(losses_after), flat(sample_ids))
+        if reward == "benefit":
+            return _observe_benefit(state, flat(arm_ids), r, flat(losses), step)
         return state.replace(bandit=bandit_fns.observe(state.bandit, flat(arm_ids), r))
+
+    def _observe_benefit(state, arm_ids, increases, losses, step):
+        """Benefit moments after this call's rows; one bandit step, on its benefit, per arm that gained a pair."""
+        if step is None:
+            raise ValueError("step: the 'benefit' reward needs the global step of the observation")
+        level_K, replayed_K = benefit_lib.level_and_counts(arm_ids, increases, losses, state.bandit.active)
+        new = benefit_lib.observe(state.benefit, level_K, replayed_K, step, benefit_alpha)
+        benefit_K = benefit_lib.estimate(new, benefit_prior, benefit_alpha)
+        benefit_K = jnp.where(new.pairs > state.benefit.pairs, benefit_K, jnp.nan)  # NaN: no bandit step
+        bandit = bandit_fns.observe(state.bandit, jnp.arange(max_arms, dtype=jnp.int32), benefit_K)
+        return state.replace(benefit=new, bandit=bandit)
 
     def record_new(state, sample_ids, losses, replayed: bool = False):
         """Remembers rows' training losses as their per-sample reference; a no-op otherwise.
@@ -263,6 +291,8 @@ def amr(
         rewards=rewards,
         uses_bandit=True,
         needs_loss_after=reward == "marginal",
+        needs_step=reward == "benefit",
+        benefit_arms=max_arms if reward == "benefit" else 0,
     )
 
 
@@ -292,14 +322,16 @@ def make_replay(
     bandit: dict[str, Any] | None = None,
     track_arms: bool = True,
     task_tilt: float = 0.0,
+    benefit_alpha: float = 0.2,
+    benefit_prior: float = 2.0,
 ) -> base.ReplayPolicy:
     """The config-facing constructor: the factory `FACTORIES[name]` with the arguments it takes.
 
     Defaults are the trainer's (`configs/base.py`): reward 'loss_increase' over each row's own
     reference ('sample', which needs `record_new`), MIR with 4 candidates and lr 0.1, the
     bandit's defaults. `reward`, `reference` and `candidates` are validated whatever `name`
-    (a typo is still a typo); `candidates` and `mir_lr` only reach mir, `reward`, `reference`
-    and `bandit` only amr, `task_tilt` only tilted.
+    (a typo is still a typo); `candidates` and `mir_lr` only reach mir, `reward`, `reference`,
+    `bandit`, `benefit_alpha` and `benefit_prior` only amr, `task_tilt` only tilted.
     """
     if name not in FACTORIES:
         raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {tuple(FACTORIES)}")
@@ -309,7 +341,9 @@ def make_replay(
         check_int("candidates", candidates, 2 if name == "mir" else 1)
     kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
     if name == "amr":
-        kw.update(reward=reward, reference=reference, bandit=bandit)
+        kw.update(
+            reward=reward, reference=reference, bandit=bandit, benefit_alpha=benefit_alpha, benefit_prior=benefit_prior
+        )
     elif name == "mir":
         kw.update(lr=mir_lr, **({} if candidates is None else {"candidates": candidates}))
     elif name == "tilted":

@@ -5,24 +5,46 @@ See `amr.replay.policies` for the factories and how the functions are used.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from amr.replay import bandit as bandit_lib
+from amr.replay import benefit as benefit_lib
 from amr.replay import memory as memory_lib
 
 
-@flax.struct.dataclass
+@dataclasses.dataclass(frozen=True)
 class ReplayState:
     memory: memory_lib.MemoryIndex
     bandit: bandit_lib.BanditState
     ref_loss: jax.Array  # f32[K] held-in loss of each arm when its task ended (NaN: unknown)
     sample_ref: jax.Array  # f32[capacity] each sample's own loss when it was last trained on as new data
+    benefit: benefit_lib.BenefitState | None = None  # the 'benefit' reward's per-arm moments (amr.replay.benefit)
+
+    def replace(self, **fields) -> ReplayState:
+        return dataclasses.replace(self, **fields)
+
+
+_REPLAY_FIELDS = ("memory", "bandit", "ref_loss", "sample_ref")
+
+
+def _flatten_replay(state: ReplayState):
+    """Children by attribute name; `benefit` only when present, so every other policy's state has
+    exactly the leaves, paths and checkpoints it had before the 'benefit' reward existed."""
+    names = _REPLAY_FIELDS + (("benefit",) if state.benefit is not None else ())
+    return [(jax.tree_util.GetAttrKey(n), getattr(state, n)) for n in names], state.benefit is not None
+
+
+def _unflatten_replay(has_benefit: bool, children) -> ReplayState:
+    return ReplayState(*children) if has_benefit else ReplayState(*children, benefit=None)
+
+
+jax.tree_util.register_pytree_with_keys(ReplayState, _flatten_replay, _unflatten_replay)
 
 
 class Candidates(NamedTuple):
@@ -47,6 +69,7 @@ class ReplayPolicy(NamedTuple):
     candidates: int  # ids presampled per replay slot (mir > 1)
     uses_bandit: bool
     needs_loss_after: bool  # the 'marginal' reward needs the replayed rows' loss after the update
+    needs_step: bool  # the 'benefit' reward needs `observe(..., step=)`, the observation's global step
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -160,7 +183,7 @@ def check_ids_losses(fn: str, ids, losses, ids_name="sample_ids", losses_name="l
     return ids, losses
 
 
-def _observe_nothing(state, sample_ids, arm_ids, losses, losses_after=None):
+def _observe_nothing(state, sample_ids, arm_ids, losses, losses_after=None, step=None):
     check_ids_losses("observe", arm_ids, losses, "arm_ids")
     check_ids_losses("observe", sample_ids, losses)
     return state
@@ -181,6 +204,7 @@ def make_policy(
     """A ReplayPolicy over a memory of `max_arms` arms and ids in [0, capacity)."""
     bandit_fns = fields.pop("bandit_fns", None) or bandit_lib.make_bandit(max_arms)
     sample_refs = fields.pop("sample_refs", 1)
+    benefit_arms = fields.pop("benefit_arms", 0)  # > 0: the state keeps benefit moments of that many arms
     # Probes the empty-memory/int32 limits now, not inside a trace.
     template = memory_lib.empty_index(max_arms, capacity, track_arms=track_arms)
 
@@ -190,6 +214,7 @@ def make_policy(
             bandit=bandit_fns.init(np.zeros((max_arms,), bool)),
             ref_loss=jnp.full((max_arms,), jnp.nan, jnp.float32),
             sample_ref=jnp.full((sample_refs,), jnp.nan, jnp.float32),
+            benefit=benefit_lib.init(benefit_arms) if benefit_arms else None,
         )
 
     def add_task(state, sample_ids, cluster_labels, task_id, ref_losses=None, num_clusters=None):
@@ -222,6 +247,7 @@ def make_policy(
         candidates=1,
         uses_bandit=False,
         needs_loss_after=False,
+        needs_step=False,
     )
     defaults.update(fields)
     return ReplayPolicy(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amr.compute.plan import check_new_rows
 from amr.data.python_text import TEXT_SOURCES
+from amr.methods import check_config as check_methods
 from amr.replay import registry
 from amr.replay.share import PROFILES, SHARES
 from amr.train.state import OPTIMIZERS, SCHEDULES
@@ -76,6 +77,7 @@ def validate(cfg, num_devices: int) -> None:
     validate_text_source(cfg)
     try:
         check_new_rows(cfg, num_devices)
+        check_methods(cfg)  # methods, method.*: names and hyperparameters (amr.methods.registry)
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
@@ -164,6 +166,7 @@ def _validate_replay(cfg, num_devices: int) -> None:
         "replay.reference",
         f"expected auto, sample, visit, train or probe, got {g('replay.reference')!r}",
     )
+    _validate_benefit(cfg)
     _require(
         not (g("replay.reference") == "train" and g("replay.clusters_per_task") > 1),
         "replay.reference",
@@ -240,6 +243,27 @@ def _validate_share(cfg, num_devices: int) -> None:
         lookup(cfg, "memory.placement") == "device",
         "replay.share",
         f"{share!r} needs memory.placement='device' (host-resident replay rows are not supported yet)",
+    )
+
+
+def _validate_benefit(cfg) -> None:
+    """replay.benefit_alpha / benefit_prior (any reward: a typo is still a typo); 'benefit' reads 'sample' only."""
+    alpha, prior = cfg.replay.get("benefit_alpha", 0.2), cfg.replay.get("benefit_prior", 2.0)
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    _require(number(alpha) and 0 < alpha <= 1, "replay.benefit_alpha", f"must lie in (0, 1], got {alpha!r}")
+    _require(number(prior) and 0 <= prior < float("inf"), "replay.benefit_prior", f"must be >= 0, got {prior!r}")
+    if cfg.replay.reward != "benefit":
+        return
+    _require(
+        cfg.replay.reference in ("auto", "sample"),
+        "replay.reference",
+        f"the 'benefit' reward reads loss increases over each row's own 'sample' reference; got "
+        f"{cfg.replay.reference!r} (set 'auto' or 'sample')",
+    )
+    _require(
+        cfg.replay.probe_samples == 0,
+        "replay.probe_samples",
+        f"{cfg.replay.probe_samples}: the 'benefit' reward observes an arm once per chunk from its replayed rows; set 0",
     )
 
 

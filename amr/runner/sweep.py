@@ -138,9 +138,10 @@ def markdown(results: dict) -> str:
 
 
 def _plan_entries(strategies, configs, frontier, headroom=()) -> dict:
-    """{benchmark: [Variant]}: each `<strategy>@<k>/<n>` entry and, with uniform, the frontier and the headroom
+    """{benchmark: [Variant]}: each `<strategy>@<k>/<n>` and `<strategy>+<name>` entry and, with uniform, the frontier and the headroom
     grid; validated."""
     shares = [variants.parse_share(s, STRATEGIES) for s in strategies if "@" in s]
+    shares += [variants.parse_named(s, STRATEGIES) for s in strategies if "@" not in s and variants.is_variant(s)]
     grid = variants.headroom(headroom)
     out = {}
     for bench, config in configs.items():
@@ -191,7 +192,7 @@ def run_sweep(
     `frontier`: uniform's extra replay shares in 32nds of the batch (with uniform among the strategies);
     `same_split`: add uniform at the split of every strategy that trimmed new rows (with uniform);
     `headroom`: the task tilts of the headroom grid (`tilted@<tilt>`, with uniform)."""
-    plain = [s for s in strategies if "@" not in s]
+    plain = [s for s in strategies if not variants.is_variant(s)]
     for s in plain:
         if s not in registry.STRATEGIES:
             raise ValueError(f"strategies: unknown strategy {s!r}; expected some of {registry.STRATEGIES}")

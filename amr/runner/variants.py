@@ -4,6 +4,8 @@ and the headroom grid.
     uniform@4/32        uniform with `replay.fraction` = 4/32 (any strategy may carry a share: `amr@1/32`)
     uniform@split:mir   uniform at exactly mir's new/replay split (`replay.new_rows` = mir's new rows per step),
                         added by the sweep for every strategy that trims new rows to pay for its selection
+    amr+steady          a named variant (`amr.runner.named_variants`): a strategy under a fixed set of overrides,
+                        one idea ablated at a time against uniform
     tilted@-2           a fixed allocation of the replay rows over past tasks (`replay.task_tilt` = -2: the
                         oldest task gets e² times the newest's mass); the best of the grid, chosen on the
                         same seeds it is reported on, is the headroom of any task-level allocation
@@ -24,7 +26,7 @@ import jax
 
 from amr.analysis import evidence
 from amr.compute import plan as plan_lib
-from amr.runner import config_check
+from amr.runner import config_check, named_variants
 
 FRONTIER_SHARES = (1, 2, 4, 8)  # uniform's replay shares on the frontier, in 32nds of the batch
 HEADROOM_TILTS = (-2.0, 2.0)  # the headroom grid: oldest-first and newest-first allocations over past tasks
@@ -63,6 +65,27 @@ def parse_share(entry: str, strategies) -> Variant | None:
     fraction = int(m["num"]) / int(m["den"])
     meta = {"kind": evidence.FRONTIER, "base": m["strategy"], "replay_fraction": fraction}
     return Variant(entry, m["strategy"], {"replay.fraction": fraction}, meta)
+
+
+def parse_named(entry: str, strategies) -> Variant | None:
+    """`<strategy>+<name>` -> its Variant (`named_variants.VARIANTS[name]`'s overrides); None without `+`."""
+    parts = named_variants.split(entry)
+    if parts is None:
+        return None
+    base, name = parts
+    if base not in strategies or name not in named_variants.VARIANTS:
+        raise ValueError(
+            f"strategies: {entry!r} is not '<strategy>+<name>' with a strategy of {tuple(strategies)} and a name of "
+            f"{tuple(named_variants.VARIANTS)}"
+        )
+    note, overrides = named_variants.VARIANTS[name]
+    meta = {"kind": evidence.NAMED, "base": base, "name": name, "note": note, "overrides": dict(overrides)}
+    return Variant(entry, base, dict(overrides), meta)
+
+
+def is_variant(entry: str) -> bool:
+    """A sweep entry that is a variant (a share or a named variant), not a plain strategy name."""
+    return "@" in entry or named_variants.SEP in entry
 
 
 def frontier(config, shares) -> list[Variant]:

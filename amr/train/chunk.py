@@ -39,6 +39,7 @@ import optax
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from amr.methods import hooks as method_hooks
 from amr.replay import memory as memory_lib
 from amr.replay import policies as replay_lib
 from amr.replay import share as share_lib
@@ -202,6 +203,7 @@ class _Chunk(NamedTuple):
     spec: ChunkSpec
     source: MemorySource
     n_dev: int
+    methods: tuple = ()  # amr.methods.Method records (loss terms, after_step); () = none
     share: Any = None  # amr.replay.share.ShareRule of a chunk with flex slots (None: the fixed split)
 
     @property
@@ -241,9 +243,36 @@ def _replay_rows(c: _Chunk, params, new_rows, new_keys, memory, replay_xs, key, 
     )
 
 
+def _optimizer_step(c: _Chunk, carry, rows, row_keys, num_new: int):
+    """The optimizer step both train steps share, on this device's `rows` (its first `num_new` new rows).
+
+    The objective is the rows' mean loss plus the methods' loss terms; its value and gradients are
+    `pmean`ed, the optimizer applies them and the methods' `after_step` follows, all skipped unless
+    the loss and every gradient are finite. Returns (carry, loss, per-row losses f32[rows], ok)."""
+    params, opt_state, skipped, method_states = carry
+
+    def loss_fn(p):
+        losses = per_example_losses(c.model, p, rows, row_keys)
+        objective = losses.mean()
+        if c.methods:  # amr.methods: their loss terms join the objective
+            aux = {"rows": rows, "keys": row_keys, "num_new": num_new}
+            objective = objective + method_hooks.loss_terms(c.methods, method_states, p, aux)
+        return objective, losses
+
+    (loss, losses), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    loss, grads = jax.lax.pmean((loss, grads), AXIS)
+    ok = jnp.isfinite(loss) & _all_finite(grads)
+    updates, new_opt = c.tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
+    if c.methods:  # amr.methods: state updates after the optimizer step (e.g. the weight EMA)
+        method_states = _tree_where(ok, method_hooks.after_step(c.methods, method_states, params), method_states)
+    return (params, opt_state, skipped + (~ok).astype(jnp.int32), method_states), loss, losses, ok
+
+
 def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
     """One optimizer step on this device's new rows plus its replay rows; skipped if not finite."""
-    params, opt_state, skipped = carry
+    params = carry[0]
     new_rows, replay_xs, new_ids, t = xs
     (Bl, Rl, _), B, R = c.local, c.spec.new_batch, c.spec.replay_batch
     key = jax.random.fold_in(step_key, t)
@@ -256,17 +285,8 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
         out["ids"] = chosen.ids
         if chosen.arms is not None:
             out["arms"] = chosen.arms
-
-    def loss_fn(p):
-        losses = per_example_losses(c.model, p, rows, row_keys)
-        return losses.mean(), losses
-
-    (loss, losses), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    loss, grads = jax.lax.pmean((loss, grads), AXIS)
-    ok = jnp.isfinite(loss) & _all_finite(grads)
-    updates, new_opt = c.tx.update(grads, opt_state, params)
-    new_params = optax.apply_updates(params, updates)
-    params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
+    carry, loss, losses, ok = _optimizer_step(c, carry, rows, row_keys, Bl)
+    params = carry[0]
     out["loss"] = loss
     out["new_loss"] = jax.lax.pmean(jnp.where(ok, losses[:Bl].mean(), jnp.nan), AXIS)
     out["new_ids"], out["new_losses"] = _gather(new_ids), _gather(jnp.where(ok, losses[:Bl], jnp.nan))
@@ -275,15 +295,15 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
         if c.policy.needs_loss_after:
             after = per_example_losses(c.model, params, rows[Bl:], row_keys[Bl:])
             out["rep_after"] = _gather(jnp.where(ok, after, jnp.nan))
-    return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
+    return carry, out
 
 
 def _flex_train_step(c: _Chunk, step_key, dev, memory, replay_rows, carry, xs):
     """`_train_step` with flex slots: of the step's replay slots, canonical column q holds a replay row
     iff q < `replay_rows`, else a flex new row (`amr.train.flex_batch`); the rows trained are the same
     in number whatever `replay_rows` is. Losses of rows not trained as replay (new) are NaN in
-    `rep_losses` (`new_losses`), so neither the bandit nor `record_new` sees them."""
-    params, opt_state, skipped = carry
+    `rep_losses` (`new_losses`), so neither the bandit nor `record_new` sees them. The methods see
+    `num_new` = the always-new rows (flex slots holding new rows come after the fixed replay rows)."""
     (always, flex_new), replay_xs, (always_ids, flex_ids), t = xs
     (Bl, Rl, _), N, R, F = c.local, c.spec.new_batch, c.spec.replay_batch, c.spec.flex
     Fl, rows_min = F // c.n_dev, R - F
@@ -298,17 +318,8 @@ def _flex_train_step(c: _Chunk, step_key, dev, memory, replay_rows, carry, xs):
     # keys by canonical position: new rows 0..N-1, flex new rows N + g, replay rows N + F + q
     slot_key = jnp.where(active, N + F + q, N + q - rows_min)
     row_keys = jnp.concatenate([_row_keys(key, dev * Bl, Bl), jax.vmap(lambda i: jax.random.fold_in(key, i))(slot_key)])
-
-    def loss_fn(p):
-        losses = per_example_losses(c.model, p, rows, row_keys)
-        return losses.mean(), losses
-
-    (loss, losses), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    loss, grads = jax.lax.pmean((loss, grads), AXIS)
-    ok = jnp.isfinite(loss) & _all_finite(grads)
-    updates, new_opt = c.tx.update(grads, opt_state, params)
-    new_params = optax.apply_updates(params, updates)
-    params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
+    carry, loss, losses, ok = _optimizer_step(c, carry, rows, row_keys, Bl)
+    params = carry[0]
     canonical = flex_batch.to_canonical(rows_min, F, c.n_dev)
     new_losses = jnp.concatenate([losses[:Bl], jnp.where(use_new, losses[Bl + Rl - Fl :], jnp.nan)])
     new_losses = jnp.where(ok, new_losses, jnp.nan)
@@ -321,7 +332,7 @@ def _flex_train_step(c: _Chunk, step_key, dev, memory, replay_rows, carry, xs):
     if c.policy.needs_loss_after:
         after = per_example_losses(c.model, params, rows[Bl:], row_keys[Bl:])
         out["rep_after"] = _gather(jnp.where(ok & active, after, jnp.nan))[canonical]
-    return (params, opt_state, skipped + (~ok).astype(jnp.int32)), out
+    return carry, out
 
 
 def _share_signals(replay, out) -> share_lib.ShareSignals:
@@ -338,15 +349,17 @@ def _nanmean(x):
     return jnp.sum(jnp.where(finite, x, 0.0)) / jnp.sum(finite)  # NaN when nothing is finite
 
 
-def _feedback(c: _Chunk, replay, out, replay_rows=None):
+def _feedback(c: _Chunk, replay, out, step, replay_rows=None):
     """(replay state after the chunk's losses, replay metrics): references, bandit rewards, arm counts.
 
+    `step`: the chunk's first global step, the time of its observation for the 'benefit' reward.
     `replay_rows` (flex slots): the chunk's replay count; arms of slots past it are not counted."""
     replay = c.policy.record_new(replay, out["new_ids"], out["new_losses"])
     metrics = {}
     if c.spec.replay_batch:
         arms = c.source.arms(replay, out)
-        replay = c.policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"))
+        at = {"step": step} if c.policy.needs_step else {}
+        replay = c.policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"), **at)
         replay = c.policy.record_new(replay, out["ids"], out["rep_losses"], replayed=True)
         counted = arms
         if replay_rows is not None:
@@ -372,15 +385,23 @@ def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
         step = functools.partial(_flex_train_step, c, step_key, dev, memory, replay_rows)
     else:
         step = functools.partial(_train_step, c, step_key, dev, memory)
-    carry = (state.params, state.opt_state, state.skipped)
-    (params, opt_state, skipped), out = jax.lax.scan(step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S)))
+    carry = (state.params, state.opt_state, state.skipped, state.methods)
+    (params, opt_state, skipped, methods), out = jax.lax.scan(
+        step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S))
+    )
     if c.spec.flex:
         share_state = c.share.update(share_state, _share_signals(replay, out), state.step + S)
-    replay, metrics = _feedback(c, replay, out, replay_rows)
+    replay, metrics = _feedback(c, replay, out, state.step, replay_rows)
     metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
     metrics["replay_rows"] = jnp.asarray(R if replay_rows is None else replay_rows, jnp.int32)
     new_state = state.replace(
-        params=params, opt_state=opt_state, replay=replay, step=state.step + S, skipped=skipped, share=share_state
+        params=params,
+        opt_state=opt_state,
+        replay=replay,
+        step=state.step + S,
+        skipped=skipped,
+        methods=methods,
+        share=share_state,
     )
     return new_state, metrics
 
@@ -393,6 +414,7 @@ def make_chunk_fn(
     spec: ChunkSpec,
     host_memory: bool = False,
     seed_axis: bool = False,
+    methods: tuple = (),
     share: share_lib.ShareRule | None = None,
 ) -> Callable:
     """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory) -> (state, metrics)` (state donated).
@@ -404,6 +426,10 @@ def make_chunk_fn(
     `seed_axis`: several runs in one program, `jax.vmap` over a leading seed axis of the state,
     the new rows and their ids (stack states with `stack_seeds`); the memory is shared. Each seed
     computes what its own chunk would (`experiments/bench_seeds.py` times both ways).
+
+    `methods`: `amr.methods.Method` records whose loss terms join each step's objective and whose
+    `after_step` follows each optimizer update (their states: `state.methods`; `tx` must already hold
+    their transforms, `amr.methods.hooks.with_transforms`).
 
     `share` (needed when `spec.flex`): the rule choosing each chunk's replay rows in
     [replay_batch - flex, replay_batch]; the new rows and their ids then come as pairs
@@ -417,7 +443,9 @@ def make_chunk_fn(
             raise ValueError(f"{name}={getattr(spec, name)} is not divisible by the {n_dev} devices of the mesh")
     if spec.probe_samples and policy.needs_loss_after:
         raise ValueError("probe_samples: probes measure loss levels, which the 'marginal' reward cannot use")
-    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev, share)
+    if spec.probe_samples and policy.needs_step:
+        raise ValueError("probe_samples: the 'benefit' reward observes an arm once per chunk, from its replayed rows")
+    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev, tuple(methods), share)
     sharded = jax.shard_map(
         functools.partial(_per_device, c),
         mesh=mesh,

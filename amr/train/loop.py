@@ -33,6 +33,7 @@ from amr.compute.measure import ChunkCost
 from amr.io import faults
 from amr.io.checkpoint import RunCheckpoints
 from amr.io.metrics_log import MetricsLog
+from amr.methods import hooks as method_hooks
 from amr.replay import clustering
 from amr.train import chunk as step_lib
 from amr.train import flex_batch, host_memory
@@ -78,6 +79,7 @@ class Run:
         self.num_tasks = len(ctx.tasks)
         self.template = strategy.init_state(seed)  # the initial state, on the host
         self.eval_pass, self.embed_pass = ctx.eval_pass, ctx.embed_pass
+        self.methods, self.task_end_pass = strategy.methods, strategy.task_end_pass  # amr.methods (() / falsy: none)
         self.ckpt = RunCheckpoints(ckpt_dir)
         self.host_replay = None  # host placement: shards + prefetching loader (default dir: <ckpt_dir>/memory)
         if host_memory.placement(cfg) == "host" and strategy.name != "none":
@@ -88,13 +90,18 @@ class Run:
         self.sources, self.source_last_seen = _source_sets(ctx.tasks)  # mixture streams: per-source held-out rows
 
     # ---------------------------------------------------------------- evaluation
-    def _evaluate(self, params, ledger: budget.Ledger) -> list[float]:
+    def _evaluate(self, state: TrainState, ledger: budget.Ledger) -> list[float]:
+        """Held-out loss of every task, with the methods' evaluation parameters (the weight EMA's; else the
+        trained ones)."""
         faults.fault_point("eval")
-        return self._mean_losses(params, ledger, [task.test for task in self.ctx.tasks])
+        return self._mean_losses(self._eval_params(state), ledger, [task.test for task in self.ctx.tasks])
 
-    def _evaluate_sources(self, params, ledger: budget.Ledger) -> list[float]:
+    def _evaluate_sources(self, state: TrainState, ledger: budget.Ledger) -> list[float]:
         """Held-out loss of every source of a mixture stream (one per source, wherever it recurs)."""
-        return self._mean_losses(params, ledger, list(self.sources.values()))
+        return self._mean_losses(self._eval_params(state), ledger, list(self.sources.values()))
+
+    def _eval_params(self, state: TrainState):
+        return method_hooks.eval_params(self.methods, state.methods, state.params)
 
     def _mean_losses(self, params, ledger: budget.Ledger, row_sets) -> list[float]:
         """Mean held-out loss of each row set, charged to `eval`."""
@@ -167,7 +174,7 @@ class Run:
         restored = self.ckpt.restore_latest(state)
         if restored is None:
             ledger = budget.Ledger()
-            return state, HostState(ledger=ledger, init_losses=self._evaluate(state.params, ledger))
+            return state, HostState(ledger=ledger, init_losses=self._evaluate(state, ledger))
         state, host_json = restored
         host = HostState.from_json(host_json)
         logging.warning("%s seed %d: resuming at task %d chunk %d", self.strategy, self.seed, host.task, host.chunk)
@@ -199,7 +206,7 @@ class Run:
             self._progress.update(S)
             step_in_task = (c + 1) * S
             if cfg.train.eval_every and step_in_task % cfg.train.eval_every == 0 and c + 1 < chunks_per_task:
-                losses = self._evaluate(state.params, host.ledger)
+                losses = self._evaluate(state, host.ledger)
                 host.curves.append({"task": t, "step": t * self.steps + step_in_task, "losses": losses})
             if cfg.train.checkpoint_every and (c + 1) % cfg.train.checkpoint_every == 0 and c + 1 < chunks_per_task:
                 self._record(host, *pending)
@@ -234,10 +241,10 @@ class Run:
 
     def _end_task(self, state: TrainState, host: HostState, t: int) -> TrainState:
         """Task t's row of the loss matrix; its rows become arms; a checkpoint at the next task's start."""
-        row = self._evaluate(state.params, host.ledger)
+        row = self._evaluate(state, host.ledger)
         host.loss_rows.append(row)
         if self.sources:
-            host.source_rows.append(self._evaluate_sources(state.params, host.ledger))
+            host.source_rows.append(self._evaluate_sources(state, host.ledger))
         host.curves.append({"task": t, "step": (t + 1) * self.steps, "losses": row})
         if self.log:
             self.log.write(
@@ -250,9 +257,19 @@ class Run:
             host_ref = float("nan") if host.last_new_loss is None else host.last_new_loss
             state = self.add_arms(state, t, host.ledger, host_ref)
             faults.fault_point("arms")
+        if t + 1 < self.num_tasks and self.task_end_pass:
+            state = self._methods_task_end(state, host.ledger, t)
         host.task, host.chunk, host.iter_state = t + 1, 0, None
         self._save(state, host)
         faults.fault_point("task_end")
+        return state
+
+    def _methods_task_end(self, state: TrainState, ledger: budget.Ledger, t: int) -> TrainState:
+        """The methods' task-end hooks on task t's rows (e.g. EWC's Fisher), charged as selection to task t + 1,
+        whose zero-cost plan paid for it."""
+        ledger.start_task(t + 1)
+        state = self.task_end_pass(state, self.ctx.tasks[t].train, self.seed, t)
+        ledger.charge("selection", self.task_end_pass.flops(state), samples=self.task_end_pass.rows)
         return state
 
     def _record(self, host: HostState, task: int, step_in_task: int, metrics) -> None:

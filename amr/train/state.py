@@ -25,6 +25,8 @@ class TrainState:
     step: jax.Array  # i32[] global step
     task: jax.Array  # i32[] index of the task being trained
     skipped: jax.Array  # i32[] steps skipped for non-finite loss or gradients
+    # amr.methods: each configured method's state by name ({} without methods: no leaves, same checkpoints)
+    methods: dict = flax.struct.field(default_factory=dict)
     share: Any = None  # the replay-share rule's state (amr.replay.share; None for 'fixed' and 'schedule')
 
 

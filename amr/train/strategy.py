@@ -17,10 +17,14 @@ import numpy as np
 from amr.compute.costs import CostModel
 from amr.compute.measure import ChunkCost
 from amr.compute.plan import StrategyPlan, plan_strategy, share_rows
+from amr.methods import costs as method_costs
+from amr.methods import hooks as method_hooks
+from amr.methods import make_methods
 from amr.replay import policies as replay_lib
 from amr.replay import share as share_lib
 from amr.train import chunk as step_lib
 from amr.train import heldout, host_memory, measured
+from amr.train.method_pass import TaskEndPass
 from amr.train.state import TrainState, make_optimizer
 
 
@@ -63,7 +67,10 @@ def make_context(config, tasks, model, mesh) -> Context:
 
 
 def reference_mode(cfg, strategy: str) -> str:
-    """Where loss_increase's per-arm reference comes from: 'train' (free) or 'probe' (paid)."""
+    """Where loss_increase's per-arm reference comes from: 'train' (free) or 'probe' (paid);
+    'benefit' always reads loss increases over 'sample'."""
+    if strategy == "amr" and cfg.replay.reward == "benefit":
+        return "sample"
     if strategy != "amr" or cfg.replay.reward != "loss_increase":
         return "none"
     if cfg.replay.reference == "auto":
@@ -86,6 +93,8 @@ class Strategy:
     reference: str
     ctx: Any = None
     presample: Any = None  # host placement: jitted draws of replay_chunk's ids (amr.train.chunk.make_presample_fn)
+    methods: tuple = ()  # amr.methods.Method records of config.methods (() = none)
+    task_end_pass: TaskEndPass | None = None  # the methods' task-end hooks (falsy when none has one)
     share: Any = None  # amr.replay.share.ShareRule of the replay chunk (None: the fixed split)
     _per_task: dict = dataclasses.field(default_factory=dict)
     _measured: dict = dataclasses.field(default_factory=dict)  # ChunkCost per compiled chunk variant
@@ -101,18 +110,20 @@ class Strategy:
         if self.name != "joint":
             return self.plan, self.replay_chunk, self.presample
         if t not in self._per_task:
-            self._per_task[t] = _compile(self.ctx, self.name, self.tx, self.policy, self.costs, self.reference, t)
+            self._per_task[t] = _compile(
+                self.ctx, self.name, self.tx, self.policy, self.costs, self.reference, t, self.methods
+            )
         return self._per_task[t]
 
     def init_state(self, seed: int) -> TrainState:
         """A run's initial TrainState on the host: model init of `key(seed)`, empty replay memory, task 0.
 
         The state's rng is `fold_in(key(seed), 1)` (chunk step keys fold in the step)."""
-        return _init_state(self.ctx.model, self.tx, self.policy, seed, self.share)
+        return _init_state(self.ctx.model, self.tx, self.policy, seed, self.methods, self.share)
 
     def chunk_cost(self, t: int) -> ChunkCost:
         """Measured cost of one chunk of task t (`amr.train.measured`), analysed once per compiled variant."""
-        if self.name == "none":
+        if self.name == "none" and not self.methods:
             return naive_chunk_cost(self.ctx, self.tx, self.costs)
         variant = 0 if t == 0 else (t if self.name == "joint" else 1)
         if variant not in self._measured:
@@ -121,6 +132,7 @@ class Strategy:
             state = jax.eval_shape(lambda: self.init_state(0))
             self._measured[variant] = measured.chunk_cost(
                 self.ctx, self.tx, self.policy, spec, state, self.costs, presample is not None,
+                methods=self.methods,
                 share=self.share if spec.flex else None,
                 nominal_replay=share_rows(self.ctx.config, self.ctx.num_devices)[2] if spec.flex else None,
             )  # fmt: skip
@@ -154,7 +166,7 @@ def make_share_rule(cfg, num_devices: int) -> share_lib.ShareRule:
     )
 
 
-def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, share=None) -> TrainState:
+def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, methods: tuple = (), share=None) -> TrainState:
     params = model.init(jax.random.key(seed))
     return TrainState(
         params=params,
@@ -164,6 +176,7 @@ def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, share=Non
         step=jnp.zeros((), jnp.int32),
         task=jnp.zeros((), jnp.int32),
         skipped=jnp.zeros((), jnp.int32),
+        methods=method_hooks.init_states(methods, params),
         share=None if share is None else share.init(),
     )
 
@@ -178,19 +191,38 @@ def naive_chunk_cost(ctx: Context, tx, costs: CostModel) -> ChunkCost:
     return ctx.measured["none"]
 
 
-def _compile(ctx: Context, name: str, tx, policy, costs: CostModel, reference: str, past_tasks: int = 1, share=None):
+def _compile(
+    ctx: Context,
+    name: str,
+    tx,
+    policy,
+    costs: CostModel,
+    reference: str,
+    past_tasks: int = 1,
+    methods: tuple = (),
+    share=None,
+):
     """(plan, jitted chunk, jitted presample or None): host placement's replay chunks take presampled rows.
 
     `share`: the replay-share rule, used when the plan has flex rows."""
     cfg = ctx.config
     max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if len(ctx.tasks) > 1 else 0
     plan = plan_strategy(
-        cfg, name, costs, ctx.num_devices, max_rows, paid_reference=reference == "probe", past_tasks=past_tasks
+        cfg,
+        name,
+        costs,
+        ctx.num_devices,
+        max_rows,
+        paid_reference=reference == "probe",
+        past_tasks=past_tasks,
+        methods_cost=methods_cost(ctx, tx, methods),
     )
     spec = _spec(cfg, plan)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
     share = share if spec.flex else None
-    chunk = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host, share=share)
+    chunk = step_lib.make_chunk_fn(
+        ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host, methods=methods, share=share
+    )
     return plan, chunk, step_lib.make_presample_fn(policy, spec) if on_host else None
 
 
@@ -209,23 +241,46 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
         reference=reference if reference in ("sample", "visit") else "arm",
         track_arms=host_memory.placement(cfg) != "host",
         task_tilt=cfg.replay.get("task_tilt", 0.0),
+        benefit_alpha=cfg.replay.get("benefit_alpha", 0.2),
+        benefit_prior=cfg.replay.get("benefit_prior", 2.0),
     )
+
+
+def methods_cost(ctx: Context, tx, methods: tuple) -> tuple[float, float]:
+    """(FLOPs the methods add to one train step, FLOPs of their task-end pass) for the plan; (0, 0) without
+    methods. Measured once per context (`amr.methods.costs`)."""
+    if not methods:
+        return (0.0, 0.0)
+    if "methods" not in ctx.measured:
+        model, batch = ctx.model, ctx.config.train.batch_size
+        state = jax.eval_shape(lambda: _init_state(model, tx, _policy(ctx, "none"), 0, methods))
+        rows = jax.ShapeDtypeStruct((batch,) + tuple(model.example_shape), model.example_dtype)
+        keys = jax.eval_shape(lambda: jax.random.split(jax.random.key(0), batch))
+        per_step = method_costs.step_flops(methods, state.methods, state.params, rows, keys, batch)
+        task_end = TaskEndPass(methods, model, ctx.mesh).flops(state)
+        ctx.measured["methods"] = (per_step, task_end)
+    return ctx.measured["methods"]
 
 
 def make_strategy(ctx: Context, name: str) -> Strategy:
     """Strategy `name` compiled for `ctx`: replay policy, optimizer, costs, plans and jitted chunks."""
     cfg = ctx.config
-    tx = make_optimizer(cfg.optim, cfg.train.steps_per_task)
+    methods = make_methods(cfg, ctx.model)
+    tx = method_hooks.with_transforms(methods, make_optimizer(cfg.optim, cfg.train.steps_per_task))
     reference = reference_mode(cfg, name)
     policy = _policy(ctx, name)
     params = jax.eval_shape(ctx.model.init, jax.random.key(0))
     costs = CostModel(ctx.model, tx, params, jax.eval_shape(tx.init, params))
-    naive_plan, first, _ = _compile(ctx, "none", tx, policy, costs, "none")
+    naive_plan, first, _ = _compile(ctx, "none", tx, policy, costs, "none", methods=methods)
     share = make_share_rule(cfg, ctx.num_devices) if name not in ("none", "joint") else None
     plan, replay, presample = (
         (naive_plan, None, None)
         if name in ("none", "joint")
-        else _compile(ctx, name, tx, policy, costs, reference, share=share)
+        else _compile(ctx, name, tx, policy, costs, reference, methods=methods, share=share)
     )
     share = share if plan.flex_rows else None  # no flex slots: the fixed split, no share state
-    return Strategy(name, tx, policy, costs, plan, naive_plan, first, replay, reference, ctx, presample, share)
+    task_end_pass = TaskEndPass(methods, ctx.model, ctx.mesh)
+    return Strategy(
+        name, tx, policy, costs, plan, naive_plan, first, replay, reference, ctx, presample,
+        methods=methods, task_end_pass=task_end_pass, share=share,
+    )  # fmt: skip
