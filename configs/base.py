@@ -58,6 +58,12 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     # new-task rows per step of the replaying strategies (0 = batch - replay rows): the sweep's same-split control
     # runs uniform at a trimming strategy's new rows (amr.compute.plan.check_new_rows validates it)
     c.replay.new_rows = 0
+    # replay rows per step: fixed (round(fraction x batch) every step) | schedule (a ramp over each task, mean =
+    # fraction) | controller (follows measured forgetting vs new-task progress); every step trains batch rows
+    c.replay.share = "fixed"
+    c.replay.share_min = 0.0  # schedule/controller: fewest replay rows per step, a fraction of the batch (<= fraction)
+    c.replay.share_max = 0.25  # schedule/controller: most replay rows per step, a fraction of the batch (>= fraction)
+    c.replay.share_schedule = "front"  # schedule: front (most replay at a task's start, least at its end) | back
     c.replay.kmeans_iters = 20  # Lloyd iterations of the k-means that makes arms
     # k-means arms' embeddings: paid (an extra embedding pass over the finished task, charged) | free (pooled
     # from each row's last training forward pass; only rows never trained on are embedded and charged)

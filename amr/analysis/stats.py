@@ -152,6 +152,9 @@ def strategy_entry(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["naive_task_flops"] = runs[0]["naive_task_flops"]
     out["plan"] = runs[0]["plan"]
     out["skipped_steps"] = int(sum(r["skipped_steps"] for r in runs))
+    shares = [r["replay_share"] for r in runs if r.get("replay_share") is not None]
+    if shares:  # the replay share runs actually used (replay.share may vary it; older runs lack it)
+        out["replay_share"] = mean(shares)
     if all("source_forgetting" in r for r in runs):
         out["source_forgetting"] = source_forgetting_mean(runs)
     return out

@@ -16,6 +16,11 @@ share trimming brings from the selection it pays for. Zero-cost trimming still a
 With `replay.embeddings = "free"` the k-means arms' embeddings come from the training passes
 (`amr.train.free_embeddings`): the boundary pays k-means and an embedding pass over only the rows
 that `steps_per_task` steps of the (trimmed) new rows never reach, none on most configs.
+`replay.share` other than 'fixed' (`amr.replay.share`) makes the replay rows per step a per-chunk
+choice in [share_min, share_max] x batch: the plan then gives the step `share_max x batch` replay
+slots (`replay_batch`), of which `flex_rows` hold new rows when the chunk replays fewer, so every
+step trains `new_batch + replay_batch` rows whatever the choice; trimming applies to `new_batch`.
+`share_rows` gives the bounds and target in rows (`replay.fraction`: the target).
 
 `joint` is the over-budget upper reference: on task t it trains on `batch_size` new rows
 plus `t * batch_size` rows drawn uniformly from the t finished tasks, i.e. joint training
@@ -44,6 +49,7 @@ class StrategyPlan:
     chunk_selection_flops: float  # selection work inside one chunk
     boundary_selection_flops: float  # selection work when a task's data becomes arms
     naive_task_flops: float  # naive fine-tuning's cost of one task: the budget
+    flex_rows: int = 0  # replay slots that hold a new row when the chunk's share leaves them free (replay.share)
 
 
 NEW_ROWS_KEY = "replay.new_rows"
@@ -71,6 +77,17 @@ def check_new_rows(cfg, num_devices: int) -> None:
         )
     if n % num_devices:
         raise ValueError(f"{NEW_ROWS_KEY}: {n} new rows are not divisible by the {num_devices} devices")
+
+
+def share_rows(cfg, num_devices: int) -> tuple[int, int, int]:
+    """(rows_min, rows_max, rows_target): global replay rows per step of `replay.share`'s range and mean.
+
+    'fixed' (or a config without the key): all three are the fixed split's replay rows."""
+    batch = cfg.train.batch_size
+    target = min(int(round(cfg.replay.fraction * batch)), batch - num_devices)
+    if cfg.replay.get("share", "fixed") == "fixed":
+        return target, target, target
+    return int(round(cfg.replay.share_min * batch)), int(round(cfg.replay.share_max * batch)), target
 
 
 def _batches(rows: int, batch: int) -> int:
@@ -104,6 +121,10 @@ def plan_strategy(
     chunks = steps // chunk
     is_amr, is_mir = strategy == "amr", strategy == "mir"
     replay_batch = replay_rows(cfg, strategy, num_devices, past_tasks)
+    rows_min, rows_max, _ = share_rows(cfg, num_devices)
+    flex_rows = 0
+    if strategy not in ("none", "joint") and rows_max > rows_min:
+        replay_batch, flex_rows = rows_max, rows_max - rows_min
     probe = r.probe_samples if is_amr else 0
     candidates = r.mir_candidates if is_mir else 1
     clusters = r.clusters_per_task if is_amr else 1
@@ -169,4 +190,5 @@ def plan_strategy(
         chunk_selection_flops=per_chunk,
         boundary_selection_flops=boundary,
         naive_task_flops=naive_task,
+        flex_rows=flex_rows,
     )

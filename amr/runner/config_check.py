@@ -6,6 +6,7 @@ from amr.compute.plan import check_new_rows
 from amr.data.python_text import TEXT_SOURCES
 from amr.methods import check_config as check_methods
 from amr.replay import registry
+from amr.replay.share import PROFILES, SHARES
 from amr.train import free_embeddings
 from amr.train.state import OPTIMIZERS, SCHEDULES
 
@@ -70,6 +71,7 @@ def validate(cfg, num_devices: int) -> None:
     _validate_run(cfg)
     _validate_train(cfg, num_devices)
     _validate_replay(cfg, num_devices)
+    _validate_share(cfg, num_devices)
     _validate_memory(cfg)
     _validate_bandit(cfg)
     _validate_optim(cfg)
@@ -199,6 +201,61 @@ def _validate_replay(cfg, num_devices: int) -> None:
         isinstance(tilt, (int, float)) and not isinstance(tilt, bool) and -20 <= tilt <= 20,
         "replay.task_tilt",
         f"must be a number in [-20, 20], got {tilt!r}",
+    )
+
+
+def _validate_share(cfg, num_devices: int) -> None:
+    """replay.share and its range: whole rows per device, min <= fraction <= max, a policy it can drive."""
+    r = cfg.replay
+    share = r.get("share", "fixed")
+    _require(share in SHARES, "replay.share", f"expected one of {SHARES}, got {share!r}")
+    profile = r.get("share_schedule", "front")
+    _require(profile in PROFILES, "replay.share_schedule", f"expected one of {PROFILES}, got {profile!r}")
+    if share == "fixed":
+        return
+    batch, frac = lookup(cfg, "train.batch_size"), lookup(cfg, "replay.fraction")
+    for key in ("share_min", "share_max"):
+        v = r.get(key)
+        _require(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0,
+            "replay." + key,
+            f"must be a number in [0, 1], got {v!r}",
+        )
+        rows = v * batch
+        _require(
+            abs(rows - round(rows)) < 1e-9 and round(rows) % num_devices == 0,
+            "replay." + key,
+            f"{v} x train.batch_size={batch} = {rows:g} rows, not a whole number of rows per device "
+            f"({num_devices} devices)",
+        )
+    lo, hi = r.share_min, r.share_max
+    _require(lo <= frac, "replay.share_min", f"{lo} exceeds replay.fraction={frac} (need share_min <= fraction)")
+    _require(frac <= hi, "replay.share_max", f"{hi} is below replay.fraction={frac} (need fraction <= share_max)")
+    _require(
+        round(hi * batch) <= batch - num_devices,
+        "replay.share_max",
+        f"{hi} x {batch} replay rows leave no new row per device ({num_devices} devices)",
+    )
+    _require(
+        r.get("new_rows", 0) == 0,
+        "replay.share",
+        f"{share!r} varies the split; replay.new_rows={r.get('new_rows')} fixes it (the same-split control): use one",
+    )
+    _require(
+        r.get("embeddings", "paid") == "paid",
+        "replay.share",
+        f"{share!r} with replay.embeddings={r.get('embeddings')!r}: flex slots do not record free embeddings yet; "
+        "use embeddings='paid' or share='fixed'",
+    )
+    _require(
+        "mir" not in tuple(cfg.strategies),
+        "replay.share",
+        f"{share!r} is not implemented for 'mir' (its candidates are chosen across devices); drop it",
+    )
+    _require(
+        lookup(cfg, "memory.placement") == "device",
+        "replay.share",
+        f"{share!r} needs memory.placement='device' (host-resident replay rows are not supported yet)",
     )
 
 

@@ -52,7 +52,8 @@ from jax.sharding import PartitionSpec as P
 from amr.methods import hooks as method_hooks
 from amr.replay import memory as memory_lib
 from amr.replay import policies as replay_lib
-from amr.train import distributed
+from amr.replay import share as share_lib
+from amr.train import distributed, flex_batch
 from amr.train import free_embeddings as free_lib
 from amr.train.state import TrainState
 
@@ -85,8 +86,11 @@ LOCAL_MEMORY_SPECS = LocalMemory(P(), P(), P(None, AXIS), P(), P(), P(AXIS))
 class ChunkSpec(NamedTuple):
     steps: int  # S, train steps per chunk
     new_batch: int  # global new-task rows per step
-    replay_batch: int  # global replay rows per step
+    replay_batch: int  # global replay rows per step (with flex slots: the most, rows_max)
     probe_samples: int = 0  # global forward-only probe rows per chunk (0: feedback only)
+    flex: int = (
+        0  # replay slots that hold a new row when the chunk's replay count leaves them free (amr.train.flex_batch)
+    )
 
 
 def per_example_losses(model, params, rows, keys):
@@ -211,6 +215,7 @@ class _Chunk(NamedTuple):
     source: MemorySource
     n_dev: int
     methods: tuple = ()  # amr.methods.Method records (loss terms, after_step); () = none
+    share: Any = None  # amr.replay.share.ShareRule of a chunk with flex slots (None: the fixed split)
 
     @property
     def local(self):
@@ -249,29 +254,19 @@ def _replay_rows(c: _Chunk, params, new_rows, new_keys, memory, replay_xs, key, 
     )
 
 
-def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
-    """One optimizer step on this device's new rows plus its replay rows; skipped if not finite.
+def _optimizer_step(c: _Chunk, carry, rows, row_keys, num_new: int, embed: bool = False):
+    """The optimizer step both train steps share, on this device's `rows` (its first `num_new` new rows).
 
-    With an embedding buffer in the carry (free embeddings) the loss also returns each row's pooled
-    embedding from the same forward pass; the new rows' are all-gathered into the buffer."""
-    params, opt_state, skipped, method_states, buffer = carry
-    new_rows, replay_xs, new_ids, t = xs
-    (Bl, Rl, _), B, R = c.local, c.spec.new_batch, c.spec.replay_batch
-    key = jax.random.fold_in(step_key, t)
-    new_keys = _row_keys(key, dev * Bl, Bl)
-    rows, row_keys, out = new_rows, new_keys, {}
-    if R:
-        chosen = _replay_rows(c, params, new_rows, new_keys, memory, replay_xs, key, dev)
-        rows = jnp.concatenate([new_rows, chosen.rows], axis=0)
-        row_keys = jnp.concatenate([new_keys, _row_keys(key, B + dev * Rl, Rl)])
-        out["ids"] = chosen.ids
-        if chosen.arms is not None:
-            out["arms"] = chosen.arms
+    One forward pass gives the rows' losses, the methods' loss terms (and the outputs they read) and, with
+    `embed`, the rows' pooled embeddings (free embeddings). The objective's value and gradients are
+    `pmean`ed; the methods' `edit_grads` edit the averaged gradients, the optimizer turns them into
+    updates, the methods' `post_update` edit those, the update is applied and the methods' `after_step`
+    follows, all skipped unless the loss and every gradient are finite. `carry` is (params, opt_state,
+    skipped, method states). Returns (carry, loss, per-row losses f32[rows], embeddings or None, ok)."""
+    params, opt_state, skipped, method_states = carry
 
     def loss_fn(p):
-        # one forward pass: the loss, the methods' loss terms (and outputs they read), the free embeddings
-        embed = buffer is not None
-        return method_hooks.step_objective(c.model, c.methods, method_states, p, rows, row_keys, Bl, embed)
+        return method_hooks.step_objective(c.model, c.methods, method_states, p, rows, row_keys, num_new, embed)
 
     (loss, (losses, layer_outputs, emb)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     loss, grads = jax.lax.pmean((loss, grads), AXIS)
@@ -285,6 +280,30 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
     params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
     if c.methods:  # amr.methods: state updates after the optimizer step (e.g. the weight EMA)
         method_states = _tree_where(ok, method_hooks.after_step(c.methods, method_states, params), method_states)
+    return (params, opt_state, skipped + (~ok).astype(jnp.int32), method_states), loss, losses, emb, ok
+
+
+def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
+    """One optimizer step on this device's new rows plus its replay rows; skipped if not finite.
+
+    With an embedding buffer in the carry (free embeddings) the loss also returns each row's pooled
+    embedding from the same forward pass; the new rows' are all-gathered into the buffer."""
+    *carry, buffer = carry
+    params = carry[0]
+    new_rows, replay_xs, new_ids, t = xs
+    (Bl, Rl, _), B, R = c.local, c.spec.new_batch, c.spec.replay_batch
+    key = jax.random.fold_in(step_key, t)
+    new_keys = _row_keys(key, dev * Bl, Bl)
+    rows, row_keys, out = new_rows, new_keys, {}
+    if R:
+        chosen = _replay_rows(c, params, new_rows, new_keys, memory, replay_xs, key, dev)
+        rows = jnp.concatenate([new_rows, chosen.rows], axis=0)
+        row_keys = jnp.concatenate([new_keys, _row_keys(key, B + dev * Rl, Rl)])
+        out["ids"] = chosen.ids
+        if chosen.arms is not None:
+            out["arms"] = chosen.arms
+    carry, loss, losses, emb, ok = _optimizer_step(c, tuple(carry), rows, row_keys, Bl, embed=buffer is not None)
+    params = carry[0]
     out["loss"] = loss
     out["new_loss"] = jax.lax.pmean(jnp.where(ok, losses[:Bl].mean(), jnp.nan), AXIS)
     out["new_ids"], out["new_losses"] = _gather(new_ids), _gather(jnp.where(ok, losses[:Bl], jnp.nan))
@@ -295,13 +314,66 @@ def _train_step(c: _Chunk, step_key, dev, memory, carry, xs):
         if c.policy.needs_loss_after:
             after = per_example_losses(c.model, params, rows[Bl:], row_keys[Bl:])
             out["rep_after"] = _gather(jnp.where(ok, after, jnp.nan))
-    return (params, opt_state, skipped + (~ok).astype(jnp.int32), method_states, buffer), out
+    return (*carry, buffer), out
 
 
-def _feedback(c: _Chunk, replay, out, step):
+def _flex_train_step(c: _Chunk, step_key, dev, memory, replay_rows, carry, xs):
+    """`_train_step` with flex slots: of the step's replay slots, canonical column q holds a replay row
+    iff q < `replay_rows`, else a flex new row (`amr.train.flex_batch`); the rows trained are the same
+    in number whatever `replay_rows` is. Losses of rows not trained as replay (new) are NaN in
+    `rep_losses` (`new_losses`), so neither the bandit nor `record_new` sees them. The methods see
+    `num_new` = the always-new rows (flex slots holding new rows come after the fixed replay rows)."""
+    (always, flex_new), replay_xs, (always_ids, flex_ids), t = xs
+    (Bl, Rl, _), N, R, F = c.local, c.spec.new_batch, c.spec.replay_batch, c.spec.flex
+    Fl, rows_min = F // c.n_dev, R - F
+    key = jax.random.fold_in(step_key, t)
+    q = flex_batch.local_cols(rows_min, F, c.n_dev, dev)  # int32[Rl] canonical replay columns
+    active = q < replay_rows  # [Rl]: fixed slots always, flex slots while q < r
+    step_ids = replay_xs[0]
+    rep_rows = _rows(memory, step_ids[q])
+    use_new = ~active[Rl - Fl :]
+    pick = lambda a, b: jnp.where(use_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
+    rows = jnp.concatenate([always, rep_rows[: Rl - Fl], pick(flex_new, rep_rows[Rl - Fl :])], axis=0)
+    # keys by canonical position: new rows 0..N-1, flex new rows N + g, replay rows N + F + q
+    slot_key = jnp.where(active, N + F + q, N + q - rows_min)
+    row_keys = jnp.concatenate([_row_keys(key, dev * Bl, Bl), jax.vmap(lambda i: jax.random.fold_in(key, i))(slot_key)])
+    *carry, buffer = carry  # no free-embeddings buffer with flex slots (config_check refuses the pair)
+    carry, loss, losses, _, ok = _optimizer_step(c, tuple(carry), rows, row_keys, Bl)
+    params = carry[0]
+    canonical = flex_batch.to_canonical(rows_min, F, c.n_dev)
+    new_losses = jnp.concatenate([losses[:Bl], jnp.where(use_new, losses[Bl + Rl - Fl :], jnp.nan)])
+    new_losses = jnp.where(ok, new_losses, jnp.nan)
+    used = jnp.isfinite(new_losses)
+    new_sum, new_count = jax.lax.psum((jnp.sum(jnp.where(used, new_losses, 0.0)), jnp.sum(used)), AXIS)
+    out = {"loss": loss, "ids": step_ids, "new_loss": new_sum / new_count}
+    out["new_ids"] = _gather(jnp.concatenate([always_ids, flex_ids]))
+    out["new_losses"] = _gather(new_losses)
+    out["rep_losses"] = _gather(jnp.where(ok & active, losses[Bl:], jnp.nan))[canonical]
+    if c.policy.needs_loss_after:
+        after = per_example_losses(c.model, params, rows[Bl:], row_keys[Bl:])
+        out["rep_after"] = _gather(jnp.where(ok & active, after, jnp.nan))[canonical]
+    return (*carry, buffer), out
+
+
+def _share_signals(replay, out) -> share_lib.ShareSignals:
+    """The chunk's free signals: replayed rows' mean loss over their own reference (over nothing when
+    the policy keeps no per-sample reference), and the new rows' mean loss."""
+    rep = out["rep_losses"]
+    if replay.sample_ref.shape[0] > 1:
+        rep = rep - replay_lib._at_or_nan(replay.sample_ref, out["ids"])
+    return share_lib.ShareSignals(_nanmean(rep), _nanmean(out["new_losses"]))
+
+
+def _nanmean(x):
+    finite = jnp.isfinite(x)
+    return jnp.sum(jnp.where(finite, x, 0.0)) / jnp.sum(finite)  # NaN when nothing is finite
+
+
+def _feedback(c: _Chunk, replay, out, step, replay_rows=None):
     """(replay state after the chunk's losses, replay metrics): references, bandit rewards, arm counts.
 
-    `step`: the chunk's first global step, the time of its observation for the 'benefit' reward."""
+    `step`: the chunk's first global step, the time of its observation for the 'benefit' reward.
+    `replay_rows` (flex slots): the chunk's replay count; arms of slots past it are not counted."""
     replay = c.policy.record_new(replay, out["new_ids"], out["new_losses"])
     metrics = {}
     if c.spec.replay_batch:
@@ -309,7 +381,10 @@ def _feedback(c: _Chunk, replay, out, step):
         at = {"step": step} if c.policy.needs_step else {}
         replay = c.policy.observe(replay, out["ids"], arms, out["rep_losses"], out.get("rep_after"), **at)
         replay = c.policy.record_new(replay, out["ids"], out["rep_losses"], replayed=True)
-        counts = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[arms.reshape(-1)].add(1, mode="drop")
+        counted = arms
+        if replay_rows is not None:
+            counted = jnp.where(jnp.arange(arms.shape[-1]) < replay_rows, arms, replay.memory.sizes.shape[0])
+        counts = jnp.zeros(replay.memory.sizes.shape, jnp.int32).at[counted.reshape(-1)].add(1, mode="drop")
         metrics["replay_arm_counts"] = counts
     metrics["arm_probs"] = c.policy.arm_probs(replay)
     return replay, metrics
@@ -324,13 +399,21 @@ def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
     replay_xs = c.source.replay_inputs(memory, c.policy, replay, sample_key, S, R) if R else ()
     if uses_probes(c.policy, c.spec):
         replay = _probe_feedback(c, state.params, replay, memory, probe_key, dev)
-    step = functools.partial(_train_step, c, step_key, dev, memory)
+    replay_rows, share_state = None, state.share
+    if c.spec.flex:
+        replay_rows = c.share.rows(state.share, state.step)
+        step = functools.partial(_flex_train_step, c, step_key, dev, memory, replay_rows)
+    else:
+        step = functools.partial(_train_step, c, step_key, dev, memory)
     carry = (state.params, state.opt_state, state.skipped, state.methods, state.embeddings)
     (params, opt_state, skipped, methods, embeddings), out = jax.lax.scan(
         step, carry, (new_SxBl, replay_xs, new_ids_SxBl, jnp.arange(S))
     )
-    replay, metrics = _feedback(c, replay, out, state.step)
+    if c.spec.flex:
+        share_state = c.share.update(share_state, _share_signals(replay, out), state.step + S)
+    replay, metrics = _feedback(c, replay, out, state.step, replay_rows)
     metrics["loss"], metrics["new_loss"] = out["loss"], out["new_loss"]
+    metrics["replay_rows"] = jnp.asarray(R if replay_rows is None else replay_rows, jnp.int32)
     new_state = state.replace(
         params=params,
         opt_state=opt_state,
@@ -339,6 +422,7 @@ def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
         skipped=skipped,
         methods=methods,
         embeddings=embeddings,
+        share=share_state,
     )
     return new_state, metrics
 
@@ -352,6 +436,7 @@ def make_chunk_fn(
     host_memory: bool = False,
     seed_axis: bool = False,
     methods: tuple = (),
+    share: share_lib.ShareRule | None = None,
 ) -> Callable:
     """Returns jitted `chunk(state, new_SxBx..., new_ids_SxB, memory) -> (state, metrics)` (state donated).
 
@@ -366,8 +451,14 @@ def make_chunk_fn(
     `methods`: `amr.methods.Method` records whose loss terms join each step's objective and whose
     `after_step` follows each optimizer update (their states: `state.methods`; `tx` must already hold
     their transforms, `amr.methods.hooks.with_transforms`).
+
+    `share` (needed when `spec.flex`): the rule choosing each chunk's replay rows in
+    [replay_batch - flex, replay_batch]; the new rows and their ids then come as pairs
+    (always [S, new_batch], flex [S, flex]), see `amr.train.flex_batch`.
     """
     n_dev = mesh.shape[AXIS]
+    if spec.flex:
+        _check_flex(policy, spec, share, host_memory, n_dev)
     for name in ("new_batch", "replay_batch", "probe_samples"):
         if getattr(spec, name) % n_dev:
             raise ValueError(f"{name}={getattr(spec, name)} is not divisible by the {n_dev} devices of the mesh")
@@ -375,7 +466,7 @@ def make_chunk_fn(
         raise ValueError("probe_samples: probes measure loss levels, which the 'marginal' reward cannot use")
     if spec.probe_samples and policy.needs_step:
         raise ValueError("probe_samples: the 'benefit' reward observes an arm once per chunk, from its replayed rows")
-    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev, tuple(methods))
+    c = _Chunk(model, tx, policy, spec, HOST_MEMORY if host_memory else DEVICE_MEMORY, n_dev, tuple(methods), share)
     sharded = jax.shard_map(
         functools.partial(_per_device, c),
         mesh=mesh,
@@ -388,6 +479,15 @@ def make_chunk_fn(
     if seed_axis:
         sharded = jax.vmap(sharded, in_axes=(0, 0, 0, None))
     return jax.jit(sharded, donate_argnums=(0,))
+
+
+def _check_flex(policy, spec: ChunkSpec, share, host_memory: bool, n_dev: int) -> None:
+    if share is None or (share.rows_min, share.rows_max) != (spec.replay_batch - spec.flex, spec.replay_batch):
+        raise ValueError(f"flex={spec.flex}: needs a share rule over [replay_batch - flex, replay_batch], got {share}")
+    if host_memory or policy.candidates != 1:
+        raise ValueError("flex: an adaptive replay share needs device memory and a policy without candidates (not mir)")
+    if spec.flex % n_dev:
+        raise ValueError(f"flex={spec.flex} is not divisible by the {n_dev} devices of the mesh")
 
 
 def stack_seeds(trees):

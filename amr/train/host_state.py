@@ -29,6 +29,15 @@ class HostState:
     # Host placement, mid-task checkpoints only: replay ids drawn for chunks not yet trained
     # (`HostReplay.pending_json()`); handed back to `HostReplay.start_task` on resume.
     host_replay_pending: dict[str, Any] | None = None
+    replay_rows: list[int] = dataclasses.field(default_factory=list)  # per task: replay rows trained (recorded chunks)
+    trained_rows: list[int] = dataclasses.field(default_factory=list)  # per task: rows trained (new + replay)
+
+    def count_rows(self, task: int, replay: int, rows: int) -> None:
+        """Adds a chunk's replay rows and rows trained to `task`'s counts (the realised replay share)."""
+        for counts in (self.replay_rows, self.trained_rows):
+            counts.extend([0] * (task + 1 - len(counts)))
+        self.replay_rows[task] += replay
+        self.trained_rows[task] += rows
 
     def to_json(self) -> dict[str, Any]:
         """The JSON a checkpoint stores."""
@@ -48,6 +57,8 @@ class HostState:
             out["last_new_loss"] = self.last_new_loss
         if self.host_replay_pending is not None:
             out["host_replay_pending"] = self.host_replay_pending
+        if self.trained_rows:
+            out["replay_rows"], out["trained_rows"] = self.replay_rows, self.trained_rows
         return out
 
     @classmethod
@@ -65,4 +76,6 @@ class HostState:
             arm_history=list(d["arm_history"]),
             last_new_loss=d.get("last_new_loss"),
             host_replay_pending=d.get("host_replay_pending"),
+            replay_rows=[int(x) for x in d.get("replay_rows", [])],
+            trained_rows=[int(x) for x in d.get("trained_rows", [])],
         )

@@ -37,7 +37,7 @@ from amr.io.metrics_log import MetricsLog
 from amr.methods import hooks as method_hooks
 from amr.replay import clustering
 from amr.train import chunk as step_lib
-from amr.train import host_memory
+from amr.train import flex_batch, host_memory
 from amr.train.host_state import HostState
 from amr.train.progress import TaskProgress
 from amr.train.result import run_result
@@ -211,7 +211,7 @@ class Run:
         plan, chunk_fn, presample = self.compiled.for_task_with_presample(t)
         cost = self.compiled.chunk_cost(t)  # measured once per compiled variant
         from_host = presample is not None  # host placement, a task that replays
-        stream = task_stream(ctx.tasks[t], int(ctx.offsets[t]), plan.new_batch, self.seed, t)
+        stream = task_stream(ctx.tasks[t], int(ctx.offsets[t]), plan.new_batch + plan.flex_rows, self.seed, t)
         if host.chunk > 0 and host.iter_state is not None:
             stream.set_state(host.iter_state)
         if host.chunk == 0:
@@ -224,7 +224,7 @@ class Run:
         )
         pending = None  # (task, step in task, device metrics) of the last chunk, recorded one chunk late
         for c in range(host.chunk, chunks_per_task):
-            state, metrics = self._train_chunk(state, host.ledger, cost, chunk_fn, stream, c, from_host)
+            state, metrics = self._train_chunk(state, host.ledger, cost, chunk_fn, stream, c, from_host, plan)
             if pending is not None:
                 self._record(host, *pending)
             pending = (t, (c + 1) * S, metrics)
@@ -247,12 +247,12 @@ class Run:
         return state
 
     def _train_chunk(
-        self, state, ledger: budget.Ledger, cost: ChunkCost, chunk_fn, stream, c: int, from_host: bool
+        self, state, ledger: budget.Ledger, cost: ChunkCost, chunk_fn, stream, c: int, from_host: bool, plan
     ) -> tuple[TrainState, Any]:
         """Chunk c of S steps on the stream's next batches (replay rows from host memory if `from_host`),
         charged its measured cost."""
         ctx, S = self.ctx, self.cfg.train.chunk_size
-        new, new_ids = next_chunk(stream, S)
+        new, new_ids = (flex_batch.split_new(x, plan.new_batch, plan.flex_rows) for x in next_chunk(stream, S))
         memory = self.host_replay.local_memory(c, state) if from_host else ctx.memory
         state, metrics = chunk_fn(
             state,
@@ -307,6 +307,10 @@ class Run:
                 "set train.nonfinite='skip' to skip such steps instead"
             )
         step = task * self.steps + step_in_task
+        plan = self.compiled.for_task(task)[0]
+        host.count_rows(
+            task, int(m["replay_rows"]) * len(m["loss"]), (plan.new_batch + plan.replay_batch) * len(m["loss"])
+        )
         host.last_new_loss = float(np.nanmean(m["new_loss"]))
         probs = np.asarray(m["arm_probs"], np.float64)
         if self.policy.uses_bandit and task > 0:

@@ -40,12 +40,17 @@ def _local_memory(model, spec: step_lib.ChunkSpec, candidates: int) -> step_lib.
     )  # fmt: skip
 
 
-def _chunk_and_args(ctx, tx, policy, spec: step_lib.ChunkSpec, state, on_host: bool, methods: tuple = ()):
+def _chunk_and_args(ctx, tx, policy, spec: step_lib.ChunkSpec, state, on_host: bool, methods: tuple = (), share=None):
     """(function, abstract args) of the chunk of `spec` (with host placement: its presample added)."""
     model, mesh = ctx.model, one_device_mesh()
-    chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, spec, host_memory=on_host, methods=methods)
-    new = jax.ShapeDtypeStruct((spec.steps, spec.new_batch) + tuple(model.example_shape), model.example_dtype)
-    ids = jax.ShapeDtypeStruct((spec.steps, spec.new_batch), jnp.int32)
+    chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, spec, host_memory=on_host, methods=methods, share=share)
+
+    def new_rows(width):
+        return jax.ShapeDtypeStruct((spec.steps, width) + tuple(model.example_shape), model.example_dtype)
+
+    new, ids = new_rows(spec.new_batch), jax.ShapeDtypeStruct((spec.steps, spec.new_batch), jnp.int32)
+    if spec.flex:  # (always, flex) pairs, see amr.train.flex_batch
+        new, ids = (new, new_rows(spec.flex)), (ids, jax.ShapeDtypeStruct((spec.steps, spec.flex), jnp.int32))
     memory = _local_memory(model, spec, policy.candidates) if on_host else measure.abstract(ctx.memory)
     if not on_host:
         return chunk, (state, new, ids, memory)
@@ -67,17 +72,24 @@ def chunk_cost(
     on_host: bool,
     check: bool = False,
     methods: tuple = (),
+    share=None,
+    nominal_replay: int | None = None,
 ) -> measure.ChunkCost:
     """The measured cost of the chunk of `spec`; `state` is the abstract TrainState it takes.
 
     `check`: also analyse the chunk at the run's S as it runs (one more compile; `ChunkCost.rolled`).
-    `methods`: the `amr.methods` the chunk runs (their per-step work counts as selection)."""
+    `methods`: the `amr.methods` the chunk runs (their per-step work counts as selection).
+    `share`, `nominal_replay` (a chunk with flex slots): its share rule, and the replay rows per step
+    by which the ledger splits training FLOPs into new and replay (the target share; the total does
+    not depend on the rows a chunk actually replays)."""
+    rows = spec.new_batch + spec.replay_batch
+    replay = spec.replay_batch if nominal_replay is None else nominal_replay
     return measure.measure_chunk(
-        lambda s: _chunk_and_args(ctx, tx, policy, spec._replace(steps=s), state, on_host, methods),
+        lambda s: _chunk_and_args(ctx, tx, policy, spec._replace(steps=s), state, on_host, methods, share),
         spec.steps,
-        costs.train(spec.new_batch + spec.replay_batch),
-        spec.new_batch,
-        spec.replay_batch,
+        costs.train(rows),
+        rows - replay,
+        replay,
         spec.probe_samples,
-        check=_chunk_and_args(ctx, tx, policy, spec, state, on_host, methods) if check else None,
+        check=_chunk_and_args(ctx, tx, policy, spec, state, on_host, methods, share) if check else None,
     )

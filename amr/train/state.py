@@ -30,6 +30,7 @@ class TrainState:
     # replay.embeddings="free": the current task's rows' embeddings from their training passes
     # (`amr.train.free_embeddings.EmbeddingBuffer`); None otherwise (no leaves: the state is unchanged)
     embeddings: Any = None
+    share: Any = None  # the replay-share rule's state (amr.replay.share; None for 'fixed' and 'schedule')
 
 
 def per_task_schedule(optim: ml_collections.ConfigDict, steps_per_task: int) -> optax.Schedule:

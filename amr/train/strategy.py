@@ -16,11 +16,12 @@ import numpy as np
 
 from amr.compute.costs import CostModel
 from amr.compute.measure import ChunkCost
-from amr.compute.plan import StrategyPlan, plan_strategy, replay_rows
+from amr.compute.plan import StrategyPlan, plan_strategy, replay_rows, share_rows
 from amr.methods import costs as method_costs
 from amr.methods import hooks as method_hooks
 from amr.methods import make_methods
 from amr.replay import policies as replay_lib
+from amr.replay import share as share_lib
 from amr.train import chunk as step_lib
 from amr.train import free_embeddings as free_lib
 from amr.train import heldout, host_memory, measured
@@ -102,6 +103,7 @@ class Strategy:
     presample: Any = None  # host placement: jitted draws of replay_chunk's ids (amr.train.chunk.make_presample_fn)
     methods: tuple = ()  # amr.methods.Method records of config.methods (() = none)
     task_end_pass: TaskEndPass | None = None  # the methods' task-end hooks (falsy when none has one)
+    share: Any = None  # amr.replay.share.ShareRule of the replay chunk (None: the fixed split)
     _per_task: dict = dataclasses.field(default_factory=dict)
     _measured: dict = dataclasses.field(default_factory=dict)  # ChunkCost per compiled chunk variant
 
@@ -126,7 +128,7 @@ class Strategy:
 
         The state's rng is `fold_in(key(seed), 1)` (chunk step keys fold in the step). With free
         embeddings (`free_embeddings.uses_buffer`) it carries an empty buffer for task 0."""
-        state = _init_state(self.ctx.model, self.tx, self.policy, seed, self.methods)
+        state = _init_state(self.ctx.model, self.tx, self.policy, seed, self.methods, self.share)
         if free_lib.uses_buffer(self.ctx.config, self.name):
             state = state.replace(embeddings=self.empty_embeddings(0))
         return state
@@ -144,12 +146,14 @@ class Strategy:
         variant = 0 if t == 0 else (t if self.name == "joint" else 1)
         if variant not in self._measured:
             plan, _, presample = self.for_task_with_presample(t)
-            spec = step_lib.ChunkSpec(self.ctx.config.train.chunk_size, plan.new_batch, plan.replay_batch)
-            spec = spec._replace(probe_samples=plan.probe_samples)
+            spec = _spec(self.ctx.config, plan)
             state = jax.eval_shape(lambda: self.init_state(0))
             self._measured[variant] = measured.chunk_cost(
-                self.ctx, self.tx, self.policy, spec, state, self.costs, presample is not None, methods=self.methods
-            )
+                self.ctx, self.tx, self.policy, spec, state, self.costs, presample is not None,
+                methods=self.methods,
+                share=self.share if spec.flex else None,
+                nominal_replay=share_rows(self.ctx.config, self.ctx.num_devices)[2] if spec.flex else None,
+            )  # fmt: skip
         return self._measured[variant]
 
     def naive_task_flops(self) -> float:
@@ -164,7 +168,27 @@ def _example_row(ctx: Context) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct((1,) + tuple(ctx.model.example_shape), ctx.model.example_dtype)
 
 
-def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, methods: tuple = ()) -> TrainState:
+def _spec(cfg, plan: StrategyPlan) -> step_lib.ChunkSpec:
+    return step_lib.ChunkSpec(
+        cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples, plan.flex_rows
+    )
+
+
+def make_share_rule(cfg, num_devices: int) -> share_lib.ShareRule:
+    """`replay.share` of `cfg` as a rule over global replay rows per step (see `amr.replay.share`)."""
+    rows_min, rows_max, target = share_rows(cfg, num_devices)
+    return share_lib.make_share(
+        cfg.replay.get("share", "fixed"),
+        rows_min=rows_min,
+        rows_max=rows_max,
+        rows_target=target,
+        steps_per_task=cfg.train.steps_per_task,
+        chunk_size=cfg.train.chunk_size,
+        profile=cfg.replay.get("share_schedule", "front"),
+    )
+
+
+def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, methods: tuple = (), share=None) -> TrainState:
     params = model.init(jax.random.key(seed))
     return TrainState(
         params=params,
@@ -175,6 +199,7 @@ def _init_state(model, tx, policy: replay_lib.ReplayPolicy, seed: int, methods: 
         task=jnp.zeros((), jnp.int32),
         skipped=jnp.zeros((), jnp.int32),
         methods=method_hooks.init_states(methods, params),
+        share=None if share is None else share.init(),
     )
 
 
@@ -189,9 +214,19 @@ def naive_chunk_cost(ctx: Context, tx, costs: CostModel) -> ChunkCost:
 
 
 def _compile(
-    ctx: Context, name: str, tx, policy, costs: CostModel, reference: str, past_tasks: int = 1, methods: tuple = ()
+    ctx: Context,
+    name: str,
+    tx,
+    policy,
+    costs: CostModel,
+    reference: str,
+    past_tasks: int = 1,
+    methods: tuple = (),
+    share=None,
 ):
-    """(plan, jitted chunk, jitted presample or None): host placement's replay chunks take presampled rows."""
+    """(plan, jitted chunk, jitted presample or None): host placement's replay chunks take presampled rows.
+
+    `share`: the replay-share rule, used when the plan has flex rows."""
     cfg = ctx.config
     max_rows = max(len(t.train) for t in ctx.tasks[:-1]) if len(ctx.tasks) > 1 else 0
     plan = plan_strategy(
@@ -204,9 +239,12 @@ def _compile(
         past_tasks=past_tasks,
         methods_cost=methods_cost(ctx, tx, methods, replay_rows(cfg, name, ctx.num_devices, past_tasks), costs),
     )
-    spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
+    spec = _spec(cfg, plan)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
-    chunk = step_lib.make_chunk_fn(ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host, methods=methods)
+    share = share if spec.flex else None
+    chunk = step_lib.make_chunk_fn(
+        ctx.model, tx, policy, ctx.mesh, spec, host_memory=on_host, methods=methods, share=share
+    )
     return plan, chunk, step_lib.make_presample_fn(policy, spec) if on_host else None
 
 
@@ -271,12 +309,15 @@ def make_strategy(ctx: Context, name: str) -> Strategy:
     # the budget is naive fine-tuning with the configured optimizer; what methods add to it is selection
     costs = CostModel(ctx.model, plain_tx, params, jax.eval_shape(plain_tx.init, params))
     naive_plan, first, _ = _compile(ctx, "none", tx, policy, costs, "none", methods=methods)
+    share = make_share_rule(cfg, ctx.num_devices) if name not in ("none", "joint") else None
     plan, replay, presample = (
         (naive_plan, None, None)
         if name in ("none", "joint")
-        else _compile(ctx, name, tx, policy, costs, reference, methods=methods)
+        else _compile(ctx, name, tx, policy, costs, reference, methods=methods, share=share)
     )
+    share = share if plan.flex_rows else None  # no flex slots: the fixed split, no share state
     task_end_pass = TaskEndPass(methods, ctx.model, ctx.mesh)
     return Strategy(
-        name, tx, policy, costs, plan, naive_plan, first, replay, reference, ctx, presample, methods, task_end_pass
-    )
+        name, tx, policy, costs, plan, naive_plan, first, replay, reference, ctx, presample,
+        methods=methods, task_end_pass=task_end_pass, share=share,
+    )  # fmt: skip

@@ -1,0 +1,161 @@
+"""How many of a step's rows are replay: the replay share, fixed or chosen between chunks.
+
+A share rule is a record of pure functions over a small state (optax-style), carried in the
+TrainState (`TrainState.share`) and so checkpointed with it:
+
+    rule = make_share("controller", rows_min=0, rows_max=8, rows_target=4, steps_per_task=160, chunk_size=8)
+    state = rule.init()
+    r = rule.rows(state, step)                 # i32[] replay rows per step of the chunk starting at `step`
+    state = rule.update(state, signals, step)  # after that chunk, from its free in-chunk signals
+
+Every step still trains the same number of rows: a chunk with `rows_max` replay slots turns the
+slots past `r` into new-task rows (`amr.train.flex_batch`), so FLOPs never depend on r.
+
+    fixed       r = rows_target always (state None): today's behaviour.
+    schedule    r follows the chunk's position in its task, a linear ramp with mean rows_target
+                (`schedule_table`); 'front' starts high and ends low, 'back' the reverse (state None).
+    controller  r follows measured forgetting against new-task progress (`ControllerState`, see
+                `controller_update`), kept near rows_target in the long run by an integral term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+SHARES = ("fixed", "schedule", "controller")
+PROFILES = ("front", "back")
+
+DRIVE_EMA = 0.3  # controller: step size of the EMA of the normalised imbalance (forgetting vs progress)
+_EPS = 1e-6
+
+
+class ShareSignals(NamedTuple):
+    """A chunk's free signals: both come from losses the chunk computes anyway."""
+
+    forgetting: jax.Array  # f32[] mean over trained replay rows of (loss - the row's reference); NaN: none
+    new_loss: jax.Array  # f32[] mean loss of the new rows trained; NaN: none
+
+
+@flax.struct.dataclass
+class ControllerState:
+    replay_rows: jax.Array  # i32[] r of the next chunk
+    forgetting: jax.Array  # f32[] the last chunk's forgetting signal (NaN: none yet in this task)
+    new_loss: jax.Array  # f32[] the last chunk's new-row loss (NaN: none yet in this task)
+    drive: jax.Array  # f32[] EMA of the imbalance in [-1, 1] (+: forgetting grows faster than new loss falls)
+    debt: jax.Array  # f32[] sum over replaying chunks of (r - rows_target): the integral term
+
+
+class ShareRule(NamedTuple):
+    name: str
+    rows_min: int  # global replay rows per step, at least
+    rows_max: int  # ... at most (the chunk's replay slots)
+    rows_target: int  # round(replay.fraction * batch): the mean share
+    init: Callable[[], Any]
+    rows: Callable[[Any, jax.Array], jax.Array]  # (state, chunk's first global step) -> i32[] r
+    update: Callable[[Any, ShareSignals, jax.Array], Any]  # (state, signals, next chunk's first step) -> state
+
+    @property
+    def adaptive(self) -> bool:
+        return self.rows_max > self.rows_min
+
+
+def schedule_table(rows_min: int, rows_max: int, rows_target: int, chunks: int, profile: str) -> np.ndarray:
+    """int32[chunks]: r of each chunk of a task, a linear ramp through rows_target with that exact mean.
+
+    The continuous ramp r(u) = target + a (1/2 - u) at chunk centres u = (c + 1/2) / chunks has mean
+    `target`; its slope `a` is the steepest that stays in [rows_min, rows_max]. Chunk c gets
+    round(cum(c + 1)) - round(cum(c)) of its integral `cum`, so the task's total is exactly
+    chunks * target and every r lies between the integers around the ramp, hence inside the bounds."""
+    a = 2.0 * min(rows_max - rows_target, rows_target - rows_min)
+    c = np.arange(chunks + 1, dtype=np.float64)
+    cum = c * rows_target + a * c * (chunks - c) / (2.0 * chunks)
+    table = np.diff(np.round(cum)).astype(np.int32)
+    return table if profile == "front" else table[::-1].copy()
+
+
+def _no_update(state, signals, next_step):
+    return state
+
+
+def fixed(rows: int) -> ShareRule:
+    return ShareRule("fixed", rows, rows, rows, lambda: None, lambda s, step: jnp.int32(rows), _no_update)
+
+
+def schedule(rows_min, rows_max, rows_target, steps_per_task, chunk_size, profile="front") -> ShareRule:
+    table = schedule_table(rows_min, rows_max, rows_target, steps_per_task // chunk_size, profile)
+
+    def rows(state, step):
+        return jnp.asarray(table)[(step % steps_per_task) // chunk_size]
+
+    return ShareRule("schedule", rows_min, rows_max, rows_target, lambda: None, rows, _no_update)
+
+
+def controller_update(state, signals, next_step, *, rows_min, rows_max, rows_target, steps_per_task, chunk_size):
+    """The controller's rule (docs/ARCHITECTURE.md, "Adaptive replay share").
+
+    phi = growth of forgetting since the last chunk, pi = fall of the new-row loss since then;
+    z = (phi - pi) / (|phi| + |pi|) in [-1, 1] (no update without both chunks' signals);
+    drive = EMA(z); debt += r - target;
+    r' = clip(round(target + span * drive - debt / chunks_per_task), min, max), span the larger
+    distance from target to a bound. The debt term is integral feedback: a run above target on
+    average accumulates debt that pulls r down (and below, up), so the mean share tends to
+    replay.fraction. A new task forgets the last chunk's signals (its losses are another task's)."""
+    phi = signals.forgetting - state.forgetting
+    pi = state.new_loss - signals.new_loss
+    z = (phi - pi) / (jnp.abs(phi) + jnp.abs(pi) + _EPS)
+    drive = jnp.where(jnp.isfinite(z), (1 - DRIVE_EMA) * state.drive + DRIVE_EMA * z, state.drive)
+    debt = state.debt + (state.replay_rows - rows_target).astype(jnp.float32)
+    span = float(max(rows_max - rows_target, rows_target - rows_min))
+    want = rows_target + span * drive - debt / (steps_per_task // chunk_size)
+    r = jnp.clip(jnp.round(want), rows_min, rows_max).astype(jnp.int32)
+    task_start = (next_step % steps_per_task) == 0
+    nan = jnp.float32(jnp.nan)
+    return ControllerState(
+        replay_rows=r,
+        forgetting=jnp.where(task_start, nan, signals.forgetting).astype(jnp.float32),
+        new_loss=jnp.where(task_start, nan, signals.new_loss).astype(jnp.float32),
+        drive=drive.astype(jnp.float32),
+        debt=debt,
+    )
+
+
+def controller(rows_min, rows_max, rows_target, steps_per_task, chunk_size) -> ShareRule:
+    def init():
+        nan = jnp.full((), jnp.nan, jnp.float32)
+        zero = jnp.zeros((), jnp.float32)
+        return ControllerState(jnp.asarray(rows_target, jnp.int32), nan, nan, zero, zero)
+
+    def update(state, signals, next_step):
+        return controller_update(
+            state,
+            signals,
+            next_step,
+            rows_min=rows_min,
+            rows_max=rows_max,
+            rows_target=rows_target,
+            steps_per_task=steps_per_task,
+            chunk_size=chunk_size,
+        )
+
+    return ShareRule("controller", rows_min, rows_max, rows_target, init, lambda s, step: s.replay_rows, update)
+
+
+def make_share(
+    name: str, *, rows_min: int, rows_max: int, rows_target: int, steps_per_task: int, chunk_size: int, profile="front"
+) -> ShareRule:
+    """The rule `name` (one of SHARES) over global replay rows per step in [rows_min, rows_max]."""
+    if name not in SHARES:
+        raise ValueError(f"share: unknown replay share {name!r}; expected one of {SHARES}")
+    if not rows_min <= rows_target <= rows_max:
+        raise ValueError(f"share: need rows_min <= rows_target <= rows_max, got {rows_min}, {rows_target}, {rows_max}")
+    if name == "fixed":
+        return fixed(rows_target)
+    if name == "schedule":
+        return schedule(rows_min, rows_max, rows_target, steps_per_task, chunk_size, profile)
+    return controller(rows_min, rows_max, rows_target, steps_per_task, chunk_size)
