@@ -3,6 +3,8 @@
     amr+steady     amr with one estimator step per arm per chunk and the pooled spread of single rewards
     amr+benefit    amr with the free marginal-benefit reward (docs/REWARDS.md)
     amr+clusters   amr over 4 k-means arms per task, from the training passes' free embeddings
+    amr+controller amr with an adaptive replay share (amr.replay.share), its realised share in the results
+    uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded)
 
 Each is one idea of issue #12's AMR, ablated one at a time against uniform in the same sweep (same code, data
 and seeds; paired by seed). A variant that changes the replay share is compared with uniform at that share by
@@ -29,6 +31,29 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "cluster arms from free embeddings: 4 k-means clusters per task over the pooled representations the "
         "training passes already computed (no paid embedding pass, so no new rows trimmed for it)",
         {"replay.clusters_per_task": 4, "replay.embeddings": "free"},
+    ),
+    "controller": (
+        "an adaptive replay share: each chunk's replay rows in [0, 4/32] of the batch, raised when replayed rows "
+        "forget faster than new rows improve, pulled back to the configured share (amr.replay.share)",
+        {"replay.share": "controller", "replay.share_min": 0.0, "replay.share_max": 0.125},
+    ),
+    "front": (
+        "a replay schedule at the same mean share: most replay right after a task starts, least at its end",
+        {
+            "replay.share": "schedule",
+            "replay.share_schedule": "front",
+            "replay.share_min": 0.0,
+            "replay.share_max": 0.125,
+        },
+    ),
+    "back": (
+        "a replay schedule at the same mean share: least replay right after a task starts, most at its end",
+        {
+            "replay.share": "schedule",
+            "replay.share_schedule": "back",
+            "replay.share_min": 0.0,
+            "replay.share_max": 0.125,
+        },
     ),
 }
 
