@@ -21,9 +21,11 @@ print both checks again in docs/RESULTS.md. The former `image` benchmark (scikit
 configs/image_domains.py) never passed the second check (uniform keeps almost every photo at
 2/32: 2.1-3.1x its sd over six settings) and was replaced by `styles`.
 
-On the sweep's own 10 seeds (docs/RESULTS.md), `text` passes both checks; `styles` fails (a)
-(uniform 0.83x naive) and `subpop` fails (b) (2.8x its sd), both of which passed on the regime
-search's 5 seeds: near the thresholds 5 seeds decide by luck. The next search should use 10 seeds.
+On the sweep's own 10 seeds (docs/RESULTS.md), `text` and `digits` pass both checks. `styles` failed (a)
+at 2/32 (uniform 0.83x naive), so its share was raised to 4/32 by a 10-seed search (`styles_r4`: 0.70x,
+5.5x its sd); `subpop` fails (b) (2.8x its sd; `subpop_s320`, twice the steps per task, is the next
+setting to try). Both had passed on the regime search's 5 seeds: near the thresholds 5 seeds decide by
+luck, so searches now use 10.
 
 In the sweep every benchmark evaluates at task ends only (`train.eval_every = 0`): no metric of
 the sweep uses the curves, and the held-out passes would otherwise cost a quarter of a text run.

@@ -213,13 +213,17 @@ SETTINGS = [
         "image passed (a) but never (b) (uniform keeps almost every photo at 2/32). A domain-incremental "
         "stream the model learns in every domain: all ten digit classes a task, each task in its own "
         "style (upright, rot90, inverted, mirrored, rot180), disjoint digits per task, fixed splits",
-        **{"data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180")},
+        **{"replay.fraction": 2 / 32, "data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180")},
     ),
     _s(
         "styles_s640",
         "configs.digit_styles",
         "styles_base with 4x the steps per task (what put class-incremental digits in the regime)",
-        **{"data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180"), "train.steps_per_task": 640},
+        **{
+            "replay.fraction": 2 / 32,
+            "data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180"),
+            "train.steps_per_task": 640,
+        },
     ),
     _s(
         "styles_rr",
@@ -228,7 +232,11 @@ SETTINGS = [
         "a task's end being wherever a constant learning rate left it. Learning rate re-warmed and "
         "cosine-decayed every task (rewarm_redecay, the continual pre-training schedule of Ibrahim et al. "
         "2024), so every task ends converged. (b) passed (13.9x) but (a) did not (uniform 0.81x naive): with converged task ends little is left for replay to save",
-        **{"data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180"), "optim.schedule": "rewarm_redecay"},
+        **{
+            "replay.fraction": 2 / 32,
+            "data.domains": ("upright", "rot90", "inverted", "mirrored", "rot180"),
+            "optim.schedule": "rewarm_redecay",
+        },
     ),
     _s(
         "subpop_rr",
@@ -295,7 +303,7 @@ SETTINGS = [
         "inverting changes every pixel's mean, so its loss swings with the state a constant learning rate "
         "leaves); rewarm_redecay left replay little to save (styles_rr). Geometric styles only: upright -> "
         "rot90 -> mirrored -> rot180 -> rot270, constant learning rate",
-        **{"data.domains": ("upright", "rot90", "mirrored", "rot180", "rot270")},
+        **{"replay.fraction": 2 / 32, "data.domains": ("upright", "rot90", "mirrored", "rot180", "rot270")},
     ),
     _s(
         "subpop_seq64_r1",
