@@ -23,6 +23,7 @@ from amr.train.strategy import make_strategy
 from amr.train.streams import next_chunk, task_stream
 from configs import tiny
 from configs.base import get_base_config
+from tests.support import traced_chunk
 
 K, CHUNK, ALPHA = 3, 4, 0.3
 JITS = pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
@@ -354,15 +355,8 @@ def test_chunk_with_benefit_makes_no_host_transfers_and_traces_once():
     ctx = prepare(_tiny("benefit"))
     strategy = make_strategy(ctx, "amr")
     plan, cfg = strategy.plan, ctx.config
-    traces = []
-
-    def presample(*args, **kwargs):
-        traces.append(1)
-        return strategy.policy.presample(*args, **kwargs)
-
-    policy = strategy.policy._replace(presample=chex.assert_max_traces(presample, n=1))
-    spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
-    chunk = step_lib.make_chunk_fn(ctx.model, strategy.tx, policy, ctx.mesh, spec)
+    chunk, traces = traced_chunk.counted_chunk(ctx, strategy)
+    policy = strategy.policy
     state = strategy.init_state(0)
     state = step_lib.replicate(ctx.mesh, state.replace(replay=_add_arms(ctx, policy, state.replay, 0)))
     stream = task_stream(ctx.tasks[-1], int(ctx.offsets[-1]), plan.new_batch, 0, len(ctx.tasks) - 1)
@@ -391,7 +385,8 @@ def test_chunk_with_benefit_makes_no_host_transfers_and_traces_once():
     assert np.isclose(probs.sum(), 1.0) and np.all(probs[:2] > 0) and np.all(probs[2:] == 0)
     assert np.all(np.isfinite(np.asarray(metrics["loss"])))
     with pytest.raises(ValueError, match="probe_samples"):  # the chunk refuses probes for 'benefit'
-        step_lib.make_chunk_fn(ctx.model, strategy.tx, policy, ctx.mesh, spec._replace(probe_samples=2))
+        spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, 2)
+        step_lib.make_chunk_fn(ctx.model, strategy.tx, policy, ctx.mesh, spec)
 
 
 def test_the_chunk_runs_no_extra_forward_pass_for_benefit_unlike_marginal():

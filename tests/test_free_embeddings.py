@@ -33,6 +33,7 @@ from amr.train.state import TrainState, make_optimizer
 from amr.train.strategy import make_strategy
 from amr.train.streams import next_chunk, task_stream
 from configs import tiny
+from tests.support import traced_chunk
 from tests.support.optim import optim_config
 
 S, B, ROWS = 3, 8, 20  # steps per chunk, new rows per step, rows of the task (some never visited)
@@ -256,15 +257,8 @@ def tiny_free():
 def test_free_chunk_makes_no_host_transfers_and_traces_once(tiny_free):
     ctx, strategy = tiny_free
     plan, cfg = strategy.plan, ctx.config
-    traces = []
-
-    def presample(*args, **kwargs):
-        traces.append(1)
-        return strategy.policy.presample(*args, **kwargs)
-
-    policy = strategy.policy._replace(presample=chex.assert_max_traces(presample, n=1))
-    spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
-    chunk = step_lib.make_chunk_fn(ctx.model, strategy.tx, policy, ctx.mesh, spec)
+    chunk, traces = traced_chunk.counted_chunk(ctx, strategy)
+    policy = strategy.policy
     state = strategy.init_state(0)
     n = len(ctx.tasks[0].train)
     replay = policy.add_task(state.replay, np.arange(n), clustering.per_task_labels(n), 0, None, num_clusters=1)

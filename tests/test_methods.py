@@ -23,6 +23,7 @@ from amr.train.loop import Run
 from amr.train.method_pass import TaskEndPass
 from amr.train.state import TrainState, make_optimizer
 from configs import tiny
+from tests.support import method_chunk
 from tests.support.optim import optim_config
 
 S, CAP = 2, 96
@@ -133,30 +134,12 @@ def test_ema_equals_numpy_ema(model):
 
 
 def _chunk_setup(model, methods, mesh):
-    rng = np.random.default_rng(0)
-    memory = rng.integers(0, 256, (CAP,) + model.example_shape).astype(np.int32)
-    policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAP, reference="arm")
-    tx = hooks.with_transforms(methods, make_optimizer(optim_config(), steps_per_task=8))
-    params = model.init(jax.random.key(0))
-    replay = policy.add_task(policy.init(), np.arange(32), np.zeros(32, np.int32), 0, np.ones(1, np.float32), 1)
-    state = TrainState(
-        params=params,
-        opt_state=tx.init(params),
-        replay=replay,
-        rng=jax.random.key(3),
-        step=jnp.zeros((), jnp.int32),
-        task=jnp.ones((), jnp.int32),
-        skipped=jnp.zeros((), jnp.int32),
-        methods=hooks.init_states(methods, params),
-    )
-    chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, step_lib.ChunkSpec(S, 4, 2), methods=methods)
+    chunk, state, memory = method_chunk.amr_chunk(model, methods, mesh, S, 4, 2, CAP)
     return chunk, step_lib.replicate(mesh, state), step_lib.replicate(mesh, memory), memory
 
 
 def _new(mesh, memory, c):
-    new = memory[32 + c * S * 4 : 32 + (c + 1) * S * 4].reshape((S, 4) + memory.shape[1:])
-    ids = (32 + c * S * 4 + np.arange(S * 4, dtype=np.int32)).reshape(S, 4)
-    return step_lib.shard_new_batches(mesh, new), step_lib.shard_new_batches(mesh, ids)
+    return method_chunk.new_batches(mesh, memory, c, S, 4)
 
 
 def _train(chunk, state, mem, memory, mesh, chunks):

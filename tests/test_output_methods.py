@@ -26,6 +26,7 @@ from amr.train import free_embeddings as free_lib
 from amr.train.method_pass import TaskEndPass
 from amr.train.state import TrainState, make_optimizer
 from configs import tiny
+from tests.support import method_chunk
 from tests.support.optim import optim_config
 
 S, CAP, NEW, REPLAY = 2, 96, 4, 2
@@ -274,30 +275,11 @@ def _kernel(tree, layer):
 
 
 def _chunk_setup(model, methods, mesh, replay=REPLAY):
-    memory = np.random.default_rng(0).integers(0, 256, (CAP, 8)).astype(np.int32)
-    policy = replay_lib.make_replay("amr", max_arms=4, capacity=CAP, reference="arm")
-    tx = hooks.with_transforms(methods, make_optimizer(optim_config(), steps_per_task=8))
-    params = model.init(jax.random.key(0))
-    replay_state = policy.add_task(policy.init(), np.arange(32), np.zeros(32, np.int32), 0, np.ones(1, np.float32), 1)
-    state = TrainState(
-        params=params,
-        opt_state=tx.init(params),
-        replay=replay_state,
-        rng=jax.random.key(3),
-        step=jnp.zeros((), jnp.int32),
-        task=jnp.ones((), jnp.int32),
-        skipped=jnp.zeros((), jnp.int32),
-        methods=hooks.init_states(methods, params),
-    )
-    spec = step_lib.ChunkSpec(S, NEW, replay)
-    chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, spec, methods=methods)
-    return chunk, state, memory
+    return method_chunk.amr_chunk(model, methods, mesh, S, NEW, replay, CAP)
 
 
 def _new(mesh, memory, c):
-    new = memory[32 + c * S * NEW : 32 + (c + 1) * S * NEW].reshape(S, NEW, 8)
-    ids = (32 + c * S * NEW + np.arange(S * NEW, dtype=np.int32)).reshape(S, NEW)
-    return step_lib.shard_new_batches(mesh, new), step_lib.shard_new_batches(mesh, ids)
+    return method_chunk.new_batches(mesh, memory, c, S, NEW)
 
 
 def _train(chunk, state, memory, mesh, chunks, first=0):
