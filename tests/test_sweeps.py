@@ -264,18 +264,19 @@ def test_a_named_variant_runs_its_overrides_and_is_paired_with_uniform(tmp_path,
     seen = {}
 
     def fake(config, workdir, progress=True):
-        seen[os.path.basename(workdir)] = (config.bandit.aggregate, config.bandit.normalize)
+        seen[os.path.basename(workdir)] = (config.bandit.aggregate, config.bandit.normalize, tuple(config.methods))
         return _fake_runs_by_split(config, workdir, progress)
 
     monkeypatch.setattr(sweep, "train_and_evaluate", fake)
     monkeypatch.setitem(named_variants.VARIANTS, "probe", ("a test variant", {"bandit.normalize": "minmax"}))
     out = str(tmp_path / "r.json")
     results = sweep.run_sweep(
-        ["digits"], ["uniform", "amr", "amr+steady", "amr+probe"], [0, 1, 2], str(tmp_path / "runs"), out,
+        ["digits"], ["uniform", "amr", "amr+steady", "amr+probe", "uniform+ewc"], [0, 1, 2], str(tmp_path / "runs"), out,
         smoke=True, progress=False, get_config=benchmarks.get, frontier=(), headroom=(),
     )  # fmt: skip
-    assert seen["amr+steady"] == ("segment", "pooled") and seen["amr+probe"] == ("row", "minmax")
-    assert seen["digits"] == ("row", "zscore")  # the plain runs keep the defaults (negative control)
+    assert seen["amr+steady"] == ("segment", "pooled", ()) and seen["amr+probe"] == ("row", "minmax", ())
+    assert seen["uniform+ewc"] == ("row", "zscore", ("ewc",))  # a top-level key (`methods`) too
+    assert seen["digits"] == ("row", "zscore", ())  # the plain runs keep the defaults (negative control)
     s = results["benchmarks"]["digits"]["strategies"]
     assert s["amr+steady"]["variant"] == {
         "kind": "named", "base": "amr", "name": "steady",

@@ -5,6 +5,7 @@
     amr+clusters   amr over 4 k-means arms per task, from the training passes' free embeddings
     amr+controller amr with an adaptive replay share (amr.replay.share), its realised share in the results
     uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded)
+    uniform+ewc    a strategy with one companion method of amr.methods (any of its METHODS: none+ema, amr+lines, ...)
 
 Each is one idea of issue #12's AMR, ablated one at a time against uniform in the same sweep (same code, data
 and seeds; paired by seed). A variant that changes the replay share is compared with uniform at that share by
@@ -13,6 +14,8 @@ any run (a key the config lacks fails by name).
 """
 
 from __future__ import annotations
+
+from amr.methods.registry import METHODS
 
 SEP = "+"
 
@@ -64,3 +67,8 @@ def split(entry: str) -> tuple[str, str] | None:
         return None
     base, _, name = entry.partition(SEP)
     return base, name
+
+
+# Every companion method (docs/METHODS.md) alone on top of a strategy: `none+ewc`, `uniform+ewc`, `amr+ewc`.
+for _method in METHODS:
+    VARIANTS.setdefault(_method, (f"the companion method {_method!r} (docs/METHODS.md)", {"methods": (_method,)}))

@@ -51,7 +51,7 @@ def variant_config(config, variant: variants.Variant):
     for key, value in variant.overrides.items():
         parent, _, last = key.rpartition(".")
         config_check.lookup(c, key)  # ConfigError naming a key the config does not have
-        config_check.lookup(c, parent)[last] = value
+        (config_check.lookup(c, parent) if parent else c)[last] = value
     return c
 
 
