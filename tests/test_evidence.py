@@ -112,3 +112,47 @@ def test_pareto_plot_of_a_sweep_entry(tmp_path):
     with pytest.raises(ValueError, match="ci95 >= 0"):
         plots.plot_pareto([("u", (1.0, -0.1, 0.2, 0.0))], {}, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def _share_entry(realised):
+    """uniform at 2/32 and 4/32 on 3 seeds, and a varying-share variant at `realised`."""
+    e = {
+        "config": {"replay": {"fraction": 2 / 32}},
+        "strategies": {
+            "uniform": {"seeds": [0, 1, 2], "avg_forgetting_per_seed": [0.10, 0.12, 0.11]},
+            "uniform@4/32": {
+                "seeds": [0, 1, 2],
+                "avg_forgetting_per_seed": [0.06, 0.08, 0.07],
+                "variant": {"kind": "frontier", "base": "uniform", "replay_fraction": 4 / 32},
+            },
+            "amr+controller": {
+                "seeds": [0, 1, 2],
+                "avg_forgetting_per_seed": [0.07, 0.10, 0.08],
+                "replay_share": realised,
+                "variant": {"kind": "named", "overrides": {"replay.share": "controller"}},
+            },
+            "amr+steady": {  # fixed share: never share-matched
+                "seeds": [0, 1, 2],
+                "avg_forgetting_per_seed": [0.1, 0.1, 0.1],
+                "replay_share": 2 / 32,
+                "variant": {"kind": "named", "overrides": {"bandit.aggregate": "segment"}},
+            },
+        },
+    }
+    return e
+
+
+def test_a_varying_share_is_compared_with_uniform_interpolated_at_its_realised_share():
+    m = evidence.share_matched(_share_entry(3 / 32))
+    assert set(m) == {"amr+controller"}
+    at = np.array([0.08, 0.10, 0.09])  # halfway between the two frontier points, seed by seed
+    d = m["amr+controller"]["vs_uniform_at_share"]
+    np.testing.assert_allclose(d["mean"], np.mean(np.array([0.07, 0.10, 0.08]) - at))
+    np.testing.assert_allclose(m["amr+controller"]["ratio"], 0.25 / 0.27)
+    # negative control: read at the default share (no interpolation) the same runs look better than they are
+    at_default = evidence.share_matched(_share_entry(2 / 32))["amr+controller"]["vs_uniform_at_share"]
+    assert at_default["mean"] < d["mean"]
+
+
+def test_a_share_outside_the_frontier_is_not_compared():
+    assert evidence.share_matched(_share_entry(6 / 32))["amr+controller"]["vs_uniform_at_share"] is None

@@ -12,6 +12,9 @@ lack what they need: the page prints "n/a").
     same split     a strategy that trims new rows to pay for its selection also raises its replay share;
                    `uniform@split:<s>` is uniform at exactly <s>'s new/replay split, and the share of <s>'s
                    gain over uniform that uniform gains by the split alone is `explained_fraction`.
+    share-matched  a strategy whose replay share varies (`replay.share` != 'fixed') against uniform at the SAME
+                   realised share: uniform's frontier (its default share and every `uniform@k/n`) interpolated
+                   linearly, seed by seed, at the strategy's mean realised `replay_share`.
     headroom       the best fixed allocation over past tasks of a small grid (`tilted@<tilt>` entries, chosen
                    on the seeds it is reported on: an optimistic, over-budget reference) against uniform,
                    beside AMR's own paired difference.
@@ -149,14 +152,56 @@ def headroom(strategies: dict[str, dict]) -> dict[str, Any] | None:
     }
 
 
+def frontier_points(entry: dict[str, Any]) -> list[tuple[float, dict]]:
+    """[(replay share, uniform's sweep entry)] in share order: uniform at its default share and every frontier entry."""
+    s = entry.get("strategies", {})
+    default = ((entry.get("config") or {}).get("replay") or {}).get("fraction")
+    points = [(float(default), s[REFERENCE])] if REFERENCE in s and default is not None else []
+    for e in s.values():
+        v = e.get("variant") or {}
+        if v.get("kind") == FRONTIER and v.get("base") == REFERENCE:
+            points.append((float(v["replay_fraction"]), e))
+    return sorted(points, key=lambda p: p[0])
+
+
+def share_matched(entry: dict[str, Any]) -> dict[str, Any]:
+    """Per entry whose replay share varies (a variant overriding `replay.share`): its mean realised share, and
+    its paired difference against uniform's frontier interpolated at that share on the seeds all points have
+    (None when the share lies outside the frontier's range or a point lacks the seeds)."""
+    out = {}
+    points = frontier_points(entry)
+    for name, e in entry.get("strategies", {}).items():
+        overrides = (e.get("variant") or {}).get("overrides") or {}
+        if overrides.get("replay.share", "fixed") == "fixed" or e.get("replay_share") is None:
+            continue
+        share = float(e["replay_share"])
+        res: dict[str, Any] = {"replay_share": share, "vs_uniform_at_share": None, "ratio": None}
+        inside = [p for p in points if p[0] <= share] and [p for p in points if p[0] >= share]
+        if inside:
+            lo = max((p for p in points if p[0] <= share), key=lambda p: p[0])
+            hi = min((p for p in points if p[0] >= share), key=lambda p: p[0])
+            mine, a, b = per_seed(e), per_seed(lo[1]), per_seed(hi[1])
+            seeds = sorted(set(mine) & set(a) & set(b))
+            w = 0.0 if hi[0] == lo[0] else (share - lo[0]) / (hi[0] - lo[0])
+            at = [(1 - w) * a[k] + w * b[k] for k in seeds]
+            if len(seeds) > 1:
+                d = stats.paired_difference([mine[k] for k in seeds], at)
+                res["vs_uniform_at_share"] = _diff_summary({**d, "seeds": seeds})
+                res["ratio"] = float(sum(mine[k] for k in seeds) / sum(at)) if sum(at) else None
+                res["between"] = [lo[0], hi[0]]
+        out[name] = res
+    return out
+
+
 def benchmark_evidence(entry: dict[str, Any]) -> dict[str, Any]:
-    """{"regime_checks", "power", "same_split", "headroom"} of one sweep entry."""
+    """{"regime_checks", "power", "same_split", "headroom", "share_matched"} of one sweep entry."""
     s = entry.get("strategies", {})
     return {
         "regime_checks": regime_checks(s.get(REFERENCE), s.get(NAIVE)),
         "power": power(s),
         "same_split": same_split(s),
         "headroom": headroom(s),
+        "share_matched": share_matched(entry),
     }
 
 

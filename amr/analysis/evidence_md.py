@@ -11,7 +11,7 @@ from typing import Any
 
 from amr.analysis import evidence, stats
 
-KEYS = ("regime_checks", "power", "same_split", "headroom")
+KEYS = ("regime_checks", "power", "same_split", "headroom", "share_matched")
 
 
 def of_entry(entry: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +111,25 @@ def headroom_lines(h: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def share_matched_lines(matched: dict[str, Any]) -> list[str]:
+    """Strategies whose replay share varies, against uniform's frontier at the same realised share (none: no lines)."""
+    if not matched:
+        return []
+    items = []
+    for name, m in matched.items():
+        at = f"{m['replay_share'] * 32:.2f}/32"
+        if m["vs_uniform_at_share"] is None:
+            items.append(f"`{name}` (realised share {at}): n/a, outside the frontier or missing seeds")
+        else:
+            ratio = _f(m["ratio"], "{:.2f}×")
+            items.append(f"`{name}` (realised share {at}): {_diff(m['vs_uniform_at_share'])}, {ratio}")
+    return [
+        "Against uniform at the same replay share (uniform's frontier interpolated seed by seed at the realised "
+        "share; paired Δ of average forgetting, mean ± 95% CI): " + "; ".join(items) + ".",
+        "",
+    ]
+
+
 def headroom_table(benchmarks: dict[str, dict]) -> str:
     """One row per benchmark: the grid's best fixed allocation over past tasks against uniform, beside AMR."""
     lines = [
@@ -150,5 +169,6 @@ def benchmark_section(bench: str, entry: dict[str, Any], pareto_png: str | None)
         "every strategy whose runs trimmed new rows).",
         "",
         *headroom_lines(ev["headroom"]),
+        *share_matched_lines(ev.get("share_matched") or {}),
     ]
     return lines
