@@ -24,7 +24,6 @@ process running all seeds would.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import sys
@@ -34,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from absl import app, flags  # noqa: E402
 
+from experiments.regime_checks import RATIO_MAX, SD_MULTIPLE, STRATEGIES, regime, seed_config  # noqa: E402
 from experiments.regime_settings import SETTINGS  # noqa: E402
 
 _OUT = flags.DEFINE_string("out", "docs/regime_search.json", "JSON file of every setting's numbers")
@@ -42,31 +42,6 @@ _SEEDS = flags.DEFINE_integer("seeds", 5, "seeds per setting")
 _ONLY = flags.DEFINE_string("only", "", "comma-separated setting ids (default: all)")
 _REDO = flags.DEFINE_bool("redo", False, "rerun settings already in --out")
 _LIST = flags.DEFINE_bool("list", False, "print the settings and exit")
-
-STRATEGIES = ("none", "uniform")
-RATIO_MAX, SD_MULTIPLE = 0.8, 5.0
-
-
-def _apply(config, overrides: dict) -> None:
-    for dotted, value in overrides.items():
-        *parents, leaf = dotted.split(".")
-        node = config
-        for p in parents:
-            node = node[p]
-        if leaf not in node:  # a ConfigDict would silently grow the key: the setting would not rerun as tried
-            raise KeyError(f"override {dotted!r}: the config has no such key")
-        node[leaf] = tuple(value) if isinstance(value, list) else value
-
-
-def seed_config(setting: dict, seed: int, strategy: str):
-    config = importlib.import_module(setting["config"]).get_config()
-    _apply(config, setting["overrides"])
-    config.seeds, config.strategies, config.baseline = (seed,), (strategy,), strategy
-    if config.data.get("resplit_per_seed", False):  # what make_tasks(..., run_seed=seed) gives
-        config.data.seed = int(config.data.seed) + seed
-        config.data.resplit_per_seed = False
-    config.train.checkpoint_every = 0
-    return config
 
 
 def _run(setting: dict, seed: int, strategy: str, root: str) -> dict:
@@ -92,28 +67,6 @@ def _run(setting: dict, seed: int, strategy: str, root: str) -> dict:
         before_losses=[run["init_losses"][0]]
         + [run["loss_matrix"][t - 1][t] for t in range(1, len(run["loss_matrix"]))],
         **timing,
-    )
-
-
-def regime(none_af: list[float], uniform_af: list[float]) -> dict:
-    """The two regime checks on per-seed average forgetting (seed-paired)."""
-    from amr.analysis import stats  # pylint: disable=import-outside-toplevel
-
-    u, n = stats.describe(uniform_af), stats.describe(none_af)
-    diff = stats.paired_difference(uniform_af, none_af)
-    ratio = u["mean"] / n["mean"] if n["mean"] else float("nan")
-    over_sd = u["mean"] / u["std"] if u["std"] > 0 else float("nan")
-    lo, hi = diff["mean"] - diff["ci95"], diff["mean"] + diff["ci95"]
-    return dict(
-        none_af=n["mean"],
-        uniform_af=u["mean"],
-        uniform_sd=u["std"],
-        ratio=ratio,
-        paired_diff=diff["mean"],
-        paired_ci95=[lo, hi],
-        replay_matters=bool(ratio <= RATIO_MAX and hi < 0),
-        uniform_af_over_sd=over_sd,
-        forgetting_real=bool(u["mean"] > SD_MULTIPLE * u["std"]),
     )
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments import regime_search
+from experiments import regime_checks as regime_search
 from experiments.regime_settings import SETTINGS
 
 
