@@ -258,3 +258,13 @@ def test_sweep_entry_budget_ratio_wall_time_and_sources():
     assert entry["source_forgetting"] == {"a": pytest.approx(0.1), "b": None}
     del runs[0]["wall_seconds"]  # one run without a time: no total, never a partial sum
     assert stats.summarize(runs)["wall_seconds_total"] is None
+
+
+def test_the_sweep_entry_carries_the_realised_replay_share_only_when_every_run_has_it():
+    runs = _runs(3)
+    assert "replay_share" not in stats.summarize(runs)  # runs written before the share was recorded
+    for k, r in enumerate(runs):
+        r["replay_share"] = 0.05 + 0.01 * k
+    assert stats.summarize(runs)["replay_share"] == pytest.approx(0.06)
+    del runs[1]["replay_share"]  # negative control: one run without it gives no mean
+    assert "replay_share" not in stats.summarize(runs)

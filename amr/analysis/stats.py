@@ -207,6 +207,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["forgetting_per_task_ci95"] = [ci95(col) for col in per_task.T]
     out["skipped_steps"] = int(sum(r.get("skipped_steps", 0) for r in runs))
     out["plan"] = runs[0].get("plan")  # the split of the last task: new / replay / trimmed rows per step
+    shares = [r.get("replay_share") for r in runs]
+    if all(s is not None for s in shares):  # the replay share the runs realised (replay.share may vary it)
+        out["replay_share"] = mean(shares)
     if all("source_forgetting" in r for r in runs):
         out["source_forgetting"] = source_forgetting_mean(runs)
     return out
