@@ -24,6 +24,7 @@ from amr.train.streams import next_chunk, task_stream
 from configs import tiny
 from configs.base import get_base_config
 from tests.support import traced_chunk
+from tests.support.costs import LinearCosts
 
 K, CHUNK, ALPHA = 3, 4, 0.3
 JITS = pytest.mark.parametrize("jit", [False, True], ids=["nojit", "jit"])
@@ -303,20 +304,6 @@ def test_config_check_rejects_bad_values_naming_the_key(key, value):
     config_check.validate(_cfg(), 1)  # negative control: the valid config passes
     with pytest.raises(config_check.ConfigError, match=rf"^replay\.{key}: .*{value!r}"):
         config_check.validate(_cfg(**{key: value}), 1)
-
-
-class LinearCosts:
-    def train(self, n):
-        return 1e5 + 3e4 * n
-
-    def grad(self, n):
-        return 2e4 * n
-
-    def forward(self, n):
-        return 1e4 * n
-
-    def embed(self, n):
-        return 9e3 * n
 
 
 def test_the_plan_charges_nothing_for_benefit_unlike_marginal():

@@ -29,12 +29,13 @@ from amr.runner.experiment import prepare
 from amr.train import chunk as step_lib
 from amr.train import free_embeddings as free_lib
 from amr.train.loop import Run
-from amr.train.state import TrainState, make_optimizer
+from amr.train.state import make_optimizer
 from amr.train.strategy import make_strategy
 from amr.train.streams import next_chunk, task_stream
 from configs import tiny
 from tests.support import traced_chunk
 from tests.support.optim import optim_config
+from tests.support.states import train_state
 
 S, B, ROWS = 3, 8, 20  # steps per chunk, new rows per step, rows of the task (some never visited)
 
@@ -103,16 +104,7 @@ def test_vit_pooling_is_embed_when_every_patch_is_visible():
 
 def _state(model, tx, policy, buffer):
     params = model.init(jax.random.key(0))
-    return TrainState(
-        params=params,
-        opt_state=tx.init(params),
-        replay=policy.init(),
-        rng=jax.random.key(3),
-        step=jnp.zeros((), jnp.int32),
-        task=jnp.zeros((), jnp.int32),
-        skipped=jnp.zeros((), jnp.int32),
-        embeddings=buffer,
-    )
+    return train_state(params, tx, policy.init(), embeddings=buffer)
 
 
 # Task rows are ids FIRST + [0, ROWS). Step 2 revisits step 0's first rows (last visit wins) and holds

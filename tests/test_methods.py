@@ -21,10 +21,11 @@ from amr.replay import policies as replay_lib
 from amr.train import chunk as step_lib
 from amr.train.loop import Run
 from amr.train.method_pass import TaskEndPass
-from amr.train.state import TrainState, make_optimizer
+from amr.train.state import make_optimizer
 from configs import tiny
 from tests.support import method_chunk
 from tests.support.optim import optim_config
+from tests.support.states import train_state
 
 S, CAP = 2, 96
 
@@ -224,16 +225,7 @@ def _state_with_methods(model, methods):
     states["ema"] = {"params": _tree(7, params)}
     tx = make_optimizer(optim_config(), 8)
     policy = replay_lib.make_replay("uniform", max_arms=2, capacity=8)
-    return TrainState(
-        params=params,
-        opt_state=tx.init(params),
-        replay=policy.init(),
-        rng=jax.random.key(3),
-        step=jnp.zeros((), jnp.int32),
-        task=jnp.zeros((), jnp.int32),
-        skipped=jnp.zeros((), jnp.int32),
-        methods=jax.tree.map(jnp.copy, states),
-    )
+    return train_state(params, tx, policy.init(), methods=jax.tree.map(jnp.copy, states))
 
 
 def test_method_states_survive_a_checkpoint_round_trip(model, tmp_path):

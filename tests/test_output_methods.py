@@ -24,10 +24,11 @@ from amr.replay import policies as replay_lib
 from amr.train import chunk as step_lib
 from amr.train import free_embeddings as free_lib
 from amr.train.method_pass import TaskEndPass
-from amr.train.state import TrainState, make_optimizer
+from amr.train.state import make_optimizer
 from configs import tiny
 from tests.support import method_chunk
 from tests.support.optim import optim_config
+from tests.support.states import train_state
 
 S, CAP, NEW, REPLAY = 2, 96, 4, 2
 NAMES = ("distill", "gere", "migu")
@@ -352,16 +353,7 @@ def test_output_method_states_survive_a_checkpoint_round_trip(model, tmp_path):
     states, params = jax.jit(lambda s, p: hooks.task_end(methods, s, p, jax.random.key(1), rows))(states, params)
     policy = replay_lib.make_replay("uniform", max_arms=2, capacity=8)
     tx = make_optimizer(optim_config(), 8)
-    state = TrainState(
-        params=params,
-        opt_state=tx.init(params),
-        replay=policy.init(),
-        rng=jax.random.key(3),
-        step=jnp.zeros((), jnp.int32),
-        task=jnp.zeros((), jnp.int32),
-        skipped=jnp.zeros((), jnp.int32),
-        methods=jax.tree.map(jnp.copy, states),
-    )
+    state = train_state(params, tx, policy.init(), methods=jax.tree.map(jnp.copy, states))
     ckpt = RunCheckpoints(str(tmp_path / "ckpt"))
     ckpt.save(1, state, {})
     template = state.replace(methods=hooks.init_states(methods, params))

@@ -5,22 +5,7 @@ import pytest
 from amr.compute import ledger as budget
 from amr.compute.plan import check_new_rows, plan_strategy
 from configs.base import get_base_config
-
-
-class LinearCosts:
-    """FLOPs linear in rows, with a fixed per-call part (as XLA's counts have for the optimizer update)."""
-
-    def train(self, n):
-        return 1e5 + 3e4 * n
-
-    def grad(self, n):
-        return 2e4 * n
-
-    def forward(self, n):
-        return 1e4 * n
-
-    def embed(self, n):
-        return 9e3 * n
+from tests.support.costs import LinearCosts
 
 
 def _spent(cfg, plan, costs):

@@ -1,14 +1,14 @@
 """An amr chunk with companion methods on a tiny model, as the method tests build it."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from amr.methods import hooks
 from amr.replay import policies as replay_lib
 from amr.train import chunk as step_lib
-from amr.train.state import TrainState, make_optimizer
+from amr.train.state import make_optimizer
 from tests.support.optim import optim_config
+from tests.support.states import train_state
 
 PAST = 32  # rows of the one past task (one arm); the new rows follow them in the memory
 
@@ -21,16 +21,7 @@ def amr_chunk(model, methods, mesh, steps: int, new: int, replay: int, capacity:
     tx = hooks.with_transforms(methods, make_optimizer(optim_config(), steps_per_task=8))
     params = model.init(jax.random.key(0))
     past = policy.add_task(policy.init(), np.arange(PAST), np.zeros(PAST, np.int32), 0, np.ones(1, np.float32), 1)
-    state = TrainState(
-        params=params,
-        opt_state=tx.init(params),
-        replay=past,
-        rng=jax.random.key(3),
-        step=jnp.zeros((), jnp.int32),
-        task=jnp.ones((), jnp.int32),
-        skipped=jnp.zeros((), jnp.int32),
-        methods=hooks.init_states(methods, params),
-    )
+    state = train_state(params, tx, past, task=1, methods=hooks.init_states(methods, params))
     chunk = step_lib.make_chunk_fn(model, tx, policy, mesh, step_lib.ChunkSpec(steps, new, replay), methods=methods)
     return chunk, state, memory
 
