@@ -201,14 +201,7 @@ def test_chunk_with_methods_makes_no_host_transfers_and_traces_once(model):
     chex.assert_shape(metrics["loss"], (S,))
     assert np.all(np.isfinite(np.asarray(metrics["loss"])))
     # negative control: a chunk built again (a new trace) trips the counters
-    again = step_lib.make_chunk_fn(
-        model,
-        make_optimizer(optim_config(), 8),
-        replay_lib.make_replay("amr", max_arms=4, capacity=CAP, reference="arm"),
-        mesh,
-        step_lib.ChunkSpec(S, 4, 2),
-        methods=methods,
-    )
+    again = method_chunk.amr_chunk(model, methods, mesh, S, 4, 2, CAP)[0]
     with pytest.raises(AssertionError, match="trace"):
         again(state, *on_device[0], mem)
 

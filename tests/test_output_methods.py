@@ -333,14 +333,7 @@ def test_chunk_with_output_methods_makes_no_host_transfers_and_traces_once(model
         jax.block_until_ready((state, metrics))
     assert np.all(np.isfinite(np.asarray(metrics["loss"])))
     # negative control: building the chunk again (a new trace) trips the counters
-    again = step_lib.make_chunk_fn(
-        model,
-        make_optimizer(optim_config(), 8),
-        replay_lib.make_replay("amr", max_arms=4, capacity=CAP, reference="arm"),
-        mesh,
-        step_lib.ChunkSpec(S, NEW, REPLAY),
-        methods=methods,
-    )
+    again = method_chunk.amr_chunk(model, methods, mesh, S, NEW, REPLAY, CAP)[0]
     with pytest.raises(AssertionError, match="trace"):
         again(state, *on_device[0], mem)
 
