@@ -63,7 +63,7 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.share = "fixed"
     c.replay.share_min = 0.0  # schedule/controller: fewest replay rows per step, a fraction of the batch (<= fraction)
     c.replay.share_max = 0.25  # schedule/controller: most replay rows per step, a fraction of the batch (>= fraction)
-    c.replay.share_schedule = "front"  # schedule: front (most replay at a task's start, least at its end) | back
+    c.replay.share_schedule = "front"  # schedule: front (most replay at a task's start, least at its end) | back | tail
     c.replay.kmeans_iters = 20  # Lloyd iterations of the k-means that makes arms
     # k-means arms' embeddings: paid (an extra embedding pass over the finished task, charged) | free (pooled
     # from each row's last training forward pass; only rows never trained on are embedded and charged)

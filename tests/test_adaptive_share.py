@@ -2,10 +2,12 @@
 number of rows per step (flex slots, `amr.train.flex_batch`; rules in `amr.replay.share`)."""
 
 import chex
+import hypothesis
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 from amr.io.checkpoint import RunCheckpoints
 from amr.methods import hooks as method_hooks
@@ -55,6 +57,28 @@ def test_schedule_table_matches_numpy_reference_and_keeps_the_mean():
     np.testing.assert_array_equal(front, [7, 5, 3, 1])
     with pytest.raises(AssertionError):  # negative control: the reference tells the profiles apart
         np.testing.assert_array_equal(front, _reference_table(0, 8, 4, 4, "back"))
+
+
+def test_tail_replays_nothing_then_rows_max_with_the_exact_mean():
+    np.testing.assert_array_equal(share_lib.schedule_table(0, 8, 2, 20, "tail"), [0] * 15 + [8] * 5)
+    np.testing.assert_array_equal(share_lib.schedule_table(1, 3, 2, 6, "tail"), [1, 1, 1, 3, 3, 3])
+    np.testing.assert_array_equal(share_lib.schedule_table(4, 4, 4, 3, "tail"), [4, 4, 4])
+    with pytest.raises(AssertionError):  # negative control: 'back' ramps, it does not step
+        np.testing.assert_array_equal(share_lib.schedule_table(0, 8, 2, 20, "back"), [0] * 15 + [8] * 5)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    lo=st.integers(0, 4), extra_target=st.integers(0, 6), extra_max=st.integers(0, 8), chunks=st.integers(1, 40)
+)
+def test_every_profile_keeps_the_mean_and_bounds_and_tail_never_decreases(lo, extra_target, extra_max, chunks):
+    target, hi = lo + extra_target, lo + extra_target + extra_max
+    for profile in share_lib.PROFILES:
+        got = share_lib.schedule_table(lo, hi, target, chunks, profile)
+        chex.assert_shape(got, (chunks,))
+        assert got.sum() == chunks * target and got.min() >= lo and got.max() <= hi, (profile, got)
+    tail = share_lib.schedule_table(lo, hi, target, chunks, "tail")
+    assert (np.diff(tail) >= 0).all(), tail
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ Every step still trains the same number of rows: a chunk with `rows_max` replay 
 slots past `r` into new-task rows (`amr.train.flex_batch`), so FLOPs never depend on r.
 
     fixed       r = rows_target always (state None): today's behaviour.
-    schedule    r follows the chunk's position in its task, a linear ramp with mean rows_target
-                (`schedule_table`); 'front' starts high and ends low, 'back' the reverse (state None).
+    schedule    r follows the chunk's position in its task with mean rows_target (`schedule_table`):
+                'front' a linear ramp from high to low, 'back' the reverse, 'tail' no replay until the
+                task's last chunks, which replay rows_max (state None).
     controller  r follows measured forgetting against new-task progress (`ControllerState`, see
                 `controller_update`), kept near rows_target in the long run by an integral term.
 """
@@ -29,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 SHARES = ("fixed", "schedule", "controller")
-PROFILES = ("front", "back")
+PROFILES = ("front", "back", "tail")
 
 DRIVE_EMA = 0.3  # controller: step size of the EMA of the normalised imbalance (forgetting vs progress)
 _EPS = 1e-6
@@ -66,14 +67,21 @@ class ShareRule(NamedTuple):
 
 
 def schedule_table(rows_min: int, rows_max: int, rows_target: int, chunks: int, profile: str) -> np.ndarray:
-    """int32[chunks]: r of each chunk of a task, a linear ramp through rows_target with that exact mean.
+    """int32[chunks]: r of each chunk of a task, with mean exactly rows_target and every r in the bounds.
 
-    The continuous ramp r(u) = target + a (1/2 - u) at chunk centres u = (c + 1/2) / chunks has mean
-    `target`; its slope `a` is the steepest that stays in [rows_min, rows_max]. Chunk c gets
-    round(cum(c + 1)) - round(cum(c)) of its integral `cum`, so the task's total is exactly
-    chunks * target and every r lies between the integers around the ramp, hence inside the bounds."""
-    a = 2.0 * min(rows_max - rows_target, rows_target - rows_min)
+    'front'/'back': the continuous ramp r(u) = target + a (1/2 - u) at chunk centres u = (c + 1/2) / chunks
+    has mean `target`; its slope `a` is the steepest that stays in [rows_min, rows_max] ('back' reversed).
+    'tail': rows_min until the last target-proportional stretch of the task, then rows_max (a step at
+    u0 = 1 - (target - min) / (max - min)). Chunk c gets round(cum(c + 1)) - round(cum(c)) of the
+    profile's integral `cum`, so the task's total is exactly chunks * target and every r lies between
+    the integers around the profile, hence inside the bounds."""
     c = np.arange(chunks + 1, dtype=np.float64)
+    if profile == "tail":
+        span = rows_max - rows_min
+        start = chunks * (1.0 - (rows_target - rows_min) / span) if span else float(chunks)
+        cum = c * rows_min + span * np.clip(c - start, 0.0, None)
+        return np.diff(np.round(cum)).astype(np.int32)
+    a = 2.0 * min(rows_max - rows_target, rows_target - rows_min)
     cum = c * rows_target + a * c * (chunks - c) / (2.0 * chunks)
     table = np.diff(np.round(cum)).astype(np.int32)
     return table if profile == "front" else table[::-1].copy()

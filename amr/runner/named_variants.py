@@ -4,7 +4,8 @@
     amr+benefit    amr with the free marginal-benefit reward (docs/REWARDS.md)
     amr+clusters   amr over 4 k-means arms per task, from the training passes' free embeddings
     amr+controller amr with an adaptive replay share (amr.replay.share), its realised share in the results
-    uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded)
+    uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded;
+                   +tail: all of a task's replay in its last stretch)
     uniform+ewc    a strategy with one companion method of amr.methods (any of its METHODS: none+ema, amr+lines, ...)
 
 Each is one idea of issue #12's AMR, ablated one at a time against uniform in the same sweep (same code, data
@@ -46,7 +47,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             "replay.share": "schedule",
             "replay.share_schedule": "front",
             "replay.share_min": 0.0,
-            "replay.share_max": 0.125,
+            "replay.share_max": 0.25,
         },
     ),
     "back": (
@@ -55,7 +56,17 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             "replay.share": "schedule",
             "replay.share_schedule": "back",
             "replay.share_min": 0.0,
-            "replay.share_max": 0.125,
+            "replay.share_max": 0.25,
+        },
+    ),
+    "tail": (
+        "a replay schedule at the same mean share: no replay until the last stretch of each task, which replays "
+        "8/32 of the batch (the stretch is fraction / (8/32) of the task)",
+        {
+            "replay.share": "schedule",
+            "replay.share_schedule": "tail",
+            "replay.share_min": 0.0,
+            "replay.share_max": 0.25,
         },
     ),
 }

@@ -34,13 +34,18 @@ STRATEGIES = tuple(s for s in registry.STRATEGIES if s not in ("task_balanced", 
 REFERENCE = "uniform"
 
 
-def benchmark_config(get_config, name: str, strategies, seeds, smoke: bool):
-    """`get_config(name, smoke)` with this sweep's strategies, reference baseline and seeds."""
+def benchmark_config(get_config, name: str, strategies, seeds, smoke: bool, shard=None):
+    """`get_config(name, smoke)` with this sweep's strategies, reference baseline and seeds.
+
+    `shard=(i, n)` keeps the i-th of every n seeds (`amr.runner.sweep_workers`: one worker's share)."""
     config = get_config(name, smoke=smoke)
     config.strategies = tuple(strategies)
     config.baseline = REFERENCE if REFERENCE in strategies else ""
     if seeds is not None:
         config.seeds = tuple(int(s) for s in seeds)
+    if shard is not None:
+        i, n = shard
+        config.seeds = tuple(config.seeds)[i::n]
     return config
 
 
@@ -185,20 +190,24 @@ def run_sweep(
     frontier=variants.FRONTIER_SHARES,
     same_split: bool = True,
     headroom=variants.HEADROOM_TILTS,
+    shard=None,
 ) -> dict:
     """Runs (or resumes) every benchmark and writes `out` and its markdown table; returns the combined dict.
 
     `get_config(name, smoke=...)` returns a benchmark's config (ValueError for an unknown name).
     `frontier`: uniform's extra replay shares in 32nds of the batch (with uniform among the strategies);
     `same_split`: add uniform at the split of every strategy that trimmed new rows (with uniform);
-    `headroom`: the task tilts of the headroom grid (`tilted@<tilt>`, with uniform)."""
+    `headroom`: the task tilts of the headroom grid (`tilted@<tilt>`, with uniform);
+    `shard=(i, n)`: only the i-th of every n seeds (one worker of `amr.runner.sweep_workers`)."""
     plain = [s for s in strategies if not variants.is_variant(s)]
     for s in plain:
         if s not in registry.STRATEGIES:
             raise ValueError(f"strategies: unknown strategy {s!r}; expected some of {registry.STRATEGIES}")
     if not plain:
         raise ValueError(f"strategies: at least one plain strategy of {STRATEGIES} besides {list(strategies)}")
-    configs = {b: benchmark_config(get_config, b, plain, seeds, smoke) for b in benches}  # bad names fail first
+    if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+        raise ValueError(f"shard: {shard!r} is not (i, n) with 0 <= i < n")
+    configs = {b: benchmark_config(get_config, b, plain, seeds, smoke, shard) for b in benches}  # bad names fail first
     entries = _plan_entries(strategies, configs, frontier, headroom)
     results = {"benchmarks": {}}
     if os.path.exists(out):
