@@ -41,21 +41,23 @@ def worker_argv(argv: list[str], i: int, workers: int, workdir: str) -> list[str
     return [*kept, "--workers=1", f"--shard={i}/{workers}", f"--workdir={wd}", f"--out={wd}/results.json"]
 
 
-def finished_run_files(root: str) -> list[str]:
-    """Relative paths of every finished run file under `root` (`.../runs/<strategy>_seed<k>.json`)."""
+def finished_run_files(root: str, suffixes=(".json",)) -> list[str]:
+    """Relative paths of every finished run file under `root` (`.../runs/<strategy>_seed<k>.json`; with
+    `suffixes=(".json", ".json.seconds")` also the wall-time files written beside them)."""
     out = []
     for dirpath, _, files in os.walk(root):
         if os.path.basename(dirpath) == "runs":
-            out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files if f.endswith(".json")]
+            out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files if f.endswith(suffixes)]
     return sorted(out)
 
 
 def collect(workdir: str, workers: int) -> int:
-    """Copies the workers' finished run files into `workdir` (an existing file is kept); returns how many."""
+    """Copies the workers' finished run files and their wall times into `workdir` (an existing file is kept);
+    returns how many files were copied."""
     copied = 0
     for i in range(workers):
         src_root = os.path.join(workdir, WORKERS_DIR, str(i))
-        for rel in finished_run_files(src_root):
+        for rel in finished_run_files(src_root, (".json", ".json.seconds")):
             dst = os.path.join(workdir, rel)
             if os.path.exists(dst):
                 continue
@@ -82,7 +84,7 @@ def run_workers(module: str, argv: list[str], workers: int, workdir: str, poll_s
             if hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(0, pin)
 
-        cmd = [sys.executable, "-m", module, *worker_argv(argv, i, workers, workdir)]
+        cmd = [sys.executable, "-m", module, *worker_argv(argv, i, workers, workdir)]  # from the caller's cwd
         procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec))
         logs.append(log)
         print(f"   worker {i}/{workers} on cores {pin}: log {log_path}", flush=True)
