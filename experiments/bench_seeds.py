@@ -10,9 +10,18 @@ can do. Vmapping pays where one seed leaves the machine idle (dispatch-bound: sm
 accelerator). On XLA:CPU a seed axis becomes a batch dimension of the same small kernels, which run at the
 same rate per FLOP, so the speed-up there is about 1 even far below the matmul rate.
 
+`workers`: the same sequential work split over W worker processes (default: one per core of this
+process's affinity), worker i running seeds i, i+W, ... one after another, pinned to its own cores
+(`amr.runner.sweep_workers.core_sets`, as `compare.py --workers=W` splits a sweep). Each worker builds
+and compiles its seeds' chunks before the clock starts; a round is the wall time from telling every
+worker to go to the last one's answer, interleaved with the other two rounds. On XLA:CPU one process
+keeps only about 1.25 cores busy with these small kernels, so processes are where a CPU host's speed is.
+
 Prints ONE JSON object on stdout:
     python -m experiments.bench_seeds [--seeds 8] [--config configs/digit_styles.py] [--strategy uniform]
-Key: vmapped_speedup = sequential seconds / vmapped seconds for the same N seeds' chunks.
+        [--workers 2]
+Keys: vmapped_speedup = sequential seconds / vmapped seconds for the same N seeds' chunks;
+workers_speedup = sequential seconds / workers seconds (`--workers 0`: not measured, null).
 """
 
 from __future__ import annotations
@@ -22,14 +31,17 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _CHECKOUT)  # configs/ from a checkout
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
+from amr.runner import sweep_workers  # noqa: E402
 from amr.runner.experiment import prepare  # noqa: E402
 from amr.train import chunk as step_lib  # noqa: E402
 from amr.train.strategy import make_strategy  # noqa: E402
@@ -51,6 +63,102 @@ def _timed(fn) -> float:
     return time.perf_counter() - start
 
 
+def _setup(args):
+    """The strategy's last-task chunk, as a run calls it: (cfg, ctx, strategy, t_last, plan, single chunk fn, spec)."""
+    cfg = load_config(args.config)
+    ctx = prepare(cfg)
+    strategy = make_strategy(ctx, args.strategy)
+    t_last = len(ctx.tasks) - 1
+    plan, single = strategy.for_task(t_last)
+    spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
+    return cfg, ctx, strategy, t_last, plan, single, spec
+
+
+def _sequential(ctx, strategy, plan, single, spec, seeds, chunks):
+    """`seeds`' chunks one after another: (run, inputs by seed, states by seed); run() returns the states."""
+    inputs = {s: device_chunks(ctx, plan.new_batch, spec.steps, chunks, seed=s) for s in seeds}
+    states = {s: initial_state(ctx, strategy, seed=s) for s in seeds}
+
+    def run():
+        for s in seeds:
+            for new, ids in inputs[s]:
+                states[s], _ = single(states[s], new, ids, ctx.memory)
+        return states
+
+    return run, inputs, states
+
+
+_READY, _DONE = "bench_seeds worker ready", "bench_seeds worker done"
+
+
+def _worker(args) -> None:
+    """`--worker i/W`: seeds i, i+W, ... of the N one after another, one round per line 'go' on stdin."""
+    i, w = (int(k) for k in args.worker.split("/"))
+    _, ctx, strategy, _, plan, single, spec = _setup(args)
+    run, _, _ = _sequential(ctx, strategy, plan, single, spec, list(range(args.seeds))[i::w], args.chunks)
+    _timed(run)  # compile
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    print(_READY, json.dumps({"cores": cores}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "go":
+            break
+        print(_DONE, _timed(run), flush=True)
+
+
+def _answer(proc, tag: str) -> str:
+    """The rest of the worker's next line starting with `tag` (other lines pass through to stderr)."""
+    for line in proc.stdout:
+        if line.startswith(tag):
+            return line[len(tag) :].strip()
+        log(line.rstrip())
+    raise RuntimeError(f"bench_seeds worker exited with {proc.wait()} before '{tag}'")
+
+
+class _Workers:
+    """W pinned worker processes (`_worker`), started at once so that they build and compile beside the caller."""
+
+    def __init__(self, args, workers: int):
+        cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count()))
+        self.sets = sweep_workers.core_sets(workers, cores)
+        flags = [f"--config={os.path.abspath(args.config)}", f"--strategy={args.strategy}"]
+        flags += [f"--seeds={args.seeds}", f"--chunks={args.chunks}"]
+        self.procs = [
+            subprocess.Popen(
+                sweep_workers.pinned_command("experiments.bench_seeds", pin, [*flags, f"--worker={i}/{workers}"]),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env=sweep_workers.worker_env(_CHECKOUT),
+            )
+            for i, pin in enumerate(self.sets)
+        ]
+        self.cores = None
+
+    def ready(self) -> None:
+        self.cores = [json.loads(_answer(p, _READY))["cores"] for p in self.procs]
+
+    def round(self) -> float:
+        """Wall seconds from 'go' to the last worker's answer: every worker's seeds once."""
+        start = time.perf_counter()
+        for p in self.procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        for p in self.procs:
+            _answer(p, _DONE)
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.stdin.close()  # the worker's loop ends at end of input
+        for p in self.procs:
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default="configs/digit_styles.py")
@@ -58,31 +166,37 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=8, help="seeds N (>= 2)")
     ap.add_argument("--chunks", type=int, default=4, help="chunks per seed per round")
     ap.add_argument("--reps", type=int, default=5, help="timed rounds (median; >= 3)")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ap.add_argument("--workers", type=int, default=None, help=f"pinned worker processes (default {cores}; 0: none)")
+    ap.add_argument("--worker", default="", help=argparse.SUPPRESS)  # i/W: one of the workers (internal)
     args = ap.parse_args(argv)
     if args.seeds < 2 or args.reps < 3 or args.chunks < 1:
         ap.error("--seeds must be >= 2, --reps >= 3, --chunks >= 1")
-    cfg = load_config(args.config)
-    ctx = prepare(cfg)
-    strategy = make_strategy(ctx, args.strategy)
-    t_last = len(ctx.tasks) - 1
-    plan, single = strategy.for_task(t_last)
-    spec = step_lib.ChunkSpec(cfg.train.chunk_size, plan.new_batch, plan.replay_batch, plan.probe_samples)
+    if args.worker:
+        return _worker(args)
+    workers = min(cores, args.seeds) if args.workers is None else args.workers
+    if not 0 <= workers <= args.seeds:
+        ap.error(f"--workers must be between 0 and --seeds ({args.seeds})")
+    pool = _Workers(args, workers) if workers else None
+    try:
+        out = _measure(args, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+    print(json.dumps(out, indent=1))
+
+
+def _measure(args, pool) -> dict:
+    cfg, ctx, strategy, t_last, plan, single, spec = _setup(args)
     vmapped = step_lib.make_chunk_fn(ctx.model, strategy.tx, strategy.policy, ctx.mesh, spec, seed_axis=True)
     N = args.seeds
-    inputs = [device_chunks(ctx, plan.new_batch, spec.steps, args.chunks, seed=s) for s in range(N)]
+    run_sequential, inputs, states = _sequential(ctx, strategy, plan, single, spec, list(range(N)), args.chunks)
     stacked_inputs = [
         tuple(step_lib.shard_seed_batches(ctx.mesh, np.stack([np.asarray(inputs[s][c][k]) for s in range(N)]))
               for k in (0, 1))
         for c in range(args.chunks)
     ]  # fmt: skip
-    states = [initial_state(ctx, strategy, seed=s) for s in range(N)]
-    stacked = step_lib.replicate(ctx.mesh, step_lib.stack_seeds([jax.device_get(s) for s in states]))
-
-    def run_sequential():
-        for s in range(N):
-            for new, ids in inputs[s]:
-                states[s], _ = single(states[s], new, ids, ctx.memory)
-        return states
+    stacked = step_lib.replicate(ctx.mesh, step_lib.stack_seeds([jax.device_get(states[s]) for s in range(N)]))
 
     def run_vmapped():
         nonlocal stacked
@@ -92,36 +206,43 @@ def main(argv=None):
 
     log(f"compiling ({N} seeds, {args.chunks} chunks of S={spec.steps})")
     _timed(run_sequential), _timed(run_vmapped)  # compile
-    seq, vm = [], []
-    for _ in range(args.reps):  # interleaved
+    if pool is not None:
+        log(f"waiting for {len(pool.procs)} workers on cores {pool.sets} to compile")
+        pool.ready()
+    seq, vm, wk = [], [], []
+    for _ in range(args.reps):  # interleaved; the workers wait on their input meanwhile
         seq.append(_timed(run_sequential))
         vm.append(_timed(run_vmapped))
+        if pool is not None:
+            wk.append(pool.round())
     t_seq, t_vm = statistics.median(seq), statistics.median(vm)
+    t_wk = statistics.median(wk) if wk else None
     chunk_flops = strategy.chunk_cost(t_last).total
-    print(
-        json.dumps(
-            {
-                "benchmark": "bench_seeds",
-                "config": args.config,
-                "strategy": args.strategy,
-                "seeds": N,
-                "chunks_per_seed": args.chunks,
-                "steps_per_chunk": spec.steps,
-                "rows_per_step": plan.new_batch + plan.replay_batch,
-                "sequential_s": t_seq,
-                "vmapped_s": t_vm,
-                "vmapped_speedup": t_seq / t_vm,
-                "chunk_flops": chunk_flops,
-                "gflops_per_s_sequential": chunk_flops * N * args.chunks / t_seq / 1e9,
-                "gflops_per_s_vmapped": chunk_flops * N * args.chunks / t_vm / 1e9,
-                "gflops_per_s_matmul_1024": matmul_gflops_per_s(),
-                "devices": ctx.num_devices,
-                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__},
-                "load1_at_start": os.getloadavg()[0],
-            },
-            indent=1,
-        )
-    )
+    return {
+        "benchmark": "bench_seeds",
+        "config": args.config,
+        "strategy": args.strategy,
+        "seeds": N,
+        "chunks_per_seed": args.chunks,
+        "steps_per_chunk": spec.steps,
+        "rows_per_step": plan.new_batch + plan.replay_batch,
+        "sequential_s": t_seq,
+        "vmapped_s": t_vm,
+        "vmapped_speedup": t_seq / t_vm,
+        "workers": len(pool.procs) if pool is not None else 0,
+        "workers_cores": pool.cores if pool is not None else None,  # as each worker saw its affinity
+        "workers_seconds": t_wk,
+        "workers_speedup": t_seq / t_wk if t_wk else None,
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "chunk_flops": chunk_flops,
+        "gflops_per_s_sequential": chunk_flops * N * args.chunks / t_seq / 1e9,
+        "gflops_per_s_vmapped": chunk_flops * N * args.chunks / t_vm / 1e9,
+        "gflops_per_s_workers": chunk_flops * N * args.chunks / t_wk / 1e9 if t_wk else None,
+        "gflops_per_s_matmul_1024": matmul_gflops_per_s(),
+        "devices": ctx.num_devices,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__},
+        "load1_at_start": os.getloadavg()[0],
+    }
 
 
 if __name__ == "__main__":

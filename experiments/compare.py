@@ -30,7 +30,8 @@ import sys
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, _CHECKOUT)  # configs/ from a checkout
 
 from amr.runner import sweep, sweep_workers, variants  # noqa: E402
 from configs import benchmarks  # noqa: E402
@@ -78,7 +79,9 @@ def main(argv):
         if _WORKERS.value < 1:
             raise ValueError(f"workers: {_WORKERS.value} must be at least 1")
         if _WORKERS.value > 1:
-            sweep_workers.run_workers("experiments.compare", sys.argv[1:], _WORKERS.value, _WORKDIR.value)
+            sweep_workers.run_workers(
+                "experiments.compare", sys.argv[1:], _WORKERS.value, _WORKDIR.value, path=_CHECKOUT
+            )  # from any directory: the workers import experiments.compare from this checkout
             print(f"   collected {sweep_workers.collect(_WORKDIR.value, _WORKERS.value)} finished runs", flush=True)
         results = sweep.run_sweep(
             _BENCH.value,

@@ -177,6 +177,12 @@ def _same_split_controls(config, bench_dir: str, progress: bool) -> list:
     return ran
 
 
+def _is_shard(shard) -> bool:
+    """(i, n) with integers 0 <= i < n."""
+    ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(isinstance(k, int) for k in shard)
+    return ok and 0 <= shard[0] < shard[1]
+
+
 def run_sweep(
     benches,
     strategies,
@@ -205,9 +211,12 @@ def run_sweep(
             raise ValueError(f"strategies: unknown strategy {s!r}; expected some of {registry.STRATEGIES}")
     if not plain:
         raise ValueError(f"strategies: at least one plain strategy of {STRATEGIES} besides {list(strategies)}")
-    if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+    if shard is not None and not _is_shard(shard):
         raise ValueError(f"shard: {shard!r} is not (i, n) with 0 <= i < n")
     configs = {b: benchmark_config(get_config, b, plain, seeds, smoke, shard) for b in benches}  # bad names fail first
+    for b in [b for b, c in configs.items() if shard is not None and not c.seeds]:
+        print(f"== {b}: no seed in shard {shard[0]}/{shard[1]}; nothing to run", flush=True)
+        del configs[b]  # a worker of more workers than seeds: nothing to run or summarise
     entries = _plan_entries(strategies, configs, frontier, headroom)
     results = {"benchmarks": {}}
     if os.path.exists(out):

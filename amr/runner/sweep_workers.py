@@ -8,8 +8,8 @@ time of 1.3 (experiments/bench_seeds.py measures it on the host: `workers_speedu
                     i, i+n, ..., in its own workdir <workdir>/workers/<i> (a workdir is one process's:
                     `amr.io.workdir_lock`), logging to <workdir>/workers/<i>.log;
 
-then copies every finished run file (`runs/<strategy>_seed<k>.json`, in benchmark and variant
-workdirs) into the same place under <workdir>, where the caller's ordinary sweep loads them as
+then copies every finished run file (`runs/<strategy>_seed<k>.json` with its `.seconds`, in benchmark and
+variant workdirs) into the same place under <workdir>, where the caller's ordinary sweep loads them as
 finished runs and writes the one summary. Workers run the same code, data and environment at the
 same time, so the runs are one sweep's. A worker that fails leaves its finished runs; the caller's
 sweep redoes the rest itself, so an interrupted or failed split resumes like any sweep.
@@ -18,82 +18,129 @@ sweep redoes the rest itself, so an interrupted or failed split resumes like any
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 
 WORKERS_DIR = "workers"
+_DROPPED = ("workers", "workdir", "out", "shard")  # flags each worker gets its own value of
+_RUN_FILE = re.compile(r".+_seed\d+\.json")  # `train_and_evaluate`'s finished run file
 
 
 def core_sets(workers: int, cores: list[int]) -> list[list[int]]:
     """Cores of each worker: round-robin over the host's cores (no pinning: every worker gets all)."""
     if workers > len(cores):
         return [list(cores)] * workers
-    return [cores[i :: workers] for i in range(workers)]
+    return [cores[i::workers] for i in range(workers)]
 
 
 def worker_argv(argv: list[str], i: int, workers: int, workdir: str) -> list[str]:
-    """The worker's command line: the caller's flags without --workers/--workdir/--out, plus its shard."""
-    dropped = ("--workers", "--workdir", "--out", "--shard")
-    kept = [a for a in argv if not a.split("=", 1)[0] in dropped]
+    """The worker's command line: the caller's flags without --workers/--workdir/--out/--shard, plus its own.
+
+    Both absl spellings are dropped: `--flag=value` and `--flag value` (with one or two dashes)."""
+    kept, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        name, eq, _ = a.lstrip("-").partition("=")
+        if a.startswith("-") and name in _DROPPED:
+            skip = not eq  # `--flag value`: the value is the next argument
+            continue
+        kept.append(a)
     wd = os.path.join(workdir, WORKERS_DIR, str(i))
     return [*kept, "--workers=1", f"--shard={i}/{workers}", f"--workdir={wd}", f"--out={wd}/results.json"]
 
 
-def finished_run_files(root: str, suffixes=(".json",)) -> list[str]:
-    """Relative paths of every finished run file under `root` (`.../runs/<strategy>_seed<k>.json`; with
-    `suffixes=(".json", ".json.seconds")` also the wall-time files written beside them)."""
+def finished_run_files(root: str) -> list[str]:
+    """Relative paths of every finished run file under `root` (`.../runs/<strategy>_seed<k>.json`)."""
     out = []
     for dirpath, _, files in os.walk(root):
         if os.path.basename(dirpath) == "runs":
-            out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files if f.endswith(suffixes)]
+            out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files if _RUN_FILE.fullmatch(f)]
     return sorted(out)
 
 
+def _copy_atomic(src: str, dst: str) -> None:
+    tmp = dst + ".tmp"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
 def collect(workdir: str, workers: int) -> int:
-    """Copies the workers' finished run files and their wall times into `workdir` (an existing file is kept);
-    returns how many files were copied."""
+    """Copies the workers' finished run files, each with its `.seconds` (the run's wall time), into `workdir`;
+    a run file already there is kept with its own `.seconds`. Returns how many run files were copied."""
     copied = 0
     for i in range(workers):
         src_root = os.path.join(workdir, WORKERS_DIR, str(i))
-        for rel in finished_run_files(src_root, (".json", ".json.seconds")):
-            dst = os.path.join(workdir, rel)
+        for rel in finished_run_files(src_root):
+            src, dst = os.path.join(src_root, rel), os.path.join(workdir, rel)
             if os.path.exists(dst):
                 continue
             os.makedirs(os.path.dirname(dst), exist_ok=True)
-            tmp = dst + ".tmp"
-            shutil.copyfile(os.path.join(src_root, rel), tmp)
-            os.replace(tmp, dst)
+            if os.path.exists(src + ".seconds"):  # first: a run file in place always has its time beside it
+                _copy_atomic(src + ".seconds", dst + ".seconds")
+            _copy_atomic(src, dst)
             copied += 1
     return copied
 
 
-def run_workers(module: str, argv: list[str], workers: int, workdir: str, poll_seconds: float = 30.0) -> list[int]:
-    """Runs `python -m module` as `workers` pinned shards of the sweep and waits; returns their exit codes."""
+def pinned_command(module: str, cores: list[int], args: list[str]) -> list[str]:
+    """`python -m module args` that first pins itself to `cores` (where the OS can: Linux).
+
+    The interpreter pins itself, not a `preexec_fn` in the forked child: that would run Python between
+    fork and exec, which may deadlock a caller whose other threads hold locks (JAX's runtime does)."""
+    code = (
+        "import os, runpy, sys\n"
+        f"if hasattr(os, 'sched_setaffinity'): os.sched_setaffinity(0, {sorted(cores)!r})\n"
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+    )
+    return [sys.executable, "-c", code, *args]
+
+
+def worker_env(path: str | None) -> dict[str, str]:
+    """This process's environment with `path` (if any) first on PYTHONPATH: where the worker's module is."""
+    env = dict(os.environ)
+    if path:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.abspath(path), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_workers(
+    module: str, argv: list[str], workers: int, workdir: str, poll_seconds: float = 30.0, path: str | None = None
+) -> list[int]:
+    """Runs `python -m module` as `workers` pinned shards of the sweep and waits; returns their exit codes.
+
+    `path`: a directory put first on the workers' PYTHONPATH, where `module` is found (else the current
+    directory must hold it). Interrupted (KeyboardInterrupt or any error here), it stops its workers."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     sets = core_sets(workers, cores)
+    env = worker_env(path)
     procs, logs = [], []
     os.makedirs(os.path.join(workdir, WORKERS_DIR), exist_ok=True)
-    for i in range(workers):
-        log_path = os.path.join(workdir, WORKERS_DIR, f"{i}.log")
-        log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
-        pin = sets[i]
-
-        def preexec(pin=pin):
-            if hasattr(os, "sched_setaffinity"):
-                os.sched_setaffinity(0, pin)
-
-        cmd = [sys.executable, "-m", module, *worker_argv(argv, i, workers, workdir)]  # from the caller's cwd
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec))
-        logs.append(log)
-        print(f"   worker {i}/{workers} on cores {pin}: log {log_path}", flush=True)
-    while any(p.poll() is None for p in procs):
-        time.sleep(poll_seconds)
-        done = sum(len(finished_run_files(os.path.join(workdir, WORKERS_DIR, str(i)))) for i in range(workers))
-        print(f"   workers: {done} runs finished", flush=True)
-    for log in logs:
-        log.close()
+    try:
+        for i in range(workers):
+            log_path = os.path.join(workdir, WORKERS_DIR, f"{i}.log")
+            logs.append(open(log_path, "a", encoding="utf-8"))  # noqa: SIM115 (closed below)
+            cmd = pinned_command(module, sets[i], worker_argv(argv, i, workers, workdir))
+            procs.append(subprocess.Popen(cmd, stdout=logs[-1], stderr=subprocess.STDOUT, env=env))
+            print(f"   worker {i}/{workers} on cores {sets[i]}: log {log_path}", flush=True)
+        next_report = time.monotonic() + poll_seconds
+        while any(p.poll() is None for p in procs):
+            time.sleep(min(0.5, poll_seconds))  # returns soon after the last worker ends
+            if time.monotonic() >= next_report:
+                next_report += poll_seconds
+                done = sum(len(finished_run_files(os.path.join(workdir, WORKERS_DIR, str(i)))) for i in range(workers))
+                print(f"   workers: {done} runs finished", flush=True)
+    finally:
+        for p in procs:
+            if p.poll() is None:  # only when interrupted: stop the workers (a worker resumes like any run)
+                p.terminate()
+                p.wait()
+        for log in logs:
+            log.close()
     codes = [p.returncode for p in procs]
     for i, code in enumerate(codes):
         if code:
