@@ -11,6 +11,8 @@ import os
 import re
 
 from amr.analysis import report, stats
+from amr.runner.named_variants import RECOMMENDED_AMR as RECOMMENDED
+from amr.runner.named_variants import RECOMMENDED_TWIN as TWIN
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,18 +54,20 @@ def _check(entry: dict, name: str) -> str:
 
 
 def render_stands(results: dict, results_path: str) -> str:
-    """Per benchmark of the sweep: the regime checks, AMR and every named variant against uniform, the best fixed
-    allocation over past tasks, and uniform at 4/32 against its default share (bold: paired interval excludes 0)."""
-    named = sorted(
-        {
-            n
-            for e in results["benchmarks"].values()
-            for n, v in e["strategies"].items()
-            if (v.get("variant") or {}).get("kind") == "named"
-        }
-    )
+    """Per benchmark of the sweep: the regime checks, AMR and every named variant against uniform (the recommended
+    AMR and its uniform twin first), the best fixed allocation over past tasks, and uniform at 4/32 against its
+    default share (bold: paired interval excludes 0)."""
+    named = {
+        n
+        for e in results["benchmarks"].values()
+        for n, v in e["strategies"].items()
+        if (v.get("variant") or {}).get("kind") == "named"
+    }
+    first = [n for n in (RECOMMENDED, TWIN) if n in named]  # the recommended AMR and its uniform twin lead
+    named = first + sorted(named - set(first))
     head = ["benchmark", "replay matters", "forgetting real", "amr / uniform (Δ ± CI)"]
-    head += [f"`{n}` / uniform" for n in named] + ["best fixed allocation / uniform", "uniform 4/32 / default"]
+    head += [f"`{n}`{' (recommended)' if n == RECOMMENDED else ''} / uniform" for n in named]
+    head += ["best fixed allocation / uniform", "uniform 4/32 / default"]
     rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for bench, entry in results["benchmarks"].items():
         s = entry["strategies"]

@@ -49,9 +49,10 @@ def paired_values(a: dict | None, b: dict | None, key: str = "avg_forgetting") -
     return seeds, [va[s] for s in seeds], [vb[s] for s in seeds]
 
 
-def paired(a: dict | None, b: dict | None) -> dict[str, Any] | None:
-    """`stats.paired_difference` of a - b's average forgetting over shared seeds (None without a shared seed)."""
-    seeds, va, vb = paired_values(a, b)
+def paired(a: dict | None, b: dict | None, key: str = "avg_forgetting") -> dict[str, Any] | None:
+    """`stats.paired_difference` of a - b's `key` (average forgetting by default) over shared seeds (None without a
+    shared seed, or when either entry lacks per-seed values of `key`)."""
+    seeds, va, vb = paired_values(a, b, key)
     return {**stats.paired_difference(va, vb), "seeds": seeds} if seeds else None
 
 

@@ -8,6 +8,10 @@
                    +tail: all of a task's replay in its last stretch)
     uniform+ewc    a strategy with one companion method of amr.methods (any of its METHODS: none+ema, amr+lines, ...)
 
+`RECOMMENDED_AMR` names the recommended default AMR (bandit selection plus a replay schedule at the same mean
+share) and `RECOMMENDED_TWIN` its ablation twin: the same overrides under uniform selection, so the pair
+separates what the schedule gives from what the selection gives.
+
 Each is one idea of issue #12's AMR, ablated one at a time against uniform in the same sweep (same code, data
 and seeds; paired by seed). A variant that changes the replay share is compared with uniform at that share by
 the frontier, not here. Add a variant by adding a line to `VARIANTS`; the sweep validates its overrides before
@@ -78,6 +82,18 @@ def split(entry: str) -> tuple[str, str] | None:
         return None
     base, _, name = entry.partition(SEP)
     return base, name
+
+
+def twin(entry: str, base: str = "uniform") -> str:
+    """The same named variant over another base strategy: `twin('amr+tail')` -> `'uniform+tail'`."""
+    parts = split(entry)
+    if parts is None:
+        raise ValueError(f"twin: {entry!r} is not a named variant '<strategy>{SEP}<name>'")
+    return f"{base}{SEP}{parts[1]}"
+
+
+RECOMMENDED_AMR = "amr+tail"  # the recommended default AMR, chosen on the development benchmark `text` only
+RECOMMENDED_TWIN = twin(RECOMMENDED_AMR)  # the same schedule under uniform selection: what the selection adds
 
 
 # Every companion method (docs/METHODS.md) alone on top of a strategy: `none+ewc`, `uniform+ewc`, `amr+ewc`.

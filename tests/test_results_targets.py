@@ -1,0 +1,172 @@
+"""docs/RESULTS.md's Targets section: issue #12's targets per (benchmark, AMR entry), what the selection adds."""
+
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+
+from amr.analysis import stats
+from amr.runner import named_variants, sweep, variants
+from experiments import results_page, update_readme
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = list(range(10))
+REC, TWIN = named_variants.RECOMMENDED_AMR, named_variants.RECOMMENDED_TWIN
+# uniform's per-seed average forgetting and final average loss; a seed-dependent jitter so intervals are not 0
+U_AF = np.array([0.100 + 0.004 * k + 0.002 * ((7 * k) % 5) for k in SEEDS])
+U_FINAL = np.array([3.0 + 0.01 * k for k in SEEDS])
+JITTER = np.array([0.0005 * ((3 * k) % 4 - 1.5) for k in SEEDS])
+
+
+def _runs(af, final, new=2.0, flops=10.0):
+    return [
+        {
+            "seed": k,
+            "avg_forgetting": float(af[k]),
+            "max_forgetting": float(2 * af[k]),
+            "new_task_loss": new,
+            stats.NEW_TASK_LOSS: new,
+            "final_avg_loss": float(final[k]),
+            "forgetting_per_task": [float(af[k])] * 2,
+            "loss_matrix": [[1.0] * 3] * 3,
+            "within_budget": True,
+            "flops": {"total": flops, "train_new": 8.0},
+        }
+        for k in SEEDS
+    ]
+
+
+def _entry(runs: dict) -> dict:
+    """A sweep entry built like `sweep.summarize_benchmark`: summaries and the paired comparison with uniform."""
+    s = {}
+    for name, r in runs.items():
+        s[name] = stats.summarize(r)
+        if name != "uniform":
+            s[name]["vs_uniform"] = stats.paired(r, runs["uniform"])
+    return {"tasks": ["a", "b", "c"], "seeds": SEEDS, "strategies": s, "regime": stats.regime(runs["uniform"])}
+
+
+def _bench(ratio=0.85, final_shift=-0.01, twin_ratio=0.95):
+    """uniform, none, amr (no gain), the recommended AMR at `ratio` x uniform's forgetting with its final loss
+    shifted by `final_shift`, and its twin at `twin_ratio`."""
+    return _entry(
+        {
+            "uniform": _runs(U_AF, U_FINAL),
+            "none": _runs(2 * U_AF, U_FINAL + 0.1),
+            "amr": _runs(U_AF + JITTER, U_FINAL + JITTER),
+            REC: _runs(ratio * U_AF + JITTER, U_FINAL + final_shift + JITTER),
+            TWIN: _runs(twin_ratio * U_AF - JITTER, U_FINAL - JITTER),
+        }
+    )
+
+
+def _cells(lines, bench, entry):
+    """The cells after benchmark and entry of a Targets table row, by column name."""
+    prefix = f"| {bench} | {results_page._label(entry)} | "
+    (row,) = [x for x in lines if x.startswith(prefix)]
+    return dict(zip(results_page.TARGET_COLUMNS, [c.strip() for c in row[len(prefix) : -2].split(" | ")]))
+
+
+def test_the_recommended_default_and_its_twin_are_named_variants():
+    assert REC == "amr+tail" and TWIN == "uniform+tail"
+    a, b = variants.parse_named(REC, sweep.STRATEGIES), variants.parse_named(TWIN, sweep.STRATEGIES)
+    assert (a.strategy, b.strategy) == ("amr", "uniform") and a.overrides == b.overrides  # only the selection differs
+    assert named_variants.twin("amr+back") == "uniform+back"
+    with pytest.raises(ValueError, match="not a named variant"):
+        named_variants.twin("amr")
+
+
+def test_target_met_on_one_benchmark_and_missed_on_subpop_by_its_stricter_ratio():
+    """The same runs (0.85x uniform's forgetting) meet the 0.9x target on text and miss the 0.8x one on subpop."""
+    benchmarks = {"text": _bench(), "subpop": _bench()}
+    text, subpop = (
+        results_page.targets("text", benchmarks["text"], REC),
+        results_page.targets("subpop", benchmarks["subpop"], REC),
+    )
+    assert text["ratio"] == pytest.approx(0.85, abs=0.01) and text["ratio_target"] == 0.9
+    assert text["met"] and text["missed"] == [] and text["never_worse"] and text["final_lower"]
+    assert subpop["ratio_target"] == 0.8 and not subpop["met"] and subpop["missed"] == ["forgetting"]
+    assert subpop["never_worse"]  # missing the ratio is not being worse than uniform
+    lines = results_page.targets_section(benchmarks)
+    assert _cells(lines, "text", REC)["target met"] == "yes"
+    assert _cells(lines, "text", REC)["ratio target"] == "≤ 0.9"
+    assert _cells(lines, "subpop", REC)["target met"] == "**no**"
+    assert _cells(lines, "subpop", REC)["ratio target"] == "≤ 0.8"
+    assert _cells(lines, "text", "amr")["target met"] == "**no**"  # amr: no gain over uniform
+    missed = [x for x in lines if x.startswith(f"- `{REC}` (recommended):")]
+    assert missed == [f"- `{REC}` (recommended): **misses the targets on subpop (forgetting)**; meets them on text."]
+
+
+def test_flipping_the_final_loss_differences_fails_the_target():
+    """Negative control: the same forgetting gain with a final loss above uniform's by as much misses the target."""
+    good, bad = _bench(final_shift=-0.01), _bench(final_shift=+0.01)
+    assert results_page.targets("text", good, REC)["met"]
+    r = results_page.targets("text", bad, REC)
+    assert not r["met"] and r["missed"] == ["final loss"] and r["final"]["mean"] == pytest.approx(0.01)
+    cells = _cells(results_page.targets_section({"text": bad}), "text", REC)
+    assert cells["final loss lower"] == "**no**" and cells["target met"] == "**no**"
+    assert cells["final avg loss paired Δ ± CI95"].startswith("**+0.0100 ± ")  # bold: the interval excludes 0
+
+
+def test_significantly_more_forgetting_than_uniform_is_named():
+    worse = _bench(ratio=1.2)
+    r = results_page.targets("digits", worse, REC)
+    assert not r["never_worse"] and "forgetting" in r["missed"]
+    lines = results_page.targets_section({"digits": worse})
+    assert _cells(lines, "digits", REC)["never worse"] == "**no**"
+    assert any(
+        "**forgets significantly more than uniform on digits**" in x for x in lines if x.startswith(f"- `{REC}`")
+    )
+
+
+def test_what_the_selection_adds_is_the_seed_paired_difference_with_the_twin():
+    entry = _bench()
+    d = results_page.selection_adds(entry)
+    a, b = 0.85 * U_AF + JITTER, 0.95 * U_AF - JITTER
+    assert d["forgetting"]["mean"] == pytest.approx(np.mean(a - b))
+    assert d["forgetting"]["ci95"] == pytest.approx(stats.ci95(a - b))
+    assert d["final_loss"]["mean"] == pytest.approx(np.mean(-0.01 + 2 * JITTER))
+    assert d["schedule_alone"]["mean"] == pytest.approx(np.mean(-0.05 * U_AF - JITTER))
+    table = results_page.selection_table({"text": entry, "styles": {"strategies": {"uniform": {}}}})
+    assert f"| text | {results_page._delta(d['forgetting'])} | {results_page._delta(d['final_loss'])} | 10 |" in table
+    assert "| styles | — | — | — | — |" in table
+
+
+def test_results_without_the_recommended_entry_or_per_seed_final_loss_still_render(tmp_path):
+    old = _bench()
+    for name in (REC, TWIN):
+        del old["strategies"][name]
+    stripped = copy.deepcopy(_bench())
+    for e in stripped["strategies"].values():
+        del e["final_avg_loss_per_seed"]
+    lines = results_page.targets_section({"text": old, "digits": stripped})
+    assert set(_cells(lines, "text", REC).values()) == {"—"}  # recorded before the recommended entry existed
+    assert "| text | — | — | — | — |" in "\n".join(lines)
+    cells = _cells(lines, "digits", REC)
+    assert cells["final avg loss paired Δ ± CI95"] == "n/a" and cells["target met"] == "**no**"
+    assert results_page.targets("digits", stripped, REC)["missed"] == ["final loss (not recorded)"]
+    text = results_page.page({"benchmarks": {"text": old, "digits": stripped}}, None, str(tmp_path))
+    assert "## Targets" in text and "### What the selection adds" in text
+
+
+def test_the_committed_results_render():
+    with open(os.path.join(ROOT, "docs", "results.json"), encoding="utf-8") as f:
+        results = json.load(f)
+    lines = results_page.targets_section(results["benchmarks"])
+    for bench, entry in results["benchmarks"].items():
+        for name in results_page.AMR_ENTRIES:
+            cells = _cells(lines, bench, name)
+            assert (cells["target met"] == "—") == (name not in entry["strategies"])
+
+
+def test_the_readme_stands_table_leads_with_the_recommended_amr_and_its_twin():
+    bench = _bench()
+    for name, e in bench["strategies"].items():
+        if "+" in name:
+            base, variant = named_variants.split(name)
+            e["variant"] = {"kind": "named", "base": base, "name": variant}
+    bench["strategies"]["amr+steady"] = dict(bench["strategies"]["amr"], variant={"kind": "named"})
+    header = update_readme.render_stands({"benchmarks": {"text": bench}}, "x").splitlines()[0].split(" | ")
+    assert header[4:7] == [f"`{REC}` (recommended) / uniform", f"`{TWIN}` / uniform", "`amr+steady` / uniform"]
