@@ -24,7 +24,7 @@ _OUT = flags.DEFINE_string("out", "docs/RESULTS.md", "The page; plots go next to
 
 TARGET_RATIO = 0.9  # AMR's average forgetting at most this times uniform's
 TARGET_RATIO_BY_BENCH = {"subpop": 0.8}  # the sub-population benchmark's stricter forgetting target
-TARGET_NEW_LOSS = 0.01  # AMR's new-task loss within this (relative) of uniform's
+TARGET_NEW_LOSS = 0.01  # AMR's new-task loss at most this (relative) above uniform's (lower is better, never a miss)
 RECOMMENDED, TWIN = named_variants.RECOMMENDED_AMR, named_variants.RECOMMENDED_TWIN
 AMR_ENTRIES = ("amr", RECOMMENDED)  # the Targets table's rows per benchmark: the paper's AMR, the recommended one
 CRITERIA = ("forgetting", "new-task loss", "final loss", "FLOPs")  # what `targets` checks, named in "missed"
@@ -82,7 +82,7 @@ def targets(bench: str, entry: dict, name: str = "amr") -> dict:
             and vs["diff_ci_excludes_zero"]
             and vs["forgetting_diff_mean"] < 0
         ),
-        "new-task loss": abs(new_rel) <= TARGET_NEW_LOSS,
+        "new-task loss": new_rel <= TARGET_NEW_LOSS,
         "final loss": bool(row["final_lower"]),
         "FLOPs": row["flops_ok"],
     }
@@ -281,7 +281,7 @@ def _ablation_summary(bench: str, abls: dict, results: dict) -> str:
             rel = p["amr"]["new_task_loss_mean"] / ref["new_task_loss_mean"] - 1.0
             lines.append(
                 f"| {abl} | {p['label']}{' (vs uniform at this point)' if 'uniform' in p else ''} | {ratio:.2f} | {100 * rel:+.2f}% | {_yes(ratio <= TARGET_RATIO)} "
-                f"| {_yes(abs(rel) <= TARGET_NEW_LOSS)} |"
+                f"| {_yes(rel <= TARGET_NEW_LOSS)} |"
             )
     return "\n".join(lines)
 
@@ -304,8 +304,8 @@ def targets_section(benchmarks: dict[str, dict]) -> list[str]:
         "",
         f"Issue #12's targets, per benchmark and AMR entry, against uniform at the same replay share (paired by "
         f"seed): average forgetting at most {TARGET_RATIO}× uniform's ({ratio_target('subpop')}× on `subpop`, the "
-        f"sub-population benchmark) with a paired Δ below 0 whose 95% interval excludes 0; new-task loss within "
-        f"{100 * TARGET_NEW_LOSS:.0f}% of uniform's; final average loss lower than uniform's (paired Δ below 0 with a "
+        f"sub-population benchmark) with a paired Δ below 0 whose 95% interval excludes 0; new-task loss no more "
+        f"than {100 * TARGET_NEW_LOSS:.0f}% above uniform's; final average loss lower than uniform's (paired Δ below 0 with a "
         "95% interval that excludes 0); FLOPs within the budget and no more than naive fine-tuning's. Never worse: "
         "AMR's forgetting is not significantly above uniform's (its paired interval does not lie above 0). "
         f"`amr` is the bandit's selection at the fixed replay share (the paper's method); `{RECOMMENDED}` is "
