@@ -23,8 +23,9 @@ configs/image_domains.py) never passed the second check (uniform keeps almost ev
 
 On the sweep's own 10 seeds (docs/RESULTS.md), `text` and `digits` pass both checks. `styles` failed (a)
 at 2/32 (uniform 0.83x naive), so its share was raised to 4/32 by a 10-seed search (`styles_r4`: 0.70x,
-5.5x its sd); `subpop` fails (b) (2.8x its sd; `subpop_s320`, twice the steps per task, is the next
-setting to try). Both had passed on the regime search's 5 seeds: near the thresholds 5 seeds decide by
+5.5x its sd); `subpop` fails (b) (2.8x its sd). `subpop_s320`, twice the steps per task, was tried on 10 seeds
+and fails (b) further (1.8x: uniform's replay over longer tasks removes most forgetting, 0.31x naive),
+so `subpop` keeps 160 steps per task and is reported as failing (b). Both had passed on the regime search's 5 seeds: near the thresholds 5 seeds decide by
 luck, so searches now use 10.
 
 In the sweep every benchmark evaluates at task ends only (`train.eval_every = 0`): no metric of
