@@ -191,7 +191,12 @@ EXTRA_STATE = {
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", EXTRA_STATE)
+@pytest.mark.parametrize(
+    "variant",
+    # the free-embeddings case costs ~2 more minutes of compiling; its buffer's checkpoint round trip is in the
+    # default run (tests/test_free_embeddings.py), this end-to-end kill in `pytest -m extended`
+    [v if v != "free_embeddings" else pytest.param(v, marks=pytest.mark.extended) for v in EXTRA_STATE],
+)
 def test_extra_state_survives_kill_and_resume(variant, cache, tmp_path):
     """Methods' state, the controller share's and the free-embeddings buffer: killed and resumed, the run gives the
     uninterrupted run's runs/amr_seed0.json, results.json and final TrainState, field by field. Negative control:
