@@ -2,7 +2,7 @@
 
 `sequential`: the strategy's chunk (as a run calls it on its last task) once per seed, N programs
 per round. `vmapped`: the same chunk built with `seed_axis=True`, one program over the stacked
-states of the N seeds (`amr.train.chunk.stack_seeds`). Same rows, same number of chunks; inputs on
+states of the N seeds (`amr.train.mesh.stack_seeds`). Same rows, same number of chunks; inputs on
 device before the clock starts; medians over interleaved rounds after compile. `gflops_per_s` is the
 measured ledger's FLOPs of one chunk (XLA's cost analysis) times N over the seconds, beside one large
 matmul's rate (`gflops_per_s_matmul_1024`): how close one seed's program already is to what the machine

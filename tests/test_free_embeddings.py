@@ -115,7 +115,7 @@ POS_SxB = np.array([[0, 1, 2, 3, 4, 5, 6, 7], [8, 9, 10, 11, 12, 15, 16, 17], [0
 
 def _reference(model, tx, state, task_rows):
     """Per step: (pre-update params, row keys), replaying the chunk's plain steps in JAX (no replay rows)."""
-    _, _, step_key = step_lib._chunk_keys(state.rng, state.step)
+    _, _, step_key = step_lib.chunk_keys(state.rng, state.step)
     params, opt = state.params, state.opt_state
     out = []
     for t in range(S):

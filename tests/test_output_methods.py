@@ -422,7 +422,7 @@ def test_free_embeddings_ride_with_every_kind_of_method_hook_in_the_chunk(model)
     chex.assert_trees_all_equal(paid_metrics, free_metrics)
     chex.assert_trees_all_equal(paid.replace(rng=None), free.replace(rng=None, embeddings=None))
     # step 0's rows: the training forward's pooling at the chunk's starting params, with the step's keys
-    _, _, step_key = step_lib._chunk_keys(state.rng, state.step)
+    _, _, step_key = step_lib.chunk_keys(state.rng, state.step)
     keys = step_lib._row_keys(jax.random.fold_in(step_key, 0), 0, NEW)
     rows_0 = jnp.asarray(memory[32 : 32 + NEW])
     want = free_lib.per_example_train_embeddings(model, state.params, rows_0, keys)

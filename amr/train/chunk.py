@@ -22,7 +22,8 @@ plus the methods' loss terms, the gradients `pmean`'d, `edit_grads` on the avera
 (e.g. MIGU), the optimizer, `post_update` on its updates (e.g. HFT), the update (skipped if not
 finite), `after_step`. Without methods none of these hooks is called.
 
-Where rows come from is one small interface, `MemorySource`, with two implementations.
+Where rows come from is one small interface, `MemorySource` (`amr.train.replay_source`, with the
+chunk's keys, draws and probes), with two implementations.
 `DEVICE_MEMORY`: the 4th chunk argument is every stored row, replicated; rows are gathered
 by id. `HOST_MEMORY` (`make_chunk_fn(..., host_memory=True)`, see `amr.train.host_memory`):
 step 1 runs outside the chunk, in `make_presample_fn` with exactly the chunk's key
@@ -31,7 +32,7 @@ their rows, in order. Rows are then taken by position, arms come from the draw, 
 rest of the program is the same.
 
 The per-device program is written with `jax.shard_map` over the 1-D mesh axis
-"data" (current JAX's successor of `pmap`). Replay ids are drawn globally and rows
+"data" (current JAX's successor of `pmap`; the mesh and the input placement: `amr.train.mesh`). Replay ids are drawn globally and rows
 get per-example keys from their global position, so 1 and 8 devices compute the
 same thing up to the order of floating-point reductions.
 """
@@ -44,43 +45,30 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+# `from amr.train.<module> import X as X`: re-exported, for callers that reach X as `amr.train.chunk.X`
+# (the run loop, strategies, host memory, experiments, tests); X lives in <module>.
 from amr.methods import hooks as method_hooks
-from amr.replay import memory as memory_lib
 from amr.replay import policies as replay_lib
 from amr.replay import share as share_lib
-from amr.train import distributed, flex_batch
+from amr.train import flex_batch
 from amr.train import free_embeddings as free_lib
+from amr.train.mesh import AXIS
+from amr.train.mesh import make_mesh as make_mesh
+from amr.train.mesh import replicate as replicate
+from amr.train.mesh import shard_new_batches as shard_new_batches
+from amr.train.mesh import shard_seed_batches as shard_seed_batches
+from amr.train.mesh import stack_seeds as stack_seeds
+from amr.train.mesh import unstack_seeds as unstack_seeds
+from amr.train.replay_source import DEVICE_MEMORY, HOST_MEMORY, MemorySource, chunk_keys, gather_rows, uses_probes
+from amr.train.replay_source import LOCAL_MEMORY_SPECS as LOCAL_MEMORY_SPECS
+from amr.train.replay_source import LocalMemory as LocalMemory
+from amr.train.replay_source import Presampled as Presampled
+from amr.train.replay_source import make_presample_fn as make_presample_fn
+from amr.train.replay_source import probe_ids as probe_ids
 from amr.train.state import TrainState
-
-AXIS = "data"
-
-
-class Presampled(NamedTuple):
-    """A chunk's replay ids drawn ahead of it (global, replicated): what the host must load."""
-
-    ids: jax.Array  # int32[S, R*C] replay (MIR: candidate) ids
-    arms: jax.Array  # int32[S, R*C] their arms
-    probe_ids: jax.Array  # int32[P] probe ids (P = 0 without probes)
-    probe_arms: jax.Array  # int32[P]
-
-
-class LocalMemory(NamedTuple):
-    """The 4th chunk argument in host mode: presampled ids plus their rows, in the same order."""
-
-    ids: jax.Array  # int32[S, R*C], replicated
-    arms: jax.Array  # int32[S, R*C], replicated
-    rows: jax.Array  # [S, R*C, ...] rows of `ids`, columns sharded over the "data" axis
-    probe_ids: jax.Array  # int32[P], replicated
-    probe_arms: jax.Array  # int32[P], replicated
-    probe_rows: jax.Array  # [P, ...] rows of `probe_ids`, sharded over the "data" axis
-
-
-LOCAL_MEMORY_SPECS = LocalMemory(P(), P(), P(None, AXIS), P(), P(), P(AXIS))
 
 
 class ChunkSpec(NamedTuple):
@@ -102,11 +90,6 @@ def _row_keys(key, start, count):
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(start + jnp.arange(count))
 
 
-def _local_cols(x, dev, width):
-    """This device's `width` columns of a globally drawn [S, width * n_dev] array."""
-    return jax.lax.dynamic_slice_in_dim(x, dev * width, width, axis=x.ndim - 1)
-
-
 def _tree_where(ok, new, old):
     return jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)
 
@@ -114,92 +97,6 @@ def _tree_where(ok, new, old):
 def _all_finite(tree):
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-def probe_ids(replay_state, key, num):
-    """`num` ids spread round-robin over the active arms (NaN-free only where arms exist)."""
-    active = replay_state.memory.sizes > 0
-    n_active = jnp.maximum(jnp.sum(active), 1)
-    order = jnp.nonzero(active, size=active.shape[0], fill_value=0)[0]
-    arms = order[jnp.arange(num) % n_active].astype(jnp.int32)
-    return memory_lib.draw(replay_state.memory, key, arms), arms
-
-
-def _chunk_keys(rng, step):
-    """(sample_key, probe_key, step_key) of the chunk starting at global step `step`."""
-    chunk_key = jax.random.fold_in(rng, step)
-    return jax.random.split(chunk_key, 3)
-
-
-def uses_probes(policy: replay_lib.ReplayPolicy, spec: ChunkSpec) -> bool:
-    return bool(policy.uses_bandit and spec.probe_samples)
-
-
-def make_presample_fn(policy: replay_lib.ReplayPolicy, spec: ChunkSpec) -> Callable:
-    """Jitted `presample(replay_state, rng, step) -> Presampled`: the draws the chunk at `step` makes.
-
-    Same keys and calls as the device-mode chunk, so the ids are bit-identical when given the
-    state the chunk starts from (staleness 0)."""
-    S, R = spec.steps, spec.replay_batch
-
-    def presample(replay, rng, step):
-        sample_key, probe_key, _ = _chunk_keys(rng, step)
-        ids, arms = policy.presample_with_arms(replay, sample_key, S, R)
-        if uses_probes(policy, spec):
-            pids, parms = probe_ids(replay, probe_key, spec.probe_samples)
-        else:
-            pids = parms = jnp.zeros((0,), jnp.int32)
-        return Presampled(
-            ids.astype(jnp.int32), arms.astype(jnp.int32), pids.astype(jnp.int32), parms.astype(jnp.int32)
-        )
-
-    return jax.jit(presample)
-
-
-# ---------------------------------------------------------------- where replay rows come from
-
-
-class MemorySource(NamedTuple):
-    """How the chunk reaches its replay rows: the interface behind the chunk's 4th argument `memory`.
-
-    `DEVICE_MEMORY`: `memory` is every stored row, replicated; ids are drawn inside the chunk.
-    `HOST_MEMORY`: `memory` is a `LocalMemory` (ids drawn ahead, their rows, this device's columns).
-    """
-
-    spec: Any  # shard_map in_spec of `memory`
-    replay_inputs: Callable  # (memory, policy, replay, key, S, R) -> per-step scan inputs (leading axis S)
-    candidates: Callable  # (memory, step_inputs, dev, cols) -> one step's `Candidates`, this device's `cols` rows
-    probes: Callable  # (memory, replay, key, num, dev, cols) -> (ids int32[num], arms int32[num], this device's rows)
-    arms: Callable  # (replay, out) -> int32[S, R] arms of the replayed ids `out["ids"]`
-
-
-def _rows(memory, ids):
-    """memory[ids], a row of zeros for an invalid id (-1: drawn from an empty memory), never a wrapped row."""
-    return memory_lib.gather(memory, ids)[0]
-
-
-def _device_probes(memory, replay, key, num, dev, cols):
-    pids, parms = probe_ids(replay, key, num)
-    return pids, parms, _rows(memory, _local_cols(pids, dev, cols))
-
-
-DEVICE_MEMORY = MemorySource(
-    spec=P(),
-    replay_inputs=lambda memory, policy, replay, key, S, R: (policy.presample(replay, key, S, R),),
-    candidates=lambda memory, xs, dev, cols: replay_lib.Candidates(
-        xs[0], None, _rows(memory, _local_cols(xs[0], dev, cols))
-    ),
-    probes=_device_probes,
-    arms=lambda replay, out: memory_lib.arms_of(replay.memory, out["ids"]),
-)
-
-HOST_MEMORY = MemorySource(
-    spec=LOCAL_MEMORY_SPECS,
-    replay_inputs=lambda memory, policy, replay, key, S, R: (memory.ids, memory.arms, memory.rows),
-    candidates=lambda memory, xs, dev, cols: replay_lib.Candidates(*xs),  # this device's columns are its rows
-    probes=lambda memory, replay, key, num, dev, cols: (memory.probe_ids, memory.probe_arms, memory.probe_rows),
-    arms=lambda replay, out: out["arms"],
-)
 
 
 # ---------------------------------------------------------------- the per-device program
@@ -330,7 +227,7 @@ def _flex_train_step(c: _Chunk, step_key, dev, memory, replay_rows, carry, xs):
     q = flex_batch.local_cols(rows_min, F, c.n_dev, dev)  # int32[Rl] canonical replay columns
     active = q < replay_rows  # [Rl]: fixed slots always, flex slots while q < r
     step_ids = replay_xs[0]
-    rep_rows = _rows(memory, step_ids[q])
+    rep_rows = gather_rows(memory, step_ids[q])
     use_new = ~active[Rl - Fl :]
     pick = lambda a, b: jnp.where(use_new.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)  # noqa: E731
     rows = jnp.concatenate([always, rep_rows[: Rl - Fl], pick(flex_new, rep_rows[Rl - Fl :])], axis=0)
@@ -393,7 +290,7 @@ def _feedback(c: _Chunk, replay, out, step, replay_rows=None):
 def _per_device(c: _Chunk, state: TrainState, new_SxBl, new_ids_SxBl, memory):
     dev = jax.lax.axis_index(AXIS)
     S, R = c.spec.steps, c.spec.replay_batch
-    sample_key, probe_key, step_key = _chunk_keys(state.rng, state.step)
+    sample_key, probe_key, step_key = chunk_keys(state.rng, state.step)
     replay = state.replay
     # global draws, the same on every device (host memory: drawn outside with the same key)
     replay_xs = c.source.replay_inputs(memory, c.policy, replay, sample_key, S, R) if R else ()
@@ -488,43 +385,3 @@ def _check_flex(policy, spec: ChunkSpec, share, host_memory: bool, n_dev: int) -
         raise ValueError("flex: an adaptive replay share needs device memory and a policy without candidates (not mir)")
     if spec.flex % n_dev:
         raise ValueError(f"flex={spec.flex} is not divisible by the {n_dev} devices of the mesh")
-
-
-def stack_seeds(trees):
-    """Per-seed pytrees (e.g. TrainStates) -> one pytree with a leading seed axis (`seed_axis` chunks)."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
-
-
-def unstack_seeds(tree, num_seeds: int) -> list:
-    """The inverse of `stack_seeds`."""
-    return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(num_seeds)]
-
-
-def shard_new_batches(mesh, new_SxB: np.ndarray) -> jax.Array:
-    """One host->device transfer per chunk, rows split over the "data" axis."""
-    return distributed.put_global(new_SxB, NamedSharding(mesh, P(None, AXIS)))
-
-
-def shard_seed_batches(mesh, new_NxSxB: np.ndarray) -> jax.Array:
-    """`shard_new_batches` for a `seed_axis` chunk: [seeds, S, B, ...], rows split over the "data" axis."""
-    return distributed.put_global(new_NxSxB, NamedSharding(mesh, P(None, None, AXIS)))
-
-
-def replicate(mesh, tree):
-    """A replicated copy of `tree` on the mesh; every leaf gets its own buffer (safe to donate)."""
-    # `device_put(..., may_alias=False)` then donating crashes jaxlib 0.10 on CPU; a jitted copy is safe.
-    sharding = NamedSharding(mesh, P())
-    return _copier(sharding)(distributed.put_global(tree, sharding))
-
-
-@functools.cache
-def _copier(sharding):
-    return jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=sharding)
-
-
-def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
-    devices = jax.devices()
-    n = num_devices or len(devices)
-    if n > len(devices):
-        raise ValueError(f"mesh.num_devices={n} but only {len(devices)} devices are visible")
-    return jax.sharding.Mesh(np.asarray(devices[:n]), (AXIS,))

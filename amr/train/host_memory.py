@@ -24,7 +24,7 @@ device array and the chunk gathers replay rows by id. `"host"` keeps only the in
     `memory.workers` reader threads and prefetch, decoding each record with the
     manifest's dtype and shape.
   * **Pipeline** (`HostReplay`, used by `amr.train.loop.Run`). The chunk no longer draws its
-    own replay ids: `amr.train.chunk.make_presample_fn` draws them with exactly the chunk's keys
+    own replay ids: `amr.train.replay_source.make_presample_fn` draws them with exactly the chunk's keys
     (`fold_in(rng, step)`, split 3), a background thread fetches them, loads their rows and
     `device_put`s a `LocalMemory` (rows sharded over the mesh), and the chunk indexes
     those rows by position. With `memory.staleness = s` the ids of chunk c+s are drawn
@@ -277,7 +277,7 @@ class HostReplay:
 
     def start_task(self, t: int, chunks_per_task: int, presample_fn, pending: dict[str, Any] | None = None) -> None:
         """Opens (and verifies) the shards of tasks 0..t-1; `presample_fn` draws this task's chunks' ids
-        (`amr.train.chunk.make_presample_fn`); `pending` re-queues a checkpoint's drawn ids."""
+        (`amr.train.replay_source.make_presample_fn`); `pending` re-queues a checkpoint's drawn ids."""
         self._drain()
         self.presample_fn = presample_fn
         self.loader = RowLoader(RowSource(self.directory, [len(x.train) for x in self.ctx.tasks[:t]]), self.workers)

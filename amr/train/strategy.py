@@ -100,7 +100,7 @@ class Strategy:
     replay_chunk: Any
     reference: str
     ctx: Any = None
-    presample: Any = None  # host placement: jitted draws of replay_chunk's ids (amr.train.chunk.make_presample_fn)
+    presample: Any = None  # host placement: jitted draws of the chunk's ids (replay_source.make_presample_fn)
     methods: tuple = ()  # amr.methods.Method records of config.methods (() = none)
     task_end_pass: TaskEndPass | None = None  # the methods' task-end hooks (falsy when none has one)
     share: Any = None  # amr.replay.share.ShareRule of the replay chunk (None: the fixed split)

@@ -1,0 +1,57 @@
+"""The data-parallel layout of a chunk: the 1-D device mesh (axis "data"), putting a chunk's inputs on
+it (new rows split over the axis, everything else replicated), and stacking per-seed states for
+`seed_axis` chunks (`amr.train.chunk.make_chunk_fn`)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from amr.train import distributed
+
+AXIS = "data"
+
+
+def stack_seeds(trees):
+    """Per-seed pytrees (e.g. TrainStates) -> one pytree with a leading seed axis (`seed_axis` chunks)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def unstack_seeds(tree, num_seeds: int) -> list:
+    """The inverse of `stack_seeds`."""
+    return [jax.tree.map(lambda x, i=i: x[i], tree) for i in range(num_seeds)]
+
+
+def shard_new_batches(mesh, new_SxB: np.ndarray) -> jax.Array:
+    """One host->device transfer per chunk, rows split over the "data" axis."""
+    return distributed.put_global(new_SxB, NamedSharding(mesh, P(None, AXIS)))
+
+
+def shard_seed_batches(mesh, new_NxSxB: np.ndarray) -> jax.Array:
+    """`shard_new_batches` for a `seed_axis` chunk: [seeds, S, B, ...], rows split over the "data" axis."""
+    return distributed.put_global(new_NxSxB, NamedSharding(mesh, P(None, None, AXIS)))
+
+
+def replicate(mesh, tree):
+    """A replicated copy of `tree` on the mesh; every leaf gets its own buffer (safe to donate)."""
+    # `device_put(..., may_alias=False)` then donating crashes jaxlib 0.10 on CPU; a jitted copy is safe.
+    sharding = NamedSharding(mesh, P())
+    return _copier(sharding)(distributed.put_global(tree, sharding))
+
+
+@functools.cache
+def _copier(sharding):
+    return jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=sharding)
+
+
+def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
+    devices = jax.devices()
+    n = num_devices or len(devices)
+    if n > len(devices):
+        raise ValueError(f"mesh.num_devices={n} but only {len(devices)} devices are visible")
+    return jax.sharding.Mesh(np.asarray(devices[:n]), (AXIS,))
