@@ -1,5 +1,6 @@
-"""Tests of amr.data: every source's shapes / dtypes / ranges, leak-free splits, determinism,
-domain order, and the ValueErrors that name the offending config key."""
+"""Tests of amr.data's built-in sources (python_text, skimage_patches, digits): shapes / dtypes / ranges,
+leak-free splits, determinism, domain order; and, for every source, the ValueErrors that name the offending
+config key. Your own files and TFDS: test_data_files_tfds.py."""
 
 import os
 import socket
@@ -9,33 +10,11 @@ import hypothesis
 import hypothesis.strategies as st
 import numpy as np
 import pytest
-from PIL import Image
 from sklearn import datasets
 
 from amr.data import SOURCES, Task, default_data_config, images, make_tasks, splits
 from amr.data import tasks as tasks_lib
-
-
-def _rows(x):
-    return {bytes(r) for r in np.ascontiguousarray(x).reshape(len(x), -1).view(np.uint8)}
-
-
-def _assert_disjoint(task):
-    assert not (_rows(task.train) & _rows(task.test)), f"task {task.name}: train/test share examples"
-
-
-def _assert_same(a, b):
-    assert [t.name for t in a] == [t.name for t in b]
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x.train, y.train)
-        np.testing.assert_array_equal(x.test, y.test)
-
-
-def _config(source, **overrides):
-    cfg = default_data_config(source)
-    cfg.update(overrides)
-    return cfg
-
+from tests.support.data_checks import assert_disjoint, assert_same, data_config
 
 # ------------------------------------------------------------------ python_text
 
@@ -43,14 +22,14 @@ TEXT = dict(seq_len=64, max_train_per_task=96, test_per_task=16)
 
 
 def test_python_text_domains_shapes_ranges_disjoint():
-    tasks = make_tasks(_config("python_text", **TEXT))
+    tasks = make_tasks(data_config("python_text", **TEXT))
     assert [t.name for t in tasks] == ["docs", "stdlib", "headers", "licenses"]
     for t in tasks:
         chex.assert_shape(t.train, (96, 64))
         chex.assert_shape(t.test, (16, 64))
         chex.assert_type([t.train, t.test], np.int32)
         assert 0 <= t.train.min() and t.train.max() <= 255
-        _assert_disjoint(t)
+        assert_disjoint(t)
     letters = np.isin(tasks[0].train, np.frombuffer(b"abcdefghijklmnopqrstuvwxyz ", np.uint8))
     assert letters.mean() > 0.6  # English prose
     assert any(b"def " in bytes(w.astype(np.uint8)) for w in tasks[1].train)  # python source
@@ -73,12 +52,12 @@ def test_python_text_stdlib_excludes_site_packages_and_tests():
 
 
 def test_python_text_deterministic_order_and_seed():
-    cfg = _config("python_text", domains=("headers", "docs"), **TEXT)
+    cfg = data_config("python_text", domains=("headers", "docs"), **TEXT)
     a, b = make_tasks(cfg), make_tasks(cfg)
-    _assert_same(a, b)
-    reversed_ = make_tasks(_config("python_text", domains=("docs", "headers"), **TEXT))
-    _assert_same(a, reversed_[::-1])  # a domain's arrays do not depend on the others
-    other_seed = make_tasks(_config("python_text", domains=("headers", "docs"), seed=1, **TEXT))
+    assert_same(a, b)
+    reversed_ = make_tasks(data_config("python_text", domains=("docs", "headers"), **TEXT))
+    assert_same(a, reversed_[::-1])  # a domain's arrays do not depend on the others
+    other_seed = make_tasks(data_config("python_text", domains=("headers", "docs"), seed=1, **TEXT))
     assert not np.array_equal(a[0].train, other_seed[0].train)
 
 
@@ -134,7 +113,7 @@ def test_drop_shared_rows():
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_skimage_patches_shapes_ranges_disjoint(channels):
-    cfg = _config(
+    cfg = data_config(
         "skimage_patches",
         domains=("coffee", "camera", "page"),
         image_size=12,
@@ -151,8 +130,8 @@ def test_skimage_patches_shapes_ranges_disjoint(channels):
         chex.assert_type([t.train, t.test], np.float32)
         assert 0.0 <= t.train.min() and t.train.max() <= 1.0
         assert t.train.std() > 0.01  # real photo content
-        _assert_disjoint(t)
-    _assert_same(tasks, make_tasks(cfg))
+        assert_disjoint(t)
+    assert_same(tasks, make_tasks(cfg))
 
 
 def test_every_listed_skimage_photo_loads_offline(monkeypatch):
@@ -199,7 +178,7 @@ def test_to_float_image_conversions():
 
 
 def test_digits_class_incremental():
-    tasks = make_tasks(_config("digits"))
+    tasks = make_tasks(data_config("digits"))
     assert [t.name for t in tasks] == ["0-1", "2-3", "4-5", "6-7", "8-9"]
     digits = datasets.load_digits()
     labels_of = {}
@@ -209,7 +188,7 @@ def test_digits_class_incremental():
         chex.assert_shape(t.test, (60, 8, 8, 1))
         chex.assert_shape(t.train, (None, 8, 8, 1))
         assert len(t.train) > 250 and 0.0 <= t.train.min() and t.train.max() <= 1.0
-        _assert_disjoint(t)
+        assert_disjoint(t)
         for part in (t.train, t.test):
             for row in part:
                 assert labels_of[row[..., 0].tobytes()] & {lo, lo + 1}
@@ -217,231 +196,15 @@ def test_digits_class_incremental():
         counts = np.bincount(digits.target, minlength=10)[[lo, lo + 1]]
         expected = 60 * counts / counts.sum()  # stratified: each class in proportion
         assert np.all(np.abs(np.bincount(test_labels, minlength=10)[[lo, lo + 1]] - expected) <= 1)
-    _assert_same(tasks, make_tasks(_config("digits")))
+    assert_same(tasks, make_tasks(data_config("digits")))
 
 
 def test_digits_uneven_groups_and_order():
     tasks = make_tasks(
-        _config("digits", classes_per_task=3, domains=("9", "0-2"), test_per_task=4, max_train_per_task=50)
+        data_config("digits", classes_per_task=3, domains=("9", "0-2"), test_per_task=4, max_train_per_task=50)
     )
     assert [t.name for t in tasks] == ["9", "0-2"]
     chex.assert_shape([tasks[0].train, tasks[1].train], (50, 8, 8, 1))
-
-
-# ------------------------------------------------------------------ files
-
-
-def _write_text(tmp_path):
-    rng = np.random.default_rng(0)
-    for kind, alphabet in (("a", b"abcdefgh \n"), ("b", b"0123456789+-\n")):
-        d = tmp_path / kind
-        d.mkdir()
-        for i in range(6):
-            (d / f"{i}.txt").write_bytes(rng.choice(list(alphabet), size=700).astype(np.uint8).tobytes())
-
-
-def test_files_text(tmp_path):
-    _write_text(tmp_path)
-    cfg = _config(
-        "files",
-        kind="text",
-        seq_len=32,
-        test_per_task=8,
-        max_train_per_task=0,
-        domains=(f"digits={tmp_path}/b/*.txt", ("letters", str(tmp_path / "a" / "**" / "*.txt"))),
-    )
-    tasks = make_tasks(cfg)
-    assert [t.name for t in tasks] == ["digits", "letters"]
-    for t, alphabet in zip(tasks, (b"0123456789+-\n", b"abcdefgh \n")):
-        chex.assert_shape(t.test, (8, 32))
-        chex.assert_type(t.train, np.int32)
-        assert set(np.unique(t.train).tolist()) <= set(alphabet)
-        assert len(t.train) >= (5 * 700) // 32 - 1  # every file but the held-out one
-        _assert_disjoint(t)
-    _assert_same(tasks, make_tasks(cfg))
-
-
-def test_files_images(tmp_path):
-    rng = np.random.default_rng(1)
-    (tmp_path / "many").mkdir()
-    for i in range(5):
-        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "many" / f"{i}.png")
-    Image.fromarray(rng.integers(0, 256, (64, 80), dtype=np.uint8)).save(tmp_path / "single.jpg", quality=95)
-    Image.fromarray(rng.integers(0, 256, (64, 64, 4), dtype=np.uint8)).save(tmp_path / "alpha.png")
-    cfg = _config(
-        "files",
-        kind="image",
-        image_size=16,
-        stride=8,
-        test_per_task=6,
-        max_train_per_task=0,
-        domains=(f"one={tmp_path}/single.jpg", f"many={tmp_path}/many/*.png", f"rgba={tmp_path}/alpha.png"),
-    )
-    tasks = make_tasks(cfg)
-    assert [t.name for t in tasks] == ["one", "many", "rgba"]
-    for t in tasks:
-        chex.assert_shape([t.train, t.test], (None, 16, 16, 3))
-        chex.assert_type(t.train, np.float32)
-        assert 0.0 <= t.train.min() and t.train.max() <= 1.0 and len(t.test) == 6
-        _assert_disjoint(t)
-    # Several files: whole files held out (each 40x48 image holds 4*5 = 20 patches).
-    assert len(tasks[1].train) + 20 == 5 * 20
-    _assert_same(tasks, make_tasks(cfg))
-    gray = make_tasks(
-        _config(
-            "files", kind="image", image_size=16, channels=1, test_per_task=6, domains=(f"one={tmp_path}/single.jpg",)
-        )
-    )
-    chex.assert_shape(gray[0].test, (6, 16, 16, 1))
-
-
-def test_files_errors(tmp_path):
-    (tmp_path / "x.txt").write_text("not an image")
-    with pytest.raises(ValueError, match=r"data\.domains.*nothing_here"):
-        make_tasks(_config("files", domains=(f"a={tmp_path}/nothing_here/*.txt",)))
-    with pytest.raises(ValueError, match=r"data\.domains"):
-        make_tasks(_config("files", domains=("no_glob_given",)))
-    with pytest.raises(ValueError, match=r"data\.domains.*x\.txt"):
-        make_tasks(_config("files", kind="image", domains=(f"a={tmp_path}/x.txt",)))
-    with pytest.raises(ValueError, match=r"data\.kind"):
-        make_tasks(_config("files", kind="audio", domains=(f"a={tmp_path}/x.txt",)))
-    with pytest.raises(ValueError, match=r"data\.domains"):
-        make_tasks(_config("files"))  # no domains by default
-
-
-# ------------------------------------------------------------------ tfds
-
-
-@pytest.fixture(scope="module")
-def tiny_tfds_dir(tmp_path_factory):
-    from support import tiny_domains
-
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    tiny_domains.prepare(data_dir)
-    return data_dir
-
-
-def test_tfds_config_domains(tiny_tfds_dir):
-    cfg = _config(
-        "tfds",
-        tfds_name="tiny_domains",
-        tfds_data_dir=tiny_tfds_dir,
-        domains=("dark", "bright"),
-        image_size=8,
-        test_per_task=5,
-        max_train_per_task=0,
-    )
-    tasks = make_tasks(cfg)
-    assert [t.name for t in tasks] == ["dark", "bright"]
-    for t in tasks:
-        chex.assert_shape(t.train, (24, 8, 8, 3))  # the whole train split
-        chex.assert_shape(t.test, (5, 8, 8, 3))  # sampled from the test split
-        chex.assert_type(t.train, np.float32)
-        _assert_disjoint(t)
-    assert tasks[0].train.mean() < 0.5 < tasks[1].train.mean()  # dark = [0, 128), bright = [128, 256)
-    _assert_same(tasks, make_tasks(cfg))
-    one = make_tasks(
-        _config(
-            "tfds",
-            tfds_name="tiny_domains",
-            tfds_data_dir=tiny_tfds_dir,
-            domains=("bright",),
-            image_size=8,
-            channels=1,
-            test_per_task=3,
-            max_train_per_task=10,
-            tfds_test_split="",
-        )
-    )
-    chex.assert_shape(one[0].train, (10, 8, 8, 1))
-    chex.assert_shape(one[0].test, (3, 8, 8, 1))
-
-
-def test_tfds_split_domains(tiny_tfds_dir):
-    tasks = make_tasks(
-        _config(
-            "tfds",
-            tfds_name="tiny_splits",
-            tfds_data_dir=tiny_tfds_dir,
-            domains=("b", "a"),
-            image_size=8,
-            test_per_task=4,
-            max_train_per_task=0,
-        )
-    )
-    assert [t.name for t in tasks] == ["b", "a"]
-    chex.assert_shape(tasks[0].train, (12, 8, 8, 3))  # 16 - 4 carved out
-    chex.assert_shape(tasks[1].train, (16, 8, 8, 3))  # 20 - 4
-    for t in tasks:
-        _assert_disjoint(t)
-
-
-def test_tfds_errors(tiny_tfds_dir, tmp_path):
-    base = dict(tfds_name="tiny_domains", tfds_data_dir=tiny_tfds_dir, image_size=8, test_per_task=2)
-    missing = str(tmp_path / "absent")
-    # The data dir is checked before anything else, even before other bad keys.
-    with pytest.raises(ValueError, match=r"data\.tfds_data_dir"):
-        make_tasks(
-            _config(
-                "tfds",
-                **{
-                    **base,
-                    "tfds_data_dir": missing,
-                    "domains": ("nope",),
-                    "image_size": 0,
-                    "tfds_name": "no_such_dataset",
-                },
-            )
-        )
-    with pytest.raises(ValueError, match=r"data\.tfds_data_dir"):  # prepared elsewhere, not here
-        make_tasks(_config("tfds", **{**base, "tfds_data_dir": str(tmp_path), "domains": ("dark",)}))
-    with pytest.raises(ValueError, match=r"data\.domains"):
-        make_tasks(_config("tfds", **{**base, "domains": ("medium",)}))
-    with pytest.raises(ValueError, match=r"data\.domains"):
-        make_tasks(_config("tfds", **{**base, "tfds_name": "tiny_splits", "domains": ("c",)}))
-    with pytest.raises(ValueError, match=r"data\.tfds_name"):
-        make_tasks(_config("tfds", **{**base, "tfds_name": "no_such_dataset", "domains": ("x",)}))
-    with pytest.raises(ValueError, match=r"data\.tfds_test_split"):
-        make_tasks(_config("tfds", **{**base, "domains": ("dark",), "tfds_test_split": "validation"}))
-    with pytest.raises(ValueError, match=r"data\.image_key"):
-        make_tasks(_config("tfds", **{**base, "domains": ("dark",), "image_key": "photo"}))
-    with pytest.raises(ValueError, match=r"data\.test_per_task"):
-        make_tasks(_config("tfds", **{**base, "domains": ("dark",), "test_per_task": 9}))
-
-
-def test_tfds_mock_domainnet(tmp_path):
-    import tensorflow_datasets as tfds
-
-    cfg = _config(
-        "tfds",
-        tfds_data_dir=str(tmp_path),
-        domains=("sketch", "real"),
-        image_size=16,
-        test_per_task=4,
-        max_train_per_task=6,
-    )
-    with tfds.testing.mock_data(num_examples=12):
-        tasks = make_tasks(cfg)
-        # The mock generates example i identically for every split: here the test part is
-        # carved out of "train" instead, so no example is dropped as shared.
-        carved = make_tasks({**cfg.to_dict(), "tfds_test_split": ""})
-    assert [t.name for t in tasks] == ["sketch", "real"]
-    for t in tasks:
-        chex.assert_shape([t.train, t.test], [(None, 16, 16, 3), (4, 16, 16, 3)])
-        assert 0 < len(t.train) <= 6 and 0.0 <= t.train.min() and t.train.max() <= 1.0
-        _assert_disjoint(t)
-    for t in carved:
-        chex.assert_shape([t.train, t.test], [(6, 16, 16, 3), (4, 16, 16, 3)])
-        _assert_disjoint(t)
-
-
-def test_resize_square():
-    from amr.data import tfds_source
-
-    x = np.zeros((10, 30, 3), np.uint8)
-    x[:, 10:20] = 255  # the center square is white
-    chex.assert_trees_all_close(tfds_source.resize_square(x, 4, 3), np.ones((4, 4, 3)), atol=1e-6)
-    chex.assert_shape(tfds_source.resize_square(np.zeros((7, 5, 1), np.uint8), 9, 3), (9, 9, 3))
 
 
 # ------------------------------------------------------------------ validation
@@ -480,7 +243,7 @@ def test_bad_config_names_the_key(source, overrides, key):
 
 
 def test_min_examples_names_task_and_key():
-    cfg = _config("python_text", domains=("docs",), seq_len=64, max_train_per_task=10, test_per_task=4)
+    cfg = data_config("python_text", domains=("docs",), seq_len=64, max_train_per_task=10, test_per_task=4)
     assert len(make_tasks(cfg, min_examples=10)[0].train) == 10
     with pytest.raises(ValueError, match=r"data\.max_train_per_task.*'docs'.*10.*< 32"):
         make_tasks(cfg, min_examples=32)
