@@ -4,7 +4,9 @@
 
 Every number on the page comes from those two files, which `experiments/compare.py` and
 `experiments/ablate.py` write; nothing on the page is edited by hand. The page refuses to compare
-runs of a seed whose data digests differ (`amr.analysis.provenance.DataMismatch`, no page written).
+runs of a seed whose data digests differ (`amr.analysis.provenance.DataMismatch`, no page written), and
+says beside each benchmark which commit its runs were made from, with a caveat when they differ or
+were made from a modified (dirty) tree.
 """
 
 import json
@@ -211,6 +213,31 @@ def data_check(bench: str, entry: dict) -> str:
         return f"**Data partly verified:** these runs carry no data digests: {', '.join(summary['unverified_runs'])}."
     fps = ", ".join(f"`{fp}`" for fp in summary["fingerprints"])
     return f"Data: the runs of each seed trained and were evaluated on the same arrays (data fingerprint {fps})."
+
+
+def _commit(version: dict) -> str:
+    return f"`{str(version['commit'])[:7]}`"
+
+
+def code_check(entry: dict) -> str:
+    """The page's line on the code a benchmark's runs were made from (the sweep entry's `same_code`)."""
+    code = entry.get("same_code")
+    if not code or not code["versions"]:  # results, or runs, from before runs recorded their code
+        return "Code: not recorded for these runs."
+    versions, n, unrecorded = code["versions"], code["runs"], code["unrecorded"]
+    if code["ok"]:
+        runs = f"{n - unrecorded} of {n} runs" if unrecorded else f"all {n} runs"
+        rest = f"; not recorded for the other {unrecorded}" if unrecorded else ""
+        return f"Code: {runs} from commit {_commit(versions[0])}{rest}."
+    also = f" ({unrecorded} of the {n} runs did not record their code)" if unrecorded else ""
+    dirty = " a dirty tree (modified tracked files) is not a version that can be checked out again."
+    if len(versions) == 1:  # one commit, but modified
+        return f"**Caveat: these runs were made from a dirty tree of commit {_commit(versions[0])}**{also}:{dirty}"
+    named = ", ".join(_commit(v) + (" (dirty tree)" if v["dirty"] else "") for v in versions)
+    return (
+        f"**Caveat: these runs were made from different code: {named}**{also}. Comparisons across them may be "
+        "confounded" + (";" + dirty if any(v["dirty"] for v in versions) else ".")
+    )
 
 
 def _yes(b) -> str:
@@ -449,6 +476,8 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
             table,
             "",
             data_lines[bench],
+            "",
+            code_check(entry),
             "",
             f"![{bench}: forgetting against FLOPs](results_{bench}.png)",
             "",

@@ -69,6 +69,8 @@ def test_results_record_data_digests_and_environment(finished, tmp_path):
             on_disk = json.load(f)
         assert on_disk["data_digests"] == expected, path
         assert {"python", "jax", "jaxlib", "flax", "optax", "numpy", "platform"} <= set(on_disk["environment"])
+        if "runs" in path:  # each run also records the code it was made from (None outside a git checkout)
+            assert on_disk["code"] == provenance.code_version(), path
     # Finished runs are reused only on the same data: equal digests load, a changed digest is refused.
     for name, tamper in (("same", False), ("changed", True)):
         shutil.copytree(os.path.join(workdir, "runs"), tmp_path / name / "runs")

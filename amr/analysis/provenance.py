@@ -5,19 +5,28 @@ Every run's json and `results.json` carry
     "data_digests": {task: {"train": sha256, "test": sha256}}   # of the arrays the run trained / evaluated on
     "environment":  {"python", "jax", "jaxlib", "flax", "optax", "numpy", "platform", ...}
 
+and every run's json also carries the code it was made from,
+
+    "code": {"commit": git HEAD sha, "dirty": tracked files differ from HEAD}   # or null outside a git checkout
+
 An array's digest is the sha256 of `"<dtype> <shape>\\n"` followed by its C-order bytes, so equal
 digests mean the same values, dtype and shape. A run's *fingerprint* is the sha256 of its
 `data_digests` (as sorted JSON). Runs whose fingerprints differ were made on different data and
 are never compared: `check_runs` / `check_fingerprints` raise `DataMismatch` naming the
 strategies, seeds and digests. Runs written before digests existed are reported as unverified.
+`same_code` reports whether the runs of a benchmark came from one clean commit (runs written before
+`code` existed are counted as unrecorded, not failed).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
+import os
 import platform
+import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,6 +69,80 @@ def environment() -> dict[str, Any]:
     env["platform"] = platform.platform()
     env["machine"] = platform.machine()
     return env
+
+
+GIT_TIMEOUT_S = 5.0
+
+
+def _git(args: Sequence[str], cwd: str) -> str | None:
+    """stdout of `git <args>` in `cwd`; None when git is missing, fails or times out."""
+    try:
+        out = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=GIT_TIMEOUT_S,
+            # read-only: no index refresh written back (another git process may hold the lock)
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _code_version_at(path: str) -> dict[str, Any] | None:
+    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    root = _git(["rev-parse", "--show-toplevel"], directory)
+    # `path` itself must be tracked there (not, say, an untracked virtualenv inside some other checkout)
+    if not root or _git(["ls-files", "--error-unmatch", "--", os.path.abspath(path)], directory) is None:
+        return None
+    root = root.strip()
+    commit = _git(["rev-parse", "--verify", "HEAD"], root)
+    status = _git(["status", "--porcelain", "--untracked-files=no"], root)
+    if not commit or status is None:
+        return None
+    return {"commit": commit.strip(), "dirty": bool(status.strip())}
+
+
+@functools.lru_cache(maxsize=1)
+def _package_code_version() -> dict[str, Any] | None:
+    return _code_version_at(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the `amr` package
+
+
+def code_version(path: str | None = None) -> dict[str, Any] | None:
+    """{"commit": HEAD sha, "dirty": tracked files differ from HEAD (untracked files ignored)} of the git
+    checkout holding `path` (default: the imported `amr` package), or None when `path` is not tracked in a
+    git checkout or git is unavailable; never raises. The package's answer is computed once per process
+    (the code a process runs is the code it imported); an explicit `path` is looked up every call."""
+    try:
+        return _package_code_version() if path is None else _code_version_at(str(path))
+    except Exception:  # provenance must never stop a run
+        return None
+
+
+def _version_key(code: Mapping) -> tuple[str, bool]:
+    return (str(code.get("commit")), bool(code.get("dirty")))
+
+
+def same_code(per_strategy: Mapping[str, Sequence[Mapping]]) -> dict[str, Any]:
+    """Whether runs ({strategy: [run json, ...]}) were made from one clean commit.
+
+    {"ok", "versions": sorted distinct [{"commit", "dirty"}], "runs": how many runs, "unrecorded": how many
+    carry no `code`}. Not ok when the recorded runs come from more than one version or any from a dirty tree
+    (modified tracked files are not a version anyone can check out again). Runs without `code` (written
+    before it was recorded, or outside a git checkout) do not fail the check; they are counted."""
+    runs = [r for rs in per_strategy.values() for r in rs]
+    recorded = [r["code"] for r in runs if isinstance(r.get("code"), Mapping) and r["code"].get("commit")]
+    keys = sorted({_version_key(c) for c in recorded})
+    versions = [{"commit": c, "dirty": d} for c, d in keys]
+    return {
+        "ok": len(versions) <= 1 and not any(v["dirty"] for v in versions),
+        "versions": versions,
+        "runs": len(runs),
+        "unrecorded": len(runs) - len(recorded),
+    }
 
 
 def _differing_tasks(a: Mapping, b: Mapping) -> list[str]:

@@ -2,7 +2,8 @@
 
 Writes to `workdir`: results.json (schema in the README; with the `data_digests` and
 `environment` of `amr.analysis.provenance`, as has every run's json), metrics.jsonl, TensorBoard
-events, PNG plots, runs/<strategy>_seed<k>.json per finished run, and checkpoints
+events, PNG plots, runs/<strategy>_seed<k>.json per finished run (also with its `code`: the git
+commit and dirty flag of the checkout it was made from), and checkpoints
 under ckpt/. Finished runs are not redone; an unfinished one resumes from its
 checkpoint.
 """
@@ -127,6 +128,7 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
         os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
     log = MetricsLog(workdir) if primary else None
     contexts, env = _SeedContexts(ctx, config), provenance.environment()  # recorded in every result
+    code = provenance.code_version()  # the commit (and dirty flag) of the checkout holding `amr`, in every run's json
     per_strategy: dict[str, list[dict[str, Any]]] = {}
     try:
         for strategy in config.strategies:
@@ -149,7 +151,7 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
                     )
                     started = time.monotonic()
                     result = run.run(progress=progress)
-                    result.update(data_digests=digests, environment=env)
+                    result.update(data_digests=digests, environment=env, code=code)
                     if primary:
                         report.write_json_atomic(path, result)
                         # wall seconds of this call (a resumed run: its last part), beside the result so that

@@ -62,7 +62,7 @@ def variant_config(config, variant: variants.Variant):
 
 def summarize_benchmark(workdir: str, config, tasks, ran=()) -> dict:
     """The benchmark's sweep entry: per strategy and variant entry (`ran`) its summary and paired comparison
-    with uniform, the data check, and the evidence (regime checks, power, same-split controls)."""
+    with uniform, the data and code checks, and the evidence (regime checks, power, same-split controls)."""
     per = {s: seed_stats.load_runs(workdir, s, config.seeds) for s in config.strategies}
     for v in ran:
         per[v.name] = seed_stats.load_runs(variants.workdir(workdir, v), v.strategy, config.seeds)
@@ -84,6 +84,7 @@ def summarize_benchmark(workdir: str, config, tasks, ran=()) -> dict:
         entry["regime"] = seed_stats.regime(per[REFERENCE])
     entry["data"] = provenance.check_runs(per, workdir)  # DataMismatch when a seed's runs saw different data
     entry["same_data"] = seed_stats.same_initial_losses(per)
+    entry["same_code"] = provenance.same_code(per)  # one clean commit for every run, variants included
     entry.update(evidence.benchmark_evidence(entry))
     return entry
 
