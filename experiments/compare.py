@@ -61,21 +61,12 @@ _SAME_SPLIT = flags.DEFINE_bool(
 )
 
 
-def _parse_shard(text: str):
-    if not text:
-        return None
-    i, _, n = text.partition("/")
-    if not (i.isdigit() and n.isdigit() and int(i) < int(n)):
-        raise ValueError(f"shard: {text!r} is not 'i/n' with 0 <= i < n")
-    return int(i), int(n)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     try:
-        shard = _parse_shard(_SHARD.value)
+        shard = sweep_workers.parse_shard(_SHARD.value)
         if _WORKERS.value < 1:
             raise ValueError(f"workers: {_WORKERS.value} must be at least 1")
         if _WORKERS.value > 1:

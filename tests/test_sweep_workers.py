@@ -4,16 +4,14 @@ run for real against the same sweep run sequentially."""
 
 import json
 import os
+import subprocess
 import sys
 
 import jax
 import pytest
-from absl import app, flags
-from absl.testing import flagsaver
 
 from amr.runner import sweep, sweep_workers
 from configs import benchmarks
-from experiments import compare
 from tests.support import tiny_sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -240,59 +238,50 @@ def test_a_bad_shard_fails_before_any_run(tmp_path, monkeypatch, shard):
 
 
 # ---- compare.py's flags ----
+# experiments/compare.py defines absl flags (--out, --seeds, ...) that other experiments modules imported by the
+# suite define too, so it is imported only in a subprocess (tests/support/compare_wiring.py).
 
 
 @pytest.mark.parametrize("text, expected", [("", None), ("0/2", (0, 2)), ("1/2", (1, 2)), ("9/10", (9, 10))])
 def test_parse_shard(text, expected):
-    assert compare._parse_shard(text) == expected
+    assert sweep_workers.parse_shard(text) == expected
 
 
 @pytest.mark.parametrize("text", ["2/2", "3/2", "0/0", "a/b", "1/b", "-1/2", "1", "1/", "/2", "1/2/3", " 1/2"])
 def test_parse_shard_refuses(text):
     with pytest.raises(ValueError, match="^shard: "):
-        compare._parse_shard(text)
+        sweep_workers.parse_shard(text)
 
 
-def _compare_main(monkeypatch, *argv):
-    """compare.main on `argv` with the workers, collect and the sweep recorded instead of run."""
-    seen = {}
-
-    def record(name, result):
-        def fn(*args, **kwargs):
-            seen[name] = (args, kwargs)
-            return result
-
-        return fn
-
-    monkeypatch.setattr(sys, "argv", ["compare.py", *argv])
-    monkeypatch.setattr(sweep_workers, "run_workers", record("run_workers", [0, 0]))
-    monkeypatch.setattr(sweep_workers, "collect", record("collect", 0))
-    monkeypatch.setattr(sweep, "run_sweep", record("run_sweep", {"benchmarks": {}}))
-    with flagsaver.flagsaver():
-        flags.FLAGS(["compare.py", *argv])
-        compare.main(["compare.py"])
-    return seen
+@pytest.fixture(scope="module")
+def wiring():
+    """compare.main on each case's argv, with the workers, collect and the sweep recorded instead of run."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.support.compare_wiring"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_compare_splits_over_workers_then_sweeps_everything_itself(monkeypatch):
+def test_compare_splits_over_workers_then_sweeps_everything_itself(wiring):
+    seen = wiring["split"]
     argv = ["--workers=2", "--workdir=wd", "--seeds=0,1", "--benchmarks=digits"]
-    seen = _compare_main(monkeypatch, *argv)
-    assert seen["run_workers"] == (("experiments.compare", argv, 2, "wd"), {"path": ROOT})
-    assert seen["collect"] == (("wd", 2), {})
+    assert seen["run_workers"] == [["experiments.compare", argv, 2, "wd"], {"path": ROOT}]
+    assert seen["collect"] == [["wd", 2], {}]
     args, kwargs = seen["run_sweep"]
-    assert args[:4] == (["digits"], list(sweep.STRATEGIES), ["0", "1"], "wd") and kwargs["shard"] is None
+    assert args[:4] == [["digits"], list(sweep.STRATEGIES), ["0", "1"], "wd"] and kwargs["shard"] is None
 
 
-def test_compare_as_a_worker_runs_its_shard_alone(monkeypatch):
-    seen = _compare_main(monkeypatch, "--workers=1", "--shard=1/2", "--workdir=wd/workers/1")
+def test_compare_as_a_worker_runs_its_shard_alone(wiring):
+    seen = wiring["worker"]
     assert "run_workers" not in seen and "collect" not in seen
-    assert seen["run_sweep"][1]["shard"] == (1, 2)
+    assert seen["run_sweep"][1]["shard"] == [1, 2]
 
 
-@pytest.mark.parametrize("argv, match", [(["--shard=2/2"], "shard: '2/2'"), (["--workers=0"], "workers: 0")])
-def test_compare_refuses_a_bad_shard_or_worker_count(monkeypatch, argv, match):
-    with pytest.raises(app.UsageError, match=match):
-        _compare_main(monkeypatch, *argv)
+@pytest.mark.parametrize("case, match", [("bad_shard", "shard: '2/2'"), ("bad_workers", "workers: 0")])
+def test_compare_refuses_a_bad_shard_or_worker_count(wiring, case, match):
+    assert match in wiring[case]["usage_error"]
+    assert "run_sweep" not in wiring[case]  # negative control: a refused command line never reaches the sweep
 
 
 # ---- the split for real ----

@@ -29,6 +29,16 @@ _DROPPED = ("workers", "workdir", "out", "shard")  # flags each worker gets its 
 _RUN_FILE = re.compile(r".+_seed\d+\.json")  # `train_and_evaluate`'s finished run file
 
 
+def parse_shard(text: str):
+    """`'i/n'` -> (i, n) with 0 <= i < n; '' -> None (the whole sweep); anything else a ValueError naming shard."""
+    if not text:
+        return None
+    i, _, n = text.partition("/")
+    if not (i.isdigit() and n.isdigit() and int(i) < int(n)):
+        raise ValueError(f"shard: {text!r} is not 'i/n' with 0 <= i < n")
+    return int(i), int(n)
+
+
 def core_sets(workers: int, cores: list[int]) -> list[list[int]]:
     """Cores of each worker: round-robin over the host's cores (no pinning: every worker gets all)."""
     if workers > len(cores):
