@@ -95,6 +95,7 @@ def test_code_version_of_the_amr_package_is_its_checkouts_head_and_cached(monkey
     import amr
 
     package = os.path.dirname(os.path.abspath(amr.__file__))
+    provenance._package_code_version.cache_clear()  # the checkout may have changed since an earlier test cached it
     version = provenance.code_version()
     assert version == provenance.code_version(package)  # the default is the imported package's checkout
     if os.path.exists(os.path.join(os.path.dirname(package), ".git")):  # run from a checkout (or a worktree)
