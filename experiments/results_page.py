@@ -1,6 +1,6 @@
 """Writes docs/RESULTS.md (and its plots) from docs/results.json and docs/ablations.json.
 
-    python -m experiments.results_page
+    python -m experiments.results_page   # the Targets section: experiments/results_targets.py
 
 Every number on the page comes from those two files, which `experiments/compare.py` and
 `experiments/ablate.py` write; nothing on the page is edited by hand. The page refuses to compare
@@ -17,187 +17,27 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
-from amr.analysis import evidence, evidence_md, plots, provenance, stats
-from amr.runner import named_variants, sweep  # noqa: E402
+from amr.analysis import evidence, evidence_md, plots, provenance
+from amr.runner import sweep  # noqa: E402
+from experiments.results_targets import (  # noqa: E402, F401 (the page's Targets section; tests reach it here too)
+    AMR_ENTRIES,
+    RECOMMENDED,
+    TARGET_COLUMNS,
+    TARGET_NEW_LOSS,
+    TARGET_RATIO,
+    TWIN,
+    _delta,
+    _label,
+    _yes,
+    selection_adds,
+    selection_table,
+    targets,
+    targets_section,
+)
 
 _RESULTS = flags.DEFINE_string("results", "docs/results.json", "compare.py's combined JSON.")
 _ABLATIONS = flags.DEFINE_string("ablations", "docs/ablations.json", "ablate.py's JSON (optional).")
 _OUT = flags.DEFINE_string("out", "docs/RESULTS.md", "The page; plots go next to it.")
-
-TARGET_RATIO = 0.9  # AMR's average forgetting at most this times uniform's
-TARGET_RATIO_BY_BENCH = {"subpop": 0.8}  # the sub-population benchmark's stricter forgetting target
-TARGET_NEW_LOSS = 0.01  # AMR's new-task loss at most this (relative) above uniform's (lower is better, never a miss)
-RECOMMENDED, TWIN = named_variants.RECOMMENDED_AMR, named_variants.RECOMMENDED_TWIN
-AMR_ENTRIES = ("amr", RECOMMENDED)  # the Targets table's rows per benchmark: the paper's AMR, the recommended one
-CRITERIA = ("forgetting", "new-task loss", "final loss", "FLOPs")  # what `targets` checks, named in "missed"
-
-
-def ratio_target(bench: str) -> float:
-    """The forgetting ratio (AMR / uniform) a benchmark's target allows: 0.8 on `subpop`, 0.9 elsewhere."""
-    return TARGET_RATIO_BY_BENCH.get(bench, TARGET_RATIO)
-
-
-def regime_row(bench: str, entry: dict) -> dict:
-    """A benchmark's regime checks for the page: (a) uniform / naive forgetting, (b) uniform's forgetting / seed sd."""
-    reg = entry.get("regime") or {}
-    matters = evidence_md.of_entry(entry)["regime_checks"]["replay_matters"]
-    return {
-        "benchmark": bench,
-        "uniform_over_std": reg.get("forgetting_over_std"),
-        "regime_ok": bool(reg.get("clearly_forgets")),
-        "replay_matters": (
-            "n/a" if matters is None else f"{matters['ratio']:.2f}×{'' if matters['pass'] else ' (**fails**)'}"
-        ),
-    }
-
-
-def targets(bench: str, entry: dict, name: str = "amr") -> dict:
-    """Issue #12's targets for one AMR entry (`name`) of a benchmark, against uniform paired by seed.
-
-    Met when all of: average forgetting at most `ratio_target(bench)` x uniform's with a paired Δ below 0 whose 95%
-    interval excludes 0; new-task loss within 1% of uniform's; final average loss lower than uniform's (paired Δ
-    below 0, interval excluding 0); FLOPs within the budget and at most naive's. `never_worse`: forgetting not
-    significantly above uniform's. `met` is None (and the page prints —) when the entry was not run or there is
-    no uniform to compare with; `missed` names the failed criteria (`CRITERIA`)."""
-    s = entry["strategies"]
-    e = s.get(name)
-    vs = (e or {}).get("vs_uniform")
-    row = {"benchmark": bench, "entry": name, "ran": e is not None, "ratio_target": ratio_target(bench), "met": None}
-    if not e or not vs:
-        return row
-    row["ratio"] = vs["forgetting_ratio"]
-    row["diff"] = f"{vs['forgetting_diff_mean']:+.4f} ± {vs['forgetting_diff_ci95']:.4f}"
-    row["ci_excludes_zero"] = vs["diff_ci_excludes_zero"]
-    row["never_worse"] = not (vs["diff_ci_excludes_zero"] and vs["forgetting_diff_mean"] > 0)
-    new_rel = vs.get(f"{stats.NEW_TASK_LOSS}_rel")  # tasks 2..T; older files only have the whole diagonal
-    new_rel, tag = (new_rel, "") if new_rel is not None else (vs["new_task_loss_rel"], " (tasks 1..T)")
-    row["new_rel"] = f"{100 * new_rel:+.2f}%{tag}"
-    final = evidence.paired(e, s.get(evidence.REFERENCE), "final_avg_loss")  # None without per-seed values
-    row["final"] = final
-    row["final_lower"] = None if final is None else bool(final["mean"] < 0 and final["excludes_zero"])
-    naive = s.get(evidence.NAIVE, {}).get("flops_total")
-    row["flops_ok"] = bool(e["within_budget"] and (naive is None or e["flops_total"] <= naive * 1.005))
-    ok = {
-        "forgetting": bool(
-            row["ratio"] is not None
-            and row["ratio"] <= row["ratio_target"]
-            and vs["diff_ci_excludes_zero"]
-            and vs["forgetting_diff_mean"] < 0
-        ),
-        "new-task loss": new_rel <= TARGET_NEW_LOSS,
-        "final loss": bool(row["final_lower"]),
-        "FLOPs": row["flops_ok"],
-    }
-    row["missed"] = [
-        c + (" (not recorded)" if c == "final loss" and final is None else "") for c in CRITERIA if not ok[c]
-    ]
-    row["met"] = not row["missed"]
-    return row
-
-
-def selection_adds(entry: dict) -> dict | None:
-    """RECOMMENDED against its uniform twin (same schedule, uniform selection), paired by seed: Δ of average
-    forgetting and of final average loss; and the twin against uniform (the schedule alone). None unless both ran."""
-    s = entry["strategies"]
-    if RECOMMENDED not in s or TWIN not in s:
-        return None
-    a, b = s[RECOMMENDED], s[TWIN]
-    return {
-        "forgetting": evidence.paired(a, b),
-        "final_loss": evidence.paired(a, b, "final_avg_loss"),
-        "schedule_alone": evidence.paired(b, s.get(evidence.REFERENCE)),
-    }
-
-
-def _label(name: str) -> str:
-    return f"`{name}` (recommended)" if name == RECOMMENDED else f"`{name}`"
-
-
-def _delta(d: dict | None) -> str:
-    """A paired Δ as mean ± CI95, bold when the interval excludes 0; n/a without one."""
-    if d is None:
-        return "n/a"
-    text = f"{d['mean']:+.4f} ± {d['ci95']:.4f}"
-    return f"**{text}**" if d["excludes_zero"] else text
-
-
-TARGET_COLUMNS = (
-    "forgetting / uniform",
-    "ratio target",
-    "forgetting paired Δ ± CI95",
-    "CI excludes 0",
-    "new-task loss vs uniform",
-    "final avg loss paired Δ ± CI95",
-    "final loss lower",
-    "FLOPs ≤ naive",
-    "never worse",
-    "target met",
-)
-
-
-def _target_cells(r: dict) -> list[str]:
-    """The Targets table's cells of one `targets` row after benchmark and entry: — when the entry was not run,
-    n/a when there is no uniform to compare it with."""
-    if not r["ran"] or r["met"] is None:
-        return ["—" if not r["ran"] else "n/a"] * (len(TARGET_COLUMNS) - 1) + ["—"]
-    return [
-        f"{r['ratio']:.3f}" if r["ratio"] is not None else "n/a",
-        f"≤ {r['ratio_target']:g}",
-        r["diff"],
-        _yes(r["ci_excludes_zero"]),
-        r["new_rel"],
-        _delta(r["final"]),
-        "n/a" if r["final_lower"] is None else _yes(r["final_lower"]),
-        _yes(r["flops_ok"]),
-        _yes(r["never_worse"]),
-        _yes(r["met"]),
-    ]
-
-
-def missed_lines(rows: list[dict]) -> list[str]:
-    """One plain line per AMR entry: where its targets are missed (and on what), where it forgets significantly
-    more than uniform, and where it was not run."""
-    lines = []
-    for name in AMR_ENTRIES:
-        mine = [r for r in rows if r["entry"] == name]
-        missed = [f"{r['benchmark']} ({', '.join(r['missed'])})" for r in mine if r["met"] is False]
-        met = [r["benchmark"] for r in mine if r["met"]]
-        worse = [r["benchmark"] for r in mine if r.get("never_worse") is False]
-        absent = [r["benchmark"] for r in mine if r["met"] is None]
-        if not met and not missed:
-            lines.append(f"- {_label(name)}: not run (or no uniform to compare with) on any benchmark.")
-            continue
-        text = f"**misses the targets on {'; '.join(missed)}**" if missed else "meets the targets wherever it ran"
-        if met and missed:
-            text += f"; meets them on {', '.join(met)}"
-        if worse:
-            text += f"; **forgets significantly more than uniform on {', '.join(worse)}**"
-        if absent:
-            text += f"; not run (or no uniform to compare with) on {', '.join(absent)}"
-        lines.append(f"- {_label(name)}: {text}.")
-    return lines
-
-
-def selection_table(benchmarks: dict[str, dict]) -> str:
-    """Per benchmark: RECOMMENDED − TWIN (what the selection adds to the schedule) in average forgetting and final
-    average loss, and TWIN − uniform (what the schedule alone gives) in average forgetting; — when not run."""
-    lines = [
-        f"| benchmark | avg forgetting Δ (`{RECOMMENDED}` − `{TWIN}`) "
-        f"| final avg loss Δ (`{RECOMMENDED}` − `{TWIN}`) | paired seeds "
-        f"| schedule alone: avg forgetting Δ (`{TWIN}` − uniform) |",
-        "| --- | --- | --- | ---: | --- |",
-    ]
-    for bench, entry in benchmarks.items():
-        d = selection_adds(entry)
-        if d is None:
-            lines.append(f"| {bench} | — | — | — | — |")
-            continue
-        seeds = len((d["forgetting"] or {}).get("seeds", []))
-        lines.append(
-            f"| {bench} | {_delta(d['forgetting'])} | {_delta(d['final_loss'])} | {seeds} | "
-            f"{_delta(d['schedule_alone'])} |"
-        )
-    return "\n".join(lines)
 
 
 def data_check(bench: str, entry: dict) -> str:
@@ -238,10 +78,6 @@ def code_check(entry: dict) -> str:
         f"**Caveat: these runs were made from different code: {named}**{also}. Comparisons across them may be "
         "confounded" + (";" + dirty if any(v["dirty"] for v in versions) else ".")
     )
-
-
-def _yes(b) -> str:
-    return "yes" if b else "**no**"
 
 
 def _mir_ordering(bench: str, entry: dict) -> str | None:
@@ -321,65 +157,6 @@ def _pareto_plot(bench: str, entry: dict, out_dir: str) -> str | None:
     name = f"results_{bench}_pareto.png"
     plots.plot_pareto(*data, os.path.join(out_dir, name), title=f"{bench}: forgetting against new-task loss")
     return name
-
-
-def targets_section(benchmarks: dict[str, dict]) -> list[str]:
-    """The lines of the page's Targets section: one row per (benchmark, AMR entry), where the targets are missed,
-    what the selection adds (the recommended AMR against its uniform twin), and the regime checks."""
-    parts = [
-        "## Targets",
-        "",
-        f"Issue #12's targets, per benchmark and AMR entry, against uniform at the same replay share (paired by "
-        f"seed): average forgetting at most {TARGET_RATIO}× uniform's ({ratio_target('subpop')}× on `subpop`, the "
-        f"sub-population benchmark) with a paired Δ below 0 whose 95% interval excludes 0; new-task loss no more "
-        f"than {100 * TARGET_NEW_LOSS:.0f}% above uniform's; final average loss lower than uniform's (paired Δ below 0 with a "
-        "95% interval that excludes 0); FLOPs within the budget and no more than naive fine-tuning's. Never worse: "
-        "AMR's forgetting is not significantly above uniform's (its paired interval does not lie above 0). "
-        f"`amr` is the bandit's selection at the fixed replay share (the paper's method); `{RECOMMENDED}` is "
-        "the recommended default AMR, the bandit's selection with a replay schedule at the same mean share, chosen "
-        "on the development benchmark `text` only. A row of — is an entry these runs do not have.",
-        "",
-        "| benchmark | entry | " + " | ".join(TARGET_COLUMNS) + " |",
-        "| --- | --- | ---: | ---: | --- | --- | ---: | --- | --- | --- | --- | --- |",
-    ]
-    rows = [targets(b, e, name) for b, e in benchmarks.items() for name in AMR_ENTRIES]
-    for r in rows:
-        parts.append(f"| {r['benchmark']} | {_label(r['entry'])} | " + " | ".join(_target_cells(r)) + " |")
-    parts += [
-        "",
-        "Where the targets are missed (the failed criteria in parentheses):",
-        "",
-        *missed_lines(rows),
-        "",
-        "No per-benchmark setting is passed off as the method: each entry runs the same settings on every benchmark. "
-        "Why a target is missed: the table below separates what the selection adds from what the schedule gives, "
-        "the headroom section bounds what any fixed allocation over past tasks could gain, and each benchmark's "
-        "section has the same-split controls.",
-        "",
-        f"### What the selection adds: `{RECOMMENDED}` against `{TWIN}`",
-        "",
-        f"`{TWIN}` runs the same replay schedule as `{RECOMMENDED}` with uniform selection, so their paired "
-        "difference is what the bandit's selection adds; the last column is what the schedule alone gives over "
-        "uniform. Paired Δ by seed, mean ± 95% CI (bold: the interval excludes 0; negative = forgets less, or a "
-        "lower final loss); — where these runs lack either entry.",
-        "",
-        selection_table(benchmarks),
-        "",
-        "### Regime checks",
-        "",
-        "Each benchmark should be in the regime where the choice can matter: (a) uniform forgets at most 0.8× what "
-        "naive fine-tuning forgets (paired interval excluding 0) and (b) uniform's average forgetting is over 5× its "
-        "seed-to-seed standard deviation.",
-        "",
-        "| benchmark | uniform / naive forgetting (a) | uniform forgetting / seed std (b) |",
-        "| --- | ---: | ---: |",
-    ]
-    for b, e in benchmarks.items():
-        g = regime_row(b, e)
-        over = g["uniform_over_std"]
-        over_text = "—" if over is None else f"{over:.1f}{'' if g['regime_ok'] else ' (**not** > 5)'}"
-        parts.append(f"| {b} | {g['replay_matters']} | {over_text} |")
-    return parts + [""]
 
 
 def page(results: dict, ablations: dict | None, out_dir: str) -> str:
