@@ -3,6 +3,7 @@
 import pytest
 
 from amr.compute import ledger as budget
+from amr.compute import plan as plan_lib
 from amr.compute.plan import check_new_rows, plan_strategy
 from configs.base import get_base_config
 from tests.support.costs import LinearCosts
@@ -95,3 +96,10 @@ def test_bad_new_rows_name_the_key(new_rows, match):
     with pytest.raises(ValueError, match=rf"^replay\.new_rows: .*{match}"):
         plan_strategy(_cfg(new_rows=new_rows), "uniform", LinearCosts(), 2, 4096)
     check_new_rows(_cfg(new_rows=30), 2)  # 30 new + 2 replay rows fit 32, over 2 devices
+
+
+def test_trim_to_budget_finds_the_most_rows_that_fit_and_names_an_unpayable_selection():
+    # spent(n) = 10 n FLOPs against a budget of 200: 20 rows fit, 22 (the next multiple of 2 devices) do not
+    assert plan_lib._trim_to_budget(lambda n: 10.0 * n, lambda n: 9.0 * n, 32, 200.0, 2, "mir") == 20
+    with pytest.raises(ValueError, match=r"replay.zero_cost: mir's selection \(1e\+09 FLOPs per task\)"):
+        plan_lib._trim_to_budget(lambda n: 1e9 + n, lambda n: n, 32, 10.0, 2, "mir")

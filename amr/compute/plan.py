@@ -103,6 +103,27 @@ def replay_rows(cfg, strategy: str, num_devices: int, past_tasks: int = 1) -> in
     return min(replay, batch - num_devices)
 
 
+def _trim_to_budget(spent, training, new_rows: int, naive_task: float, num_devices: int, strategy: str) -> int:
+    """The most new rows (a multiple of the device count) whose task, `spent(rows)` FLOPs, fits the naive budget.
+
+    MIR's selection shrinks with the new rows it differentiates, so search rather than trim once.
+    `training(rows)`: a task's training FLOPs alone at `rows` new rows per step (the error names the rest)."""
+    lo, hi = 1, new_rows // num_devices  # in units of num_devices; hi does not fit
+    if not budget.check_zero_cost(spent(lo * num_devices), naive_task):
+        selection_flops = spent(num_devices) - training(num_devices)
+        raise ValueError(
+            f"replay.zero_cost: {strategy}'s selection ({selection_flops:.3g} FLOPs per task) cannot be paid by trimming new-task rows; lower replay.probe_samples, "
+            f"replay.clusters_per_task, replay.mir_candidates or the methods' work, or set replay.zero_cost=False"
+        )
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if budget.check_zero_cost(spent(mid * num_devices), naive_task, 0.0):
+            lo = mid
+        else:
+            hi = mid
+    return lo * num_devices
+
+
 def plan_strategy(
     cfg,
     strategy: str,
@@ -156,27 +177,15 @@ def plan_strategy(
         new_rows = fixed_new_rows(cfg)
     untrimmed = new_rows
 
+    def training(n: int) -> float:
+        return steps * costs.train(n + replay_batch)
+
     def spent(n: int) -> float:
         per_chunk, boundary = selection(n)
-        return steps * costs.train(n + replay_batch) + chunks * per_chunk + boundary
+        return training(n) + chunks * per_chunk + boundary
 
     if r.zero_cost and strategy != "joint" and not budget.check_zero_cost(spent(new_rows), naive_task, 0.0):
-        # The most new rows (a multiple of the device count) that fit the budget. MIR's selection
-        # shrinks with the new rows it differentiates, so search rather than trim once.
-        lo, hi = 1, new_rows // num_devices  # in units of num_devices; hi does not fit
-        if not budget.check_zero_cost(spent(lo * num_devices), naive_task):
-            selection_flops = spent(num_devices) - steps * costs.train(num_devices + replay_batch)
-            raise ValueError(
-                f"replay.zero_cost: {strategy}'s selection ({selection_flops:.3g} FLOPs per task) cannot be paid by trimming new-task rows; lower replay.probe_samples, "
-                f"replay.clusters_per_task, replay.mir_candidates or the methods' work, or set replay.zero_cost=False"
-            )
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if budget.check_zero_cost(spent(mid * num_devices), naive_task, 0.0):
-                lo = mid
-            else:
-                hi = mid
-        new_rows = lo * num_devices
+        new_rows = _trim_to_budget(spent, training, new_rows, naive_task, num_devices, strategy)
     per_chunk, boundary = selection(new_rows)
     return StrategyPlan(
         strategy=strategy,

@@ -1,8 +1,10 @@
 """A sweep split over worker processes, each pinned to its own cores, then summarised as one sweep.
 
 On a CPU host one training process keeps about 1.25 of its cores busy: the chunk's kernels are too
-small for XLA's intra-op threads. Two processes pinned to one core each finish two runs in about the
-time of 1.3 (experiments/bench_seeds.py measures it on the host: `workers_speedup`). This module runs
+small for XLA's intra-op threads. Two processes pinned to one core each run 8 seeds' chunks 2.06x as fast
+as one process running them in turn (`workers_speedup` of experiments/bench_seeds.py, docs/bench_seeds.json;
+whole runs with their start-up and evaluation gain less: two text runs in 33.6 s against 26.0 s for one).
+This module runs
 
     worker i of n:  the same sweep on every n-th seed (`run_sweep(shard=(i, n))`), pinned to cores
                     i, i+n, ..., in its own workdir <workdir>/workers/<i> (a workdir is one process's:
