@@ -26,6 +26,7 @@ import numpy as np
 from scipy import stats as sps
 
 from amr.analysis import forgetting, provenance
+from amr.io import run_files
 
 CONFIDENCE = 0.95
 POWER, ALPHA, RELATIVE_EFFECT = 0.80, 0.05, 0.10  # the power analysis: detect 10% of uniform's forgetting
@@ -173,11 +174,11 @@ def load_runs(workdir: str, strategy: str, seeds) -> list[dict[str, Any]]:
     `wall_seconds` of its `.seconds` file when there is one."""
     runs = []
     for seed in seeds:
-        path = os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json")
+        path = run_files.run_file(workdir, strategy, seed)
         with open(path, encoding="utf-8") as f:
             runs.append(json.load(f))
-        if os.path.exists(path + ".seconds"):
-            with open(path + ".seconds", encoding="utf-8") as f:
+        if os.path.exists(path + run_files.SECONDS_SUFFIX):
+            with open(path + run_files.SECONDS_SUFFIX, encoding="utf-8") as f:
                 runs[-1].setdefault("wall_seconds", json.load(f)["wall_seconds"])
     return runs
 

@@ -23,7 +23,7 @@ import numpy as np
 from amr.analysis import forgetting as evaluate
 from amr.analysis import plots, provenance, report, stats
 from amr.data.tasks import make_tasks
-from amr.io import faults
+from amr.io import faults, run_files
 from amr.io.metrics_log import MetricsLog
 from amr.io.workdir_lock import WorkdirLock
 from amr.models import make_model
@@ -125,7 +125,7 @@ class _SeedContexts:
 
 def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool = True) -> dict[str, Any]:
     if primary:
-        os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
+        os.makedirs(os.path.join(workdir, run_files.RUNS_DIR), exist_ok=True)
     log = MetricsLog(workdir) if primary else None
     contexts, env = _SeedContexts(ctx, config), provenance.environment()  # recorded in every result
     code = provenance.code_version()  # the commit (and dirty flag) of the checkout holding `amr`, in every run's json
@@ -134,7 +134,7 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
         for strategy in config.strategies:
             compiled = {}  # one compile per strategy (per seed with data.resplit_per_seed)
             for seed in config.seeds:
-                path = os.path.join(workdir, "runs", f"{strategy}_seed{seed}.json")
+                path = run_files.run_file(workdir, strategy, seed)
                 digests = contexts.digests(seed)
                 result = _load_finished_run(path, strategy, seed)
                 if result is None:
@@ -145,7 +145,7 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
                         seed_ctx,
                         compiled[id(seed_ctx)],
                         seed,
-                        os.path.join(workdir, "ckpt", f"{strategy}_seed{seed}"),
+                        run_files.checkpoint_dir(workdir, strategy, seed),
                         log,
                         memory_dir=host_memory.memory_dir(config, workdir),
                     )
@@ -156,7 +156,9 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
                         report.write_json_atomic(path, result)
                         # wall seconds of this call (a resumed run: its last part), beside the result so that
                         # the result itself stays bit-identical between runs of the same seed
-                        report.write_json_atomic(path + ".seconds", {"wall_seconds": time.monotonic() - started})
+                        report.write_json_atomic(
+                            path + run_files.SECONDS_SUFFIX, {"wall_seconds": time.monotonic() - started}
+                        )
                     faults.fault_point("run_json")
                 provenance.require_run_data(result, digests, path)
                 per_strategy.setdefault(strategy, []).append(result)

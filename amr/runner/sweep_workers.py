@@ -20,15 +20,15 @@ sweep redoes the rest itself, so an interrupted or failed split resumes like any
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import time
 
+from amr.io import run_files
+
 WORKERS_DIR = "workers"
 _DROPPED = ("workers", "workdir", "out", "shard")  # flags each worker gets its own value of
-_RUN_FILE = re.compile(r".+_seed\d+\.json")  # `train_and_evaluate`'s finished run file
 
 
 def parse_shard(text: str):
@@ -70,8 +70,12 @@ def finished_run_files(root: str) -> list[str]:
     """Relative paths of every finished run file under `root` (`.../runs/<strategy>_seed<k>.json`)."""
     out = []
     for dirpath, _, files in os.walk(root):
-        if os.path.basename(dirpath) == "runs":
-            out += [os.path.relpath(os.path.join(dirpath, f), root) for f in files if _RUN_FILE.fullmatch(f)]
+        if os.path.basename(dirpath) == run_files.RUNS_DIR:
+            out += [
+                os.path.relpath(os.path.join(dirpath, f), root)
+                for f in files
+                if run_files.RUN_FILE_PATTERN.fullmatch(f)
+            ]
     return sorted(out)
 
 
@@ -92,8 +96,10 @@ def collect(workdir: str, workers: int) -> int:
             if os.path.exists(dst):
                 continue
             os.makedirs(os.path.dirname(dst), exist_ok=True)
-            if os.path.exists(src + ".seconds"):  # first: a run file in place always has its time beside it
-                _copy_atomic(src + ".seconds", dst + ".seconds")
+            if os.path.exists(
+                src + run_files.SECONDS_SUFFIX
+            ):  # first: a run file in place always has its time beside it
+                _copy_atomic(src + run_files.SECONDS_SUFFIX, dst + run_files.SECONDS_SUFFIX)
             _copy_atomic(src, dst)
             copied += 1
     return copied
