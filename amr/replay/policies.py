@@ -50,10 +50,8 @@ from amr.replay import policy_base as base
 from amr.replay import sampling
 from amr.replay._checks import check_choice, check_int, check_real
 from amr.replay.policy_base import Candidates, ReplayPolicy, ReplayState, keep_all  # noqa: F401  (the public types)
-
-REWARDS = ("loss", "loss_increase", "marginal", "benefit")
-REFERENCES = ("sample", "visit", "arm")  # loss_increase's reference; the first is the default
-
+from amr.replay.rewards import REFERENCES, REWARDS  # noqa: F401  (REWARDS, REFERENCES: public)
+from amr.replay.rewards import reward_fn as reward_fn_of
 
 # ---------------------------------------------------------------- the policies without feedback
 
@@ -162,41 +160,6 @@ def mir(
 # ---------------------------------------------------------------- AMR
 
 
-def _at_or_nan(x_N, ids):
-    """x_N[ids], NaN where an id is outside [0, N) (the bandit then ignores the reward).
-
-    (jnp indexing wraps negative ids, even with mode='fill': the mask is explicit.)"""
-    inside = (ids >= 0) & (ids < x_N.shape[0])
-    return jnp.where(inside, x_N[jnp.where(inside, ids, 0)], jnp.nan)
-
-
-def _reward_loss(state, arm_ids, losses, losses_after, sample_ids):
-    return losses
-
-
-def _reward_over_sample(state, arm_ids, losses, losses_after, sample_ids):
-    if sample_ids is None:
-        raise ValueError("sample_ids: the per-sample loss_increase reward needs the observed rows' ids")
-    return losses - _at_or_nan(state.sample_ref, sample_ids)
-
-
-def _reward_over_arm(state, arm_ids, losses, losses_after, sample_ids):
-    return losses - _at_or_nan(state.ref_loss, arm_ids)
-
-
-def _reward_marginal(state, arm_ids, losses, losses_after, sample_ids):
-    if losses_after is None:
-        raise ValueError("losses_after: the 'marginal' reward needs the replayed rows' loss after the update")
-    return losses - losses_after.astype(jnp.float32)
-
-
-def _reward_fn(reward: str, reference: str) -> Callable:
-    """`(state, arm_ids, f32 losses, losses_after, sample_ids) -> f32 rewards` of a reward and reference."""
-    if reward in ("loss_increase", "benefit"):  # benefit's estimator reads the loss increases
-        return _reward_over_arm if reference == "arm" else _reward_over_sample
-    return {"loss": _reward_loss, "marginal": _reward_marginal}[reward]
-
-
 def amr(
     *,
     max_arms: int,
@@ -230,7 +193,7 @@ def amr(
     benefit_alpha = check_real("benefit_alpha", benefit_alpha, 0.0, 1.0, lo_open=True)
     benefit_prior = check_real("benefit_prior", benefit_prior, 0.0, float("inf"), lo_open=False)
     bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
-    reward_fn = _reward_fn(reward, reference)  # chosen here: no string dispatch while tracing
+    reward_fn = reward_fn_of(reward, reference)  # chosen here: no string dispatch while tracing
     records_new, records_replayed = reference != "arm", reference == "visit"
 
     def rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):

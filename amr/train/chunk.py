@@ -52,6 +52,7 @@ from jax.sharding import PartitionSpec as P
 # (the run loop, strategies, host memory, experiments, tests); X lives in <module>.
 from amr.methods import hooks as method_hooks
 from amr.replay import policies as replay_lib
+from amr.replay import rewards as rewards_lib
 from amr.replay import share as share_lib
 from amr.train import flex_batch
 from amr.train import free_embeddings as free_lib
@@ -257,7 +258,7 @@ def _share_signals(replay, out) -> share_lib.ShareSignals:
     the policy keeps no per-sample reference), and the new rows' mean loss."""
     rep = out["rep_losses"]
     if replay.sample_ref.shape[0] > 1:
-        rep = rep - replay_lib._at_or_nan(replay.sample_ref, out["ids"])
+        rep = rep - rewards_lib.at_or_nan(replay.sample_ref, out["ids"])
     return share_lib.ShareSignals(_nanmean(rep), _nanmean(out["new_losses"]))
 
 
