@@ -119,14 +119,25 @@ def summary(bench: str, entry: dict) -> dict:
         "compared": compared,
         "wins": sorted(wins, key=lambda r: r["final_vs"]["mean"]),
         "closest": min(compared, key=lambda r: r["final_vs"]["mean"]) if compared else None,
-        "target_met": (bool(wins) if compared else None),
+        "target_met": _target_met(entry, amr, compared, wins),
         "has_uniform": evidence.REFERENCE in entry["strategies"],
         "over_flops": [r for r in ran if r["flops_ok"] is False],
         "flops_checked": bool(ran) and all(r["flops_ratio"] is not None for r in ran),
-        "missing_entries": [r["entry"] for r in table if not r["ran"]],
+        "missing_entries": [n for n in (evidence.NAIVE, evidence.REFERENCE) if n not in entry["strategies"]]
+        + [r["entry"] for r in table if not r["ran"]],
         "methods_not_run": [m for m in METHODS if m not in present_methods],
         "missing_seeds": {r["entry"]: r["missing_seeds"] for r in table if r["ran"] and r["missing_seeds"]},
     }
+
+
+def _target_met(entry: dict, amr: list, compared: list, wins: list) -> bool | None:
+    """Issue #13's target on one benchmark: False when no AMR combination ran, None when it cannot be checked (no
+    uniform, or no seed shared with uniform's per-seed final losses)."""
+    if evidence.REFERENCE not in entry["strategies"]:
+        return None
+    if not amr:
+        return False
+    return bool(wins) if compared else None
 
 
 def _stat(v: tuple) -> str:
@@ -176,7 +187,8 @@ def cells(r: dict) -> list[str]:
 
 def _entry_delta(r: dict) -> str:
     d = r["final_vs"]
-    return f"`{r['entry']}` (Δ {d['mean']:+.4f} ± {d['ci95']:.4f} over {len(d['seeds'])} seeds)"
+    over = "" if r["flops_ok"] is not False else "; **above naive's FLOPs or over budget**"
+    return f"`{r['entry']}` (Δ {d['mean']:+.4f} ± {d['ci95']:.4f} over {len(d['seeds'])} seeds{over})"
 
 
 def verdict_lines(g: dict) -> list[str]:
@@ -229,7 +241,7 @@ def _target_text(g: dict) -> str:
 def _short(g: dict) -> str:
     best = g["best"]
     best_text = "no method entry has a final average loss" if best is None else f"best `{best['entry']}`"
-    target = {True: "target met", False: "target **not met**", None: "target not checked"}[g["target_met"]]
+    target = {True: "target met", False: "target **not met**", None: "target **cannot be checked**"}[g["target_met"]]
     return f"- **{g['benchmark']}**: {best_text}; {target}."
 
 

@@ -151,11 +151,32 @@ def test_no_amr_combination_beating_uniform_is_said_with_the_numbers():
     assert "- **text**: best `uniform+ewc`; target **not met**." in text
 
 
+def test_without_an_amr_combination_the_target_is_not_met():
+    """Negative control: methods alone and with uniform only; the target is missed because no AMR combination ran."""
+    runs = {k: v for k, v in _runs_of().items() if not k.startswith("amr+")}
+    text = "\n".join(results_methods.methods_section({"text": _entry(runs)}))
+    assert "- **text**: best `uniform+ewc`; target **not met**." in text
+    assert "**not met**: no AMR combination (`amr+<method>` or `amr+tail+<method>`) was run." in text
+    assert "`amr+tail+ewc` not run" in text and "`amr+tail+l2sp` not run" in text
+    no_uniform = {
+        "seeds": SEEDS,
+        "strategies": {k: stats.summarize(v) for k, v in _runs_of().items() if k != "uniform"},
+    }
+    text = "\n".join(results_methods.methods_section({"text": no_uniform}))
+    assert f"- **text**: best `{REC}+ewc`; target **cannot be checked**." in text
+    assert "**cannot be checked**: no `uniform` entry." in text
+    assert "- Missing: `uniform` not run; " in text
+
+
 def test_an_entry_above_naive_flops_is_flagged():
     """Negative control: uniform+ewc at 1.02x naive's measured FLOPs is flagged; 1.004x is within the tolerance."""
     over = results_methods.methods_section({"text": _bench(ewc_flops=10.2)})
     assert _row(over, "`uniform+ewc`")["FLOPs / naive"] == "**1.020 (above naive)**"
     assert "- FLOPs: **above naive fine-tuning's measured FLOPs (or over budget): `uniform+ewc` (1.020×)**." in over
+    runs = _runs_of()
+    runs[f"{REC}+ewc"] = [dict(r, flops={"total": 10.3, "train_new": 8.0}) for r in runs[f"{REC}+ewc"]]
+    text = "\n".join(results_methods.methods_section({"text": _entry(runs)}))
+    assert f"**met** by `{REC}+ewc` (Δ -0.0200 ± 0.0005 over 10 seeds; **above naive's FLOPs or over budget**)" in text
     within = results_methods.methods_section({"text": _bench(ewc_flops=10.04)})
     assert _row(within, "`uniform+ewc`")["FLOPs / naive"] == "1.004"
     assert "- FLOPs: every method entry within 1.005× naive fine-tuning's measured FLOPs." in within
