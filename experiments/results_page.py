@@ -1,6 +1,7 @@
 """Writes docs/RESULTS.md (and its plots) from docs/results.json and docs/ablations.json.
 
-    python -m experiments.results_page   # the Targets section: experiments/results_targets.py
+    python -m experiments.results_page   # the Targets section: experiments/results_targets.py;
+                                         # the Companion methods section: experiments/results_methods.py
 
 Every number on the page comes from those two files, which `experiments/compare.py` and
 `experiments/ablate.py` write; nothing on the page is edited by hand. The page refuses to compare
@@ -19,6 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from amr.analysis import evidence, evidence_md, plots, provenance
 from amr.runner import sweep  # noqa: E402
+from experiments.results_methods import methods_section, pareto_groups  # noqa: E402
 from experiments.results_targets import (  # noqa: E402, F401 (the page's Targets section; tests reach it here too)
     AMR_ENTRIES,
     RECOMMENDED,
@@ -155,7 +157,14 @@ def _pareto_plot(bench: str, entry: dict, out_dir: str) -> str | None:
     if data is None:
         return None
     name = f"results_{bench}_pareto.png"
-    plots.plot_pareto(*data, os.path.join(out_dir, name), title=f"{bench}: forgetting against new-task loss")
+    frontier, points = data
+    plots.plot_pareto(
+        frontier,
+        points,
+        os.path.join(out_dir, name),
+        title=f"{bench}: forgetting against new-task loss",
+        methods=pareto_groups(points) or None,  # companion-method entries: marker by method, colour by combination
+    )
     return name
 
 
@@ -196,6 +205,7 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
         "",
     ]
     parts += targets_section(results["benchmarks"])
+    parts += methods_section(results["benchmarks"])  # nothing without companion-method entries
 
     parts += [
         "## Power: seeds needed to detect 10% less forgetting than uniform",
@@ -230,7 +240,7 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
             s: (e["flops_total"], e["avg_forgetting_mean"], e["avg_forgetting_ci95"])
             for s, e in entry["strategies"].items()
         }
-        plots.plot_forgetting_vs_flops(pts, os.path.join(out_dir, f"results_{bench}.png"))
+        plots.plot_forgetting_vs_flops(pts, os.path.join(out_dir, f"results_{bench}.png"), pareto_groups(pts) or None)
         table = sweep.markdown({"benchmarks": {bench: entry}})
         same = entry.get("same_data", {"ok": True})
         if not same["ok"]:

@@ -211,37 +211,51 @@ def plot_arm_probs(steps, probs_SxK, arm_labels, path) -> str:
     return _save(fig, path)
 
 
-def plot_forgetting_vs_flops(points: dict[str, tuple[float, float, float]], path) -> str:
+def plot_forgetting_vs_flops(
+    points: dict[str, tuple[float, float, float]], path, methods: Mapping | None = None
+) -> str:
     """Average forgetting (± std error bars) against total FLOPs, one marker per strategy.
 
-    The x axis is logarithmic when all FLOPs are positive and span >= 10x.
+    The x axis is logarithmic when all FLOPs are positive and span >= 10x. `methods`: as `plot_pareto`'s, the
+    companion-method points drawn hollow (marker by method, colour by combination) with a legend beside the plot.
     """
     if not isinstance(points, Mapping) or not points:
         raise ValueError("points must be a non-empty dict: strategy -> (flops, avg_forgetting, std)")
-    rows = {}
+    methods = _method_groups(methods, points)
+    rows, grouped = {}, {}
     for name, p in points.items():
         v = _array(p, f"points[{name!r}]", 1)
         if v.shape != (3,):
             raise ValueError(f"points[{name!r}] must be (flops_total, avg_forgetting, std), got {p!r}")
         if v[0] < 0 or v[2] < 0:
             raise ValueError(f"points[{name!r}]: flops and std must be >= 0, got {p!r}")
-        rows[name] = v
+        (grouped if str(name) in methods else rows)[name] = v
 
     fig = _new_figure(6.4, 4.4)
     ax = fig.add_subplot()
     markers = "osD^vP*Xhp<>"
+    known = {}
     for k, ((name, (flops, forg, std)), color) in enumerate(zip(rows.items(), _colors(len(rows)))):
         ax.errorbar(
             [flops], [forg], yerr=[std], fmt=markers[k % len(markers)], color=color, ms=7, capsize=4, label=str(name)
         )
-    if _log_scale([v[0] for v in rows.values()], 10.0):
+        known[str(name)] = color
+    styles = _method_styles(methods, known)
+    for name, (flops, forg, std) in grouped.items():
+        _method_point(ax, flops, None, forg, std, *styles, methods[str(name)])
+    if _log_scale([v[0] for v in (*rows.values(), *grouped.values())], 10.0):
         ax.set_xscale("log")
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xlabel("total FLOPs (training + selection)")
     ax.set_ylabel("average forgetting (loss increase, lower is better)")
     ax.set_title("Forgetting against compute")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    if rows:
+        legend = ax.legend(fontsize=8, loc="best")
+    if grouped:
+        if rows:
+            ax.add_artist(legend)  # kept beside the methods' legend
+        _method_legend(ax, *styles)
     return _save(fig, path)
 
 
@@ -303,7 +317,13 @@ def _xy_ci(p, name: str) -> np.ndarray:
     return v
 
 
-def plot_pareto(frontier: Sequence, points: Mapping, path, title: str = "Forgetting against new-task loss") -> str:
+def plot_pareto(
+    frontier: Sequence,
+    points: Mapping,
+    path,
+    title: str = "Forgetting against new-task loss",
+    methods: Mapping | None = None,
+) -> str:
     """Average forgetting against new-task loss (both mean ± 95% CI): uniform's frontier as a line, strategies as points.
 
     Args:
@@ -311,13 +331,19 @@ def plot_pareto(frontier: Sequence, points: Mapping, path, title: str = "Forgett
         order (at least one point); drawn as one line through the means, each point labelled.
       points: {name: (new_loss, new_ci, forgetting, forgetting_ci)} of every other strategy (may be empty).
       path: PNG file to write.
+      methods: {name: (method, combination)} of the points that are a companion method over a combination
+        (`amr+tail+ewc` -> ("ewc", "amr+tail")). They are drawn hollow, marker by method and colour by combination,
+        with a legend of methods and combinations beside the plot instead of one entry per point; the other points
+        are drawn as without `methods`.
     """
     if isinstance(frontier, (str, bytes)) or not isinstance(frontier, Sequence) or not frontier:
         raise ValueError("frontier must be a non-empty sequence of (label, (new_loss, ci, forgetting, ci))")
     if not isinstance(points, Mapping):
         raise ValueError("points must be a dict: name -> (new_loss, ci, forgetting, ci)")
+    methods = _method_groups(methods, points)
     front = [(str(label), _xy_ci(v, f"frontier[{label!r}]")) for label, v in frontier]
-    rows = {str(k): _xy_ci(v, f"points[{k!r}]") for k, v in points.items()}
+    rows = {str(k): _xy_ci(v, f"points[{k!r}]") for k, v in points.items() if str(k) not in methods}
+    grouped = {str(k): _xy_ci(v, f"points[{k!r}]") for k, v in points.items() if str(k) in methods}
 
     fig = _new_figure(6.8, 4.8)
     ax = fig.add_subplot()
@@ -336,6 +362,7 @@ def plot_pareto(frontier: Sequence, points: Mapping, path, title: str = "Forgett
     for label, v in front:
         ax.annotate(label, (v[0], v[2]), textcoords="offset points", xytext=(5, 4), fontsize=7)
     markers = "osD^vP*Xhp<>"
+    known = {"uniform": "black"}  # a combination's colour: its own point's, the frontier's for uniform
     for k, ((name, v), color) in enumerate(zip(rows.items(), _colors(max(len(rows), 1)))):
         ax.errorbar(
             [v[0]],
@@ -348,10 +375,85 @@ def plot_pareto(frontier: Sequence, points: Mapping, path, title: str = "Forgett
             capsize=3,
             label=name,
         )
+        known[name] = color
+    styles = _method_styles(methods, known)
+    for name, v in grouped.items():
+        _method_point(ax, v[0], v[1], v[2], v[3], *styles, methods[name])
     ax.axhline(0.0, color="grey", lw=0.8)
     ax.set_xlabel("new-task loss, tasks 2..T (lower is better)")
     ax.set_ylabel("average forgetting (lower is better)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    legend = ax.legend(fontsize=7, loc="best")
+    if grouped:
+        ax.add_artist(legend)
+        _method_legend(ax, *styles)
     return _save(fig, path)
+
+
+_METHOD_MARKERS = "osD^vPXhp<>*"
+
+
+def _method_groups(methods, points) -> dict[str, tuple[str, str]]:
+    """A plot's `methods`, checked: {point name: (method, combination)}, every name one of `points`."""
+    if methods is None:
+        return {}
+    if not isinstance(methods, Mapping):
+        raise ValueError("methods must be a dict: point name -> (method, combination)")
+    out = {}
+    for name, group in methods.items():
+        if str(name) not in {str(k) for k in points}:
+            raise ValueError(f"methods[{name!r}]: not one of the points")
+        if isinstance(group, (str, bytes)) or not isinstance(group, Sequence) or len(group) != 2:
+            raise ValueError(f"methods[{name!r}] must be (method, combination), got {group!r}")
+        out[str(name)] = (str(group[0]), str(group[1]))
+    return out
+
+
+def _method_styles(methods: dict[str, tuple[str, str]], known: dict) -> tuple[dict, dict]:
+    """({method: marker}, {combination: colour}) in order of first appearance; a combination drawn as a point of
+    its own (`known`: {name: colour}) keeps that point's colour, the others take Dark2's in turn."""
+    from matplotlib import colormaps
+
+    names = list(dict.fromkeys(m for m, _ in methods.values()))
+    combos = list(dict.fromkeys(c for _, c in methods.values()))
+    cmap = colormaps["Dark2"]
+    spare = iter(cmap(k % cmap.N) for k in range(len(combos)))
+    marker = {m: _METHOD_MARKERS[k % len(_METHOD_MARKERS)] for k, m in enumerate(names)}
+    return marker, {c: known[c] if c in known else next(spare) for c in combos}
+
+
+def _method_point(ax, x, xerr, y, yerr, marker: dict, colour: dict, group: tuple[str, str]) -> None:
+    """One companion-method point: hollow, marker by method, colour by combination, no legend entry of its own."""
+    method, combo = group
+    ax.errorbar(
+        [x],
+        [y],
+        xerr=None if xerr is None else [xerr],
+        yerr=[yerr],
+        fmt=marker[method],
+        color=colour[combo],
+        mfc="none",
+        mew=1.4,
+        ms=7,
+        capsize=2,
+        elinewidth=0.8,
+        label="_nolegend_",
+    )
+
+
+def _method_legend(ax, marker: dict, colour: dict) -> None:
+    """One legend beside the axes: each method's marker, then each combination's colour."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="none", marker=mk, mfc="none", color="0.3", label=m) for m, mk in marker.items()]
+    handles += [Line2D([], [], ls="none", marker="s", color=c, label=f"over {k}") for k, c in colour.items()]
+    ax.legend(
+        handles=handles,
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        title="methods (hollow)",
+        title_fontsize=7,
+        frameon=False,
+    )

@@ -8,6 +8,13 @@
                    +tail: all of a task's replay in its last stretch)
     uniform+ewc    a strategy with one companion method of amr.methods (any of its METHODS: none+ema, amr+lines, ...)
 
+Names stack: `amr+tail+ewc` is amr under the overrides of `tail` and then of `ewc`, merged left to right. Two names
+that set the same key to different values are a ValueError naming the entry, both names and the key, raised when
+the sweep parses its entries (before any run). So `amr+front+tail` (two schedules) and `amr+ewc+l2sp` (each sets
+`methods` to its own method) are rejected; names that agree on a shared key (`amr+steady+benefit` both pool the
+normalisation) stack. A name may appear once per entry. A single-name entry runs, records and is stored exactly as
+before stacking existed.
+
 `RECOMMENDED_AMR` names the recommended default AMR (bandit selection plus a replay schedule at the same mean
 share) and `RECOMMENDED_TWIN` its ablation twin: the same overrides under uniform selection, so the pair
 separates what the schedule gives from what the selection gives.
@@ -77,15 +84,47 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 
 
 def split(entry: str) -> tuple[str, str] | None:
-    """`'amr+steady'` -> `('amr', 'steady')`; None for an entry without `+`."""
+    """`'amr+steady'` -> `('amr', 'steady')`, `'amr+tail+ewc'` -> `('amr', 'tail+ewc')`; None without `+`."""
     if SEP not in entry:
         return None
     base, _, name = entry.partition(SEP)
     return base, name
 
 
+def names(entry: str) -> tuple[str, ...]:
+    """The variant names of an entry, in order: `'amr+tail+ewc'` -> `('tail', 'ewc')`; () without `+`."""
+    parts = split(entry)
+    return () if parts is None else tuple(parts[1].split(SEP))
+
+
+def merged_overrides(entry: str) -> dict:
+    """The overrides of `entry`'s names (each in `VARIANTS`) merged left to right.
+
+    ValueError naming the entry when a name is unknown, empty or repeated, and naming the entry, both names and
+    the key when two names set the same key to different values."""
+    out: dict = {}
+    setter: dict[str, str] = {}  # key -> the name that set it
+    seen = set()
+    for name in names(entry):
+        if name not in VARIANTS:
+            raise ValueError(f"{entry!r}: {name!r} is not a named variant; expected some of {tuple(VARIANTS)}")
+        if name in seen:
+            raise ValueError(f"{entry!r}: the named variant {name!r} appears twice")
+        seen.add(name)
+        for key, value in VARIANTS[name][1].items():
+            if key in out and out[key] != value:
+                raise ValueError(
+                    f"{entry!r}: the named variants {setter[key]!r} and {name!r} set {key!r} to different values "
+                    f"({out[key]!r} and {value!r})"
+                )
+            out[key] = value
+            setter.setdefault(key, name)
+    return out
+
+
 def twin(entry: str, base: str = "uniform") -> str:
-    """The same named variant over another base strategy: `twin('amr+tail')` -> `'uniform+tail'`."""
+    """The same named variant(s) over another base strategy: `twin('amr+tail')` -> `'uniform+tail'`,
+    `twin('amr+tail+ewc')` -> `'uniform+tail+ewc'`."""
     parts = split(entry)
     if parts is None:
         raise ValueError(f"twin: {entry!r} is not a named variant '<strategy>{SEP}<name>'")

@@ -6,6 +6,8 @@ and the headroom grid.
                         added by the sweep for every strategy that trims new rows to pay for its selection
     amr+steady          a named variant (`amr.runner.named_variants`): a strategy under a fixed set of overrides,
                         one idea ablated at a time against uniform
+    amr+tail+ewc        named variants stacked: their overrides merged left to right (two names setting one key to
+                        different values fail by name before any run)
     tilted@-2           a fixed allocation of the replay rows over past tasks (`replay.task_tilt` = -2: the
                         oldest task gets e² times the newest's mass); the best of the grid, chosen on the
                         same seeds it is reported on, is the headroom of any task-level allocation
@@ -68,18 +70,38 @@ def parse_share(entry: str, strategies) -> Variant | None:
 
 
 def parse_named(entry: str, strategies) -> Variant | None:
-    """`<strategy>+<name>` -> its Variant (`named_variants.VARIANTS[name]`'s overrides); None without `+`."""
+    """`<strategy>+<name>[+<name>...]` -> its Variant; None without `+`.
+
+    One name: `named_variants.VARIANTS[name]`'s overrides, recorded as before stacking existed. Several: their
+    overrides merged left to right (`named_variants.merged_overrides`: a ValueError naming the entry, both names and
+    the key when two set one key to different values); the meta's `name` is the names joined by `+`, `names` lists
+    them and `note` joins their notes."""
     parts = named_variants.split(entry)
     if parts is None:
         return None
-    base, name = parts
-    if base not in strategies or name not in named_variants.VARIANTS:
+    base, names = parts[0], named_variants.names(entry)
+    if base not in strategies or not all(n in named_variants.VARIANTS for n in names):
         raise ValueError(
-            f"strategies: {entry!r} is not '<strategy>+<name>' with a strategy of {tuple(strategies)} and a name of "
-            f"{tuple(named_variants.VARIANTS)}"
+            f"strategies: {entry!r} is not '<strategy>+<name>[+<name>...]' with a strategy of {tuple(strategies)} "
+            f"and names of {tuple(named_variants.VARIANTS)}"
         )
-    note, overrides = named_variants.VARIANTS[name]
-    meta = {"kind": evidence.NAMED, "base": base, "name": name, "note": note, "overrides": dict(overrides)}
+    if len(names) == 1:
+        note, overrides = named_variants.VARIANTS[names[0]]
+        meta = {"kind": evidence.NAMED, "base": base, "name": names[0], "note": note, "overrides": dict(overrides)}
+        return Variant(entry, base, dict(overrides), meta)
+    try:
+        overrides = named_variants.merged_overrides(entry)
+    except ValueError as err:
+        raise ValueError(f"strategies: {err}") from None
+    note = "; ".join(f"{n}: {named_variants.VARIANTS[n][0]}" for n in names)
+    meta = {
+        "kind": evidence.NAMED,
+        "base": base,
+        "name": named_variants.SEP.join(names),
+        "names": list(names),
+        "note": note,
+        "overrides": dict(overrides),
+    }
     return Variant(entry, base, dict(overrides), meta)
 
 
