@@ -4,10 +4,12 @@ import copy
 import json
 import os
 
+import hypothesis
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
-from amr.analysis import stats
+from amr.analysis import evidence, stats
 from amr.runner import named_variants, sweep, variants
 from experiments import results_page, update_readme
 
@@ -159,6 +161,80 @@ def test_the_committed_results_render():
         for name in results_page.AMR_ENTRIES:
             cells = _cells(lines, bench, name)
             assert (cells["target met"] == "—") == (name not in entry["strategies"])
+
+
+# uniform's frontier of a benchmark with new-task loss not monotone in the share (as on styles, where it is 0.5979,
+# 0.5985, 0.5972, 0.5979 by share): (label, new-task loss, average forgetting)
+STYLES_LIKE = [
+    ("uniform@1/32", 0.5979, 0.091),
+    ("uniform@2/32", 0.5985, 0.085),
+    ("uniform", 0.5972, 0.072),
+    ("uniform@8/32", 0.5979, 0.011),
+]
+
+
+def test_the_margin_to_a_non_monotone_frontier_by_hand():
+    """At new-task loss 0.5975 the segment uniform@1/32-uniform@2/32 lies right of it (infeasible), uniform@2/32-
+    uniform reaches it from t = 10/13 on (least forgetting 0.072, at uniform) and uniform-uniform@8/32 up to
+    t = 3/7 (forgetting 0.072 - 0.061 * 3/7 = 0.045857): the least is on the last one."""
+    reached = 0.072 + (3 / 7) * (0.011 - 0.072)
+    r = evidence.frontier_margin(STYLES_LIKE, 0.5975, 0.05)
+    assert r["reached"] == pytest.approx(reached) and r["margin"] == pytest.approx(0.05 - reached)  # +0.0041
+    assert not r["below"] and r["between"] == ["uniform", "uniform@8/32"]
+    assert r["at"]["new_task_loss"] == pytest.approx(0.5975)
+    below = evidence.frontier_margin(STYLES_LIKE, 0.5975, 0.04)
+    assert below["below"] and below["margin"] == pytest.approx(0.04 - reached)  # -0.0059
+    # at 0.5980 every segment is at least partly feasible and the least is uniform@8/32 itself
+    at_vertex = evidence.frontier_margin(STYLES_LIKE, 0.5980, 0.02)
+    assert at_vertex["reached"] == 0.011 and at_vertex["between"] == ["uniform@8/32"]
+    assert at_vertex["margin"] == pytest.approx(0.009) and not at_vertex["below"]
+    # a frontier point the frontier itself dominates (uniform@2/32: uniform has less of both) is not below when
+    # shifted down a little: "below" is against the whole curve, not against its own point
+    assert not evidence.frontier_margin(STYLES_LIKE, 0.5985, 0.080)["below"]
+
+
+_coord = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
+_shift = st.floats(1e-6, 10, allow_nan=False)  # "any positive amount" above float resolution at these magnitudes
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(points=st.lists(st.tuples(_coord, _coord), min_size=2, max_size=6), pick=st.integers(0, 5), d=_shift)
+def test_a_frontier_point_shifted_up_is_never_below_any_frontier(points, pick, d):
+    """Any frontier, monotone or not: the point itself reaches the entry's new-task loss with less forgetting."""
+    curve = [(f"p{i}", x, y) for i, (x, y) in enumerate(points)]
+    _, x, y = curve[pick % len(curve)]
+    r = evidence.frontier_margin(curve, x, y + d)
+    assert not r["below"] and r["margin"] >= (y + d) - y > 0
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(
+    steps=st.lists(st.tuples(st.floats(1e-3, 1), st.floats(1e-3, 1)), min_size=2, max_size=6),
+    start=st.tuples(_coord, _coord),
+    pick=st.integers(0, 5),
+    d=_shift,
+)
+def test_a_trade_off_frontier_point_shifted_down_is_below(steps, start, pick, d):
+    """A trade-off frontier (new-task loss rising, forgetting falling with the share): every frontier point shifted
+    down by d is below, by a margin of -d; the same point shifted up by d at the same new-task loss is not."""
+    x, y = start
+    curve = []
+    for i, (dx, dy) in enumerate(steps):
+        curve.append((f"p{i}", x, y))
+        x, y = x + dx, y - dy
+    _, x, y = curve[pick % len(curve)]
+    down, up = evidence.frontier_margin(curve, x, y - d), evidence.frontier_margin(curve, x, y + d)
+    assert down["below"] and down["margin"] == pytest.approx(-d, rel=1e-6, abs=1e-9)
+    assert not up["below"] and up["margin"] == pytest.approx(d, rel=1e-6, abs=1e-9)
+
+
+@hypothesis.settings(max_examples=200, deadline=None)
+@hypothesis.given(points=st.lists(st.tuples(_coord, _coord), min_size=2, max_size=6), d=_shift)
+def test_the_least_forgetting_frontier_point_shifted_down_is_below_any_frontier(points, d):
+    """Any frontier, monotone or not: no point of its segments forgets less than its least-forgetting point."""
+    curve = [(f"p{i}", x, y) for i, (x, y) in enumerate(points)]
+    _, x, y = min(curve, key=lambda c: (c[2], c[1]))
+    assert evidence.frontier_margin(curve, x, y - d)["below"]
 
 
 def test_the_readme_stands_table_leads_with_the_recommended_amr_and_its_twin():

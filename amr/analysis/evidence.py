@@ -15,6 +15,10 @@ lack what they need: the page prints "n/a").
     share-matched  a strategy whose replay share varies (`replay.share` != 'fixed') against uniform at the SAME
                    realised share: uniform's frontier (its default share and every `uniform@k/n`) interpolated
                    linearly, seed by seed, at the strategy's mean realised `replay_share`.
+    below frontier an entry's point (new-task loss over tasks 2..T, average forgetting; means over seeds) against
+                   uniform's frontier joined by straight segments in share order: below when no point of that
+                   curve has both coordinates at most the entry's; the margin is the entry's forgetting minus
+                   the least the curve reaches at a new-task loss at most the entry's (negative = below).
     headroom       the best fixed allocation over past tasks of a small grid (`tilted@<tilt>` entries, chosen
                    on the seeds it is reported on: an optimistic, over-budget reference) against uniform,
                    beside AMR's own paired difference.
@@ -235,3 +239,79 @@ def pareto(entry: dict[str, Any]) -> tuple[list, dict] | None:
             points[name] = _xy(e)
     frontier = [(label, _xy(e)) for _, label, e in sorted(shares, key=lambda t: t[0])]
     return frontier, points
+
+
+def uniform_frontier(entry: dict[str, Any]) -> list[tuple[str, float, float]] | None:
+    """[(name, new-task loss mean over tasks 2..T, average forgetting mean)] of uniform at its default share and
+    every frontier entry (`frontier_points`), in share order; None when any of them lacks either mean."""
+    names = {id(e): n for n, e in entry.get("strategies", {}).items()}
+    curve = []
+    for _, e in frontier_points(entry):
+        xy = _xy(e)
+        if xy is None:
+            return None
+        curve.append((names[id(e)], float(xy[0]), float(xy[2])))
+    return curve
+
+
+def frontier_margin(curve: list[tuple[str, float, float]], new: float, forgetting: float) -> dict[str, Any]:
+    """Where the point (`new` new-task loss, `forgetting`) lies against the piecewise-linear curve through `curve`
+    [(label, new-task loss, forgetting)] (consecutive points joined by straight segments; the curve need not be
+    monotone in either coordinate).
+
+    On each segment the new-task loss is linear in its parameter t in [0, 1], so the part at a new-task loss at most
+    `new` is an interval of t, and the forgetting, linear too, is least at one of its ends. `reached` is the least
+    forgetting over those parts, `margin` = `forgetting` - `reached`, `below` = margin < 0 (no point of the curve
+    has both a new-task loss and a forgetting at most the point's), `at` the curve's point reaching it and
+    `between` the labels of the frontier points bracketing it (one label when it is a frontier point itself;
+    the first in curve order on a tie). When no point of the curve has a new-task loss at most `new` (the point
+    lies left of the whole frontier) it is below with margin None and a `note` saying so."""
+    if not curve:
+        raise ValueError("frontier_margin: an empty frontier")
+    best = None  # (forgetting reached, new-task loss there, labels)
+    for (la, xa, ya), (lb, xb, yb) in list(zip(curve, curve[1:])) or [(curve[0], curve[0])]:
+        dx = xb - xa
+        if dx == 0:
+            ends = (0.0, 1.0) if xa <= new else ()
+        elif dx > 0:  # new-task loss rises along the segment: feasible from t = 0 up to where it reaches `new`
+            t = (new - xa) / dx
+            ends = (0.0, min(1.0, t)) if t >= 0 else ()
+        else:  # it falls: feasible from where it has dropped to `new` up to t = 1
+            t = (new - xa) / dx
+            ends = (max(0.0, t), 1.0) if t <= 1 else ()
+        for t in ends:
+            y = ya if t == 0 else yb if t == 1 else (1 - t) * ya + t * yb
+            x = xa if t == 0 else xb if t == 1 else (1 - t) * xa + t * xb
+            labels = [la] if t == 0 else [lb] if t == 1 else [la, lb]
+            if best is None or y < best[0]:
+                best = (y, x, labels)
+    if best is None:
+        return {
+            "below": True,
+            "margin": None,
+            "reached": None,
+            "at": None,
+            "between": [],
+            "note": "left of the whole frontier: no frontier point has a new-task loss at most its own",
+        }
+    margin = forgetting - best[0]
+    return {
+        "below": bool(margin < 0),
+        "margin": margin,
+        "reached": best[0],
+        "at": {"new_task_loss": best[1], "avg_forgetting": best[0]},
+        "between": best[2],
+        "note": None,
+    }
+
+
+def vs_frontier(entry: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """`frontier_margin` of strategy `name`'s point (means over seeds) against `uniform_frontier`, with the
+    frontier's labels under "frontier"; None (n/a) when the entry was not run, lacks either mean, or the frontier
+    has fewer than 2 points or a point without both means."""
+    e = entry.get("strategies", {}).get(name)
+    curve = uniform_frontier(entry)
+    xy = _xy(e) if e else None
+    if xy is None or curve is None or len(curve) < 2:
+        return None
+    return {**frontier_margin(curve, float(xy[0]), float(xy[2])), "frontier": [c[0] for c in curve]}
