@@ -20,6 +20,11 @@ REC, TWIN = named_variants.RECOMMENDED_AMR, named_variants.RECOMMENDED_TWIN
 U_AF = np.array([0.100 + 0.004 * k + 0.002 * ((7 * k) % 5) for k in SEEDS])
 U_FINAL = np.array([3.0 + 0.01 * k for k in SEEDS])
 JITTER = np.array([0.0005 * ((3 * k) % 4 - 1.5) for k in SEEDS])
+DEFAULT_SHARE = 2 / 32  # uniform's default share; its new-task loss is 2.0, as every entry's unless said otherwise
+# uniform's other shares: {name: (share, new-task loss, average forgetting as a multiple of uniform's)}; the
+# recommended AMR (new-task loss 2.0, less forgetting than uniform) lies below this frontier
+FRONTIER = {"uniform@1/32": (1 / 32, 1.99, 1.3), "uniform@8/32": (8 / 32, 2.02, 0.3)}
+MIR_SHIFT = 0.03  # mir's final loss over uniform's: above the recommended AMR's in every case below
 
 
 def _runs(af, final, new=2.0, flops=10.0):
@@ -50,18 +55,25 @@ def _entry(runs: dict) -> dict:
     return {"tasks": ["a", "b", "c"], "seeds": SEEDS, "strategies": s, "regime": stats.regime(runs["uniform"])}
 
 
-def _bench(ratio=0.85, final_shift=-0.01, twin_ratio=0.95):
-    """uniform, none, amr (no gain), the recommended AMR at `ratio` x uniform's forgetting with its final loss
-    shifted by `final_shift`, and its twin at `twin_ratio`."""
-    return _entry(
-        {
-            "uniform": _runs(U_AF, U_FINAL),
-            "none": _runs(2 * U_AF, U_FINAL + 0.1),
-            "amr": _runs(U_AF + JITTER, U_FINAL + JITTER),
-            REC: _runs(ratio * U_AF + JITTER, U_FINAL + final_shift + JITTER),
-            TWIN: _runs(twin_ratio * U_AF - JITTER, U_FINAL - JITTER),
-        }
-    )
+def _bench(ratio=0.85, final_shift=-0.01, twin_ratio=0.95, rec_new=2.0, frontier=FRONTIER, mir_shift=MIR_SHIFT):
+    """uniform, none, amr (no gain), the recommended AMR at `ratio` x uniform's forgetting and new-task loss
+    `rec_new` with its final loss shifted by `final_shift`, its twin at `twin_ratio`, uniform's `frontier` entries
+    and mir (final loss shifted by `mir_shift` from uniform's; not run when None)."""
+    runs = {
+        "uniform": _runs(U_AF, U_FINAL),
+        "none": _runs(2 * U_AF, U_FINAL + 0.1),
+        "amr": _runs(U_AF + JITTER, U_FINAL + JITTER),
+        REC: _runs(ratio * U_AF + JITTER, U_FINAL + final_shift + JITTER, new=rec_new),
+        TWIN: _runs(twin_ratio * U_AF - JITTER, U_FINAL - JITTER),
+    }
+    runs.update({name: _runs(k * U_AF, U_FINAL, new=new) for name, (_, new, k) in frontier.items()})
+    if mir_shift is not None:
+        runs["mir"] = _runs(1.1 * U_AF, U_FINAL + mir_shift)
+    entry = _entry(runs)
+    entry["config"] = {"replay": {"fraction": DEFAULT_SHARE}}
+    for name, (share, _, _) in frontier.items():
+        entry["strategies"][name]["variant"] = {"kind": "frontier", "base": "uniform", "replay_fraction": share}
+    return entry
 
 
 def _cells(lines, bench, entry):
@@ -148,7 +160,10 @@ def test_results_without_the_recommended_entry_or_per_seed_final_loss_still_rend
     assert "| text | — | — | — | — |" in "\n".join(lines)
     cells = _cells(lines, "digits", REC)
     assert cells["final avg loss paired Δ ± CI95"] == "n/a" and cells["target met"] == "**no**"
-    assert results_page.targets("digits", stripped, REC)["missed"] == ["final loss (not recorded)"]
+    assert results_page.targets("digits", stripped, REC)["missed"] == [
+        "final loss (not recorded)",
+        "final loss vs MIR (not recorded)",  # mir ran, but its per-seed final losses were not recorded
+    ]
     text = results_page.page({"benchmarks": {"text": old, "digits": stripped}}, None, str(tmp_path))
     assert "## Targets" in text and "### What the selection adds" in text
 
@@ -191,6 +206,104 @@ def test_the_margin_to_a_non_monotone_frontier_by_hand():
     # a frontier point the frontier itself dominates (uniform@2/32: uniform has less of both) is not below when
     # shifted down a little: "below" is against the whole curve, not against its own point
     assert not evidence.frontier_margin(STYLES_LIKE, 0.5985, 0.080)["below"]
+
+
+def test_a_dominated_entry_is_above_a_non_monotone_frontier_and_misses_the_target():
+    """Negative control through `targets`: the recommended AMR (new-task loss 2.0, 0.85x uniform's forgetting m)
+    against shares with new-task loss 1.995, 2.0, 1.99, 2.01 and forgetting 1.3m, m, 0.9m, 0.3m. The segment
+    uniform@4/32-uniform@8/32 reaches new-task loss 2.0 at t = 1/2, forgetting 0.6m < 0.85m: dominated, margin
+    +0.25m. (Sorted by new-task loss the curve would read m at 2.0, and AMR would wrongly lie below.)"""
+    frontier = {
+        "uniform@1/32": (1 / 32, 1.995, 1.3),
+        "uniform@4/32": (4 / 32, 1.99, 0.9),
+        "uniform@8/32": (8 / 32, 2.01, 0.3),
+    }
+    bench = _bench(frontier=frontier)
+    m = bench["strategies"]["uniform"]["avg_forgetting_mean"]
+    r = results_page.targets("text", bench, REC)
+    f = r["frontier"]
+    assert f["frontier"] == ["uniform@1/32", "uniform", "uniform@4/32", "uniform@8/32"]  # share order
+    assert f["reached"] == pytest.approx(0.6 * m) and f["margin"] == pytest.approx(0.25 * m)
+    assert not f["below"] and f["between"] == ["uniform@4/32", "uniform@8/32"]
+    assert r["below_frontier"] is False and not r["met"] and r["missed"] == ["below frontier"]
+    cells = _cells(results_page.targets_section({"text": bench}), "text", REC)
+    assert cells["below uniform frontier (margin)"] == (
+        f"**no** (+{0.25 * m:.4f}, between `uniform@4/32` and `uniform@8/32`)"
+    )
+    assert cells["target met"] == "**no**"
+
+
+def test_an_entry_below_the_frontier_meets_it_with_its_margin():
+    bench = _bench()
+    m = bench["strategies"]["uniform"]["avg_forgetting_mean"]
+    r = results_page.targets("text", bench, REC)
+    f = r["frontier"]  # at new-task loss 2.0 the least forgetting is uniform's own (m): share 1/32 forgets more
+    assert f["below"] and f["margin"] == pytest.approx(-0.15 * m) and f["between"] == ["uniform"] and r["met"]
+    cell = _cells(results_page.targets_section({"text": bench}), "text", REC)["below uniform frontier (margin)"]
+    assert cell == f"yes ({-0.15 * m:+.4f}, at `uniform`)"
+    bench["strategies"]["amr"]["avg_forgetting_mean"] = m  # amr's point is then uniform's: on the frontier, not below
+    amr = results_page.targets("text", bench, "amr")
+    assert amr["frontier"]["margin"] == 0 and not amr["frontier"]["below"] and "below frontier" in amr["missed"]
+
+
+def test_an_entry_left_of_the_whole_frontier_is_below_without_a_margin():
+    bench = _bench(rec_new=1.98)  # the frontier's least new-task loss is 1.99
+    r = results_page.targets("text", bench, REC)
+    f = r["frontier"]
+    assert f["below"] and f["margin"] is None and "left of the whole frontier" in f["note"]
+    assert r["met"] and r["missed"] == []
+    cells = _cells(results_page.targets_section({"text": bench}), "text", REC)
+    assert cells["below uniform frontier (margin)"] == "yes (left of the frontier)"
+
+
+@pytest.mark.parametrize("frontier", [{}, None], ids=["uniform only", "no new-task loss"])
+def test_a_frontier_of_fewer_than_two_points_or_without_the_new_task_loss_is_na_and_not_met(frontier):
+    bench = _bench(frontier=FRONTIER if frontier is None else frontier)
+    if frontier is None:  # a frontier point recorded before the new-task loss over tasks 2..T existed
+        del bench["strategies"]["uniform@8/32"][f"{stats.NEW_TASK_LOSS}_mean"]
+    r = results_page.targets("text", bench, REC)
+    assert r["frontier"] is None and r["below_frontier"] is None
+    assert r["met"] is False and r["missed"] == ["below frontier (not recorded)"]
+    lines = results_page.targets_section({"text": bench})
+    cells = _cells(lines, "text", REC)
+    assert cells["below uniform frontier (margin)"] == "n/a" and cells["target met"] == "**no**"
+    assert f"- `{REC}` (recommended): **misses the targets on text (below frontier (not recorded))**." in lines
+
+
+def test_final_loss_at_most_mirs():
+    """Below MIR's (Δ -0.04), equal to it (Δ 0: "at most"), above it (negative control, Δ +0.01) and not run."""
+    below = results_page.targets("text", _bench(), REC)
+    assert below["vs_mir"]["mean"] == pytest.approx(-0.04) and below["mir_ok"] and below["met"]
+    cells = _cells(results_page.targets_section({"text": _bench()}), "text", REC)
+    assert cells["final avg loss Δ vs `mir` ± CI95"].startswith("**-0.0400 ± ")
+    assert cells["final loss ≤ MIR's"] == "yes"
+
+    equal = _bench()
+    mir = equal["strategies"]["mir"]
+    mir["final_avg_loss_per_seed"] = list(equal["strategies"][REC]["final_avg_loss_per_seed"])
+    r = results_page.targets("text", equal, REC)
+    assert r["vs_mir"]["mean"] == 0 and r["mir_ok"] and r["met"]
+
+    above = _bench(mir_shift=-0.02)  # mir's final loss 0.02 under uniform's, AMR's 0.01 under: AMR is 0.01 above
+    r = results_page.targets("text", above, REC)
+    assert r["vs_mir"]["mean"] == pytest.approx(0.01) and r["mir_ok"] is False
+    assert not r["met"] and r["missed"] == ["final loss vs MIR"]
+    cells = _cells(results_page.targets_section({"text": above}), "text", REC)
+    assert cells["final avg loss Δ vs `mir` ± CI95"].startswith("**+0.0100 ± ")
+    assert cells["final loss ≤ MIR's"] == "**no**" and cells["target met"] == "**no**"
+
+    absent = _bench(mir_shift=None)
+    r = results_page.targets("text", absent, REC)
+    assert r["vs_mir"] is None and r["mir_ok"] is None
+    assert r["met"] is False and r["missed"] == ["final loss vs MIR (not run)"]
+    cells = _cells(results_page.targets_section({"text": absent}), "text", REC)
+    assert (cells["final avg loss Δ vs `mir` ± CI95"], cells["final loss ≤ MIR's"]) == ("n/a", "n/a")
+
+
+def test_the_section_states_both_new_targets():
+    text = " ".join(results_page.targets_section({"text": _bench()}))
+    assert "below uniform's frontier" in text and "final average loss at most MIR's" in text
+    assert "negative = below" in text and "n/a, and not met" in text
 
 
 _coord = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
