@@ -1,10 +1,11 @@
-"""Writes docs/RESULTS.md (and its plots) from docs/results.json and docs/ablations.json.
+"""Writes docs/RESULTS.md (and its plots) from docs/results.json, docs/ablations.json and docs/results_methods.json.
 
     python -m experiments.results_page   # the Targets section: experiments/results_targets.py;
                                          # the Companion methods section: experiments/results_methods.py
 
-Every number on the page comes from those two files, which `experiments/compare.py` and
-`experiments/ablate.py` write; nothing on the page is edited by hand. The page refuses to compare
+Every number on the page comes from those files, which `experiments/compare.py` and
+`experiments/ablate.py` write (the methods file, when present, is a companion-methods sweep of its own:
+its section compares its rows only with each other); nothing on the page is edited by hand. The page refuses to compare
 runs of a seed whose data digests differ (`amr.analysis.provenance.DataMismatch`, no page written), and
 says beside each benchmark which commit its runs were made from, with a caveat when they differ or
 were made from a modified (dirty) tree.
@@ -40,6 +41,11 @@ from experiments.results_targets import (  # noqa: E402, F401 (the page's Target
 _RESULTS = flags.DEFINE_string("results", "docs/results.json", "compare.py's combined JSON.")
 _ABLATIONS = flags.DEFINE_string("ablations", "docs/ablations.json", "ablate.py's JSON (optional).")
 _OUT = flags.DEFINE_string("out", "docs/RESULTS.md", "The page; plots go next to it.")
+_METHODS = flags.DEFINE_string(
+    "methods_results",
+    "docs/results_methods.json",
+    "compare.py's JSON of a companion-methods sweep (optional): its own sweep, so its own none/uniform/AMR rows.",
+)
 
 
 def data_check(bench: str, entry: dict) -> str:
@@ -151,12 +157,12 @@ def _ablation_summary(bench: str, abls: dict, results: dict) -> str:
     return "\n".join(lines)
 
 
-def _pareto_plot(bench: str, entry: dict, out_dir: str) -> str | None:
-    """Writes results_<bench>_pareto.png and returns its name (None when the runs lack the new-task loss)."""
+def _pareto_plot(bench: str, entry: dict, out_dir: str, prefix: str = "results") -> str | None:
+    """Writes <prefix>_<bench>_pareto.png and returns its name (None when the runs lack the new-task loss)."""
     data = evidence.pareto(entry)
     if data is None:
         return None
-    name = f"results_{bench}_pareto.png"
+    name = f"{prefix}_{bench}_pareto.png"
     frontier, points = data
     plots.plot_pareto(
         frontier,
@@ -168,8 +174,39 @@ def _pareto_plot(bench: str, entry: dict, out_dir: str) -> str | None:
     return name
 
 
-def page(results: dict, ablations: dict | None, out_dir: str) -> str:
+def _methods_sweep_section(methods_results: dict, out_dir: str) -> list[str]:
+    """The Companion methods section from a methods sweep of its own (`--methods_results`): every row, the
+    references included, from that one sweep; its code and data lines and a Pareto plot per benchmark."""
+    benchmarks = methods_results["benchmarks"]
+    parts = methods_section(benchmarks)
+    if not parts:
+        return []
+    notes = [
+        "These rows come from a sweep of their own (`--methods_results`), references (`none`, `uniform`, the AMR "
+        "entries) included, so they are compared only with each other, never with the Targets section's runs.",
+        "",
+    ]
+    for bench, entry in benchmarks.items():
+        asked = [n for n in entry.get("strategies", {}) if "@" not in n]  # compare adds the same-split controls
+        seeds = ",".join(str(k) for k in entry.get("seeds", []))
+        notes += [
+            f"Regenerate {bench}'s rows: `python -m experiments.compare --workers=2 --benchmarks={bench} "
+            f"--strategies={','.join(asked)} --seeds={seeds} --frontier= --headroom= "
+            "--out=docs/results_methods.json`",
+            "",
+        ]
+    for bench, entry in benchmarks.items():
+        plot = _pareto_plot(bench, entry, out_dir, prefix="results_methods")
+        notes += [f"- {bench}: {code_check(entry)} {data_check(bench, entry)}"]
+        if plot:
+            notes += [f"  ![{bench}: companion methods, forgetting against new-task loss]({plot})"]
+    return parts[:2] + notes + [""] + parts[2:]
+
+
+def page(results: dict, ablations: dict | None, out_dir: str, methods_results: dict | None = None) -> str:
     data_lines = {b: data_check(b, e) for b, e in results["benchmarks"].items()}  # refuse before any plot
+    for b, e in ((methods_results or {}).get("benchmarks") or {}).items():
+        data_check(b, e)  # a methods sweep with mismatched data refuses too, before any plot
     m = results.get("machine", {})
     parts = [
         "# Results",
@@ -205,7 +242,10 @@ def page(results: dict, ablations: dict | None, out_dir: str) -> str:
         "",
     ]
     parts += targets_section(results["benchmarks"])
-    parts += methods_section(results["benchmarks"])  # nothing without companion-method entries
+    if methods_results is not None:
+        parts += _methods_sweep_section(methods_results, out_dir)
+    else:
+        parts += methods_section(results["benchmarks"])  # nothing without companion-method entries
 
     parts += [
         "## Power: seeds needed to detect 10% less forgetting than uniform",
@@ -323,9 +363,13 @@ def main(argv):
     if os.path.exists(_ABLATIONS.value):
         with open(_ABLATIONS.value, encoding="utf-8") as f:
             ablations = json.load(f)
+    methods_results = None
+    if _METHODS.value and os.path.exists(_METHODS.value):
+        with open(_METHODS.value, encoding="utf-8") as f:
+            methods_results = json.load(f)
     out_dir = os.path.dirname(os.path.abspath(_OUT.value))
     try:
-        text = page(results, ablations, out_dir)
+        text = page(results, ablations, out_dir, methods_results)
     except provenance.DataMismatch as err:
         raise SystemExit(f"results_page: {err}") from None
     with open(_OUT.value, "w", encoding="utf-8") as f:

@@ -263,3 +263,27 @@ def test_plot_pareto_checks_its_method_groups(tmp_path):
     assert os.path.getsize(
         plots.plot_pareto(frontier, points, tmp_path / "p.png", methods={"uniform+ewc": ("ewc", "uniform")})
     )
+
+
+def test_a_methods_sweep_of_its_own_gets_the_section_with_its_code_data_and_plot(tmp_path):
+    """`--methods_results`: the section comes from that file only (its own references), with a Pareto plot per
+    benchmark; the main results, which have no method entries, keep their own tables."""
+    main = _entry({"uniform": _runs(U_AF, U_FINAL), "none": _runs(2 * U_AF, U_FINAL + 0.1)})
+    methods = _bench()
+    methods["config"] = {"replay": {"fraction": 0.0625}}
+    text = results_page.page({"benchmarks": {"text": main}}, None, str(tmp_path), {"benchmarks": {"subpop": methods}})
+    assert "## Companion methods (issue #13)" in text and "### subpop: companion methods" in text
+    assert "### text: companion methods" not in text
+    assert "a sweep of their own" in text and "- subpop: Code: not recorded" in text
+    assert os.path.exists(tmp_path / "results_methods_subpop_pareto.png")
+    assert "(results_methods_subpop_pareto.png)" in text
+    # negative control: the same page without the methods sweep has no such section
+    plain = results_page.page({"benchmarks": {"text": main}}, None, str(tmp_path / "plain"))
+    assert "## Companion methods" not in plain
+
+
+def test_a_methods_sweep_with_mismatched_data_refuses_the_page(tmp_path):
+    methods = _bench()
+    methods["data"] = {"per_run": {"uniform": {"0": "aa"}, "none": {"0": "bb"}}}  # seed 0's runs: different data
+    with pytest.raises(results_page.provenance.DataMismatch):
+        results_page.page({"benchmarks": {}}, None, str(tmp_path), {"benchmarks": {"subpop": methods}})
