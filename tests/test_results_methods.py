@@ -14,42 +14,19 @@ from amr.analysis import plots, stats
 from amr.methods.registry import METHODS
 from amr.runner import named_variants
 from experiments import results_methods, results_page
+from tests.support import summaries
+from tests.support.summaries import JITTER, SEEDS, U_AF, U_FINAL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEEDS = list(range(10))
 REC = named_variants.RECOMMENDED_AMR
-U_AF = np.array([0.100 + 0.004 * k + 0.002 * ((7 * k) % 5) for k in SEEDS])
-U_FINAL = np.array([3.0 + 0.01 * k for k in SEEDS])
 U_NEW = np.array([2.0 + 0.003 * k for k in SEEDS])
-JITTER = np.array([0.0005 * ((3 * k) % 4 - 1.5) for k in SEEDS])
 
 
-def _runs(af, final, new=U_NEW, flops=10.0, seeds=SEEDS):
-    return [
-        {
-            "seed": k,
-            "avg_forgetting": float(af[k]),
-            "max_forgetting": float(2 * af[k]),
-            "new_task_loss": float(new[k]),
-            stats.NEW_TASK_LOSS: float(new[k]),
-            "final_avg_loss": float(final[k]),
-            "forgetting_per_task": [float(af[k])] * 2,
-            "loss_matrix": [[1.0] * 3] * 3,
-            "within_budget": True,
-            "flops": {"total": flops, "train_new": 8.0},
-        }
-        for k in seeds
-    ]
+def _runs(af, final, new=U_NEW, **kw):
+    return summaries.runs(af, final, new, **kw)
 
 
-def _entry(runs: dict) -> dict:
-    """A sweep entry built like `sweep.summarize_benchmark`: summaries and the paired comparison with uniform."""
-    s = {}
-    for name, r in runs.items():
-        s[name] = stats.summarize(r)
-        if name != "uniform":
-            s[name]["vs_uniform"] = stats.paired(r, runs["uniform"])
-    return {"tasks": ["a", "b", "c"], "seeds": SEEDS, "strategies": s, "regime": stats.regime(runs["uniform"])}
+_entry = summaries.entry
 
 
 def _runs_of(amr_shift=-0.02, ewc_flops=10.0, amr_ewc_seeds=SEEDS):

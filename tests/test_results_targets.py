@@ -12,14 +12,12 @@ from hypothesis import strategies as st
 from amr.analysis import evidence, stats
 from amr.runner import named_variants, sweep, variants
 from experiments import results_page, update_readme
+from tests.support import summaries
+from tests.support.summaries import JITTER, U_AF, U_FINAL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SEEDS = list(range(10))
 REC, TWIN = named_variants.RECOMMENDED_AMR, named_variants.RECOMMENDED_TWIN
 # uniform's per-seed average forgetting and final average loss; a seed-dependent jitter so intervals are not 0
-U_AF = np.array([0.100 + 0.004 * k + 0.002 * ((7 * k) % 5) for k in SEEDS])
-U_FINAL = np.array([3.0 + 0.01 * k for k in SEEDS])
-JITTER = np.array([0.0005 * ((3 * k) % 4 - 1.5) for k in SEEDS])
 DEFAULT_SHARE = 2 / 32  # uniform's default share; its new-task loss is 2.0, as every entry's unless said otherwise
 # uniform's other shares: {name: (share, new-task loss, average forgetting as a multiple of uniform's)}; the
 # recommended AMR (new-task loss 2.0, less forgetting than uniform) lies below this frontier
@@ -27,32 +25,10 @@ FRONTIER = {"uniform@1/32": (1 / 32, 1.99, 1.3), "uniform@8/32": (8 / 32, 2.02, 
 MIR_SHIFT = 0.03  # mir's final loss over uniform's: above the recommended AMR's in every case below
 
 
-def _runs(af, final, new=2.0, flops=10.0):
-    return [
-        {
-            "seed": k,
-            "avg_forgetting": float(af[k]),
-            "max_forgetting": float(2 * af[k]),
-            "new_task_loss": new,
-            stats.NEW_TASK_LOSS: new,
-            "final_avg_loss": float(final[k]),
-            "forgetting_per_task": [float(af[k])] * 2,
-            "loss_matrix": [[1.0] * 3] * 3,
-            "within_budget": True,
-            "flops": {"total": flops, "train_new": 8.0},
-        }
-        for k in SEEDS
-    ]
+_runs = summaries.runs
 
 
-def _entry(runs: dict) -> dict:
-    """A sweep entry built like `sweep.summarize_benchmark`: summaries and the paired comparison with uniform."""
-    s = {}
-    for name, r in runs.items():
-        s[name] = stats.summarize(r)
-        if name != "uniform":
-            s[name]["vs_uniform"] = stats.paired(r, runs["uniform"])
-    return {"tasks": ["a", "b", "c"], "seeds": SEEDS, "strategies": s, "regime": stats.regime(runs["uniform"])}
+_entry = summaries.entry
 
 
 def _bench(ratio=0.85, final_shift=-0.01, twin_ratio=0.95, rec_new=2.0, frontier=FRONTIER, mir_shift=MIR_SHIFT):
