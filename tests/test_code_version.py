@@ -215,7 +215,8 @@ def test_results_page_code_line():
 def test_results_page_renders_docs_results_json_without_the_field(tmp_path, monkeypatch):
     with open(os.path.join(ROOT, "docs", "results.json"), encoding="utf-8") as f:
         results = json.load(f)
-    assert all("same_code" not in e for e in results["benchmarks"].values())
+    for e in results["benchmarks"].values():  # as results written before summaries carried the field
+        e.pop("same_code", None)
     monkeypatch.setattr(results_page.plots, "plot_forgetting_vs_flops", lambda *a, **k: None)  # no PNGs: text only
     monkeypatch.setattr(results_page, "_pareto_plot", lambda *a, **k: None)
     text = results_page.page(results, None, str(tmp_path))
