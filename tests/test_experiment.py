@@ -95,6 +95,7 @@ def test_every_strategy_within_naive_budget(finished):
         assert entry["flops"]["train_replay"] > 0 or name == "none"
 
 
+@pytest.mark.slow
 def test_resume_after_crash_gives_same_results(finished, tmp_path, monkeypatch):
     _, reference = finished
     calls = {"n": 0}

@@ -75,6 +75,7 @@ def test_chunk_is_outside_plus_steps_times_body():
     assert 0 < flops["selection"] < 0.05 * cost.total
 
 
+@pytest.mark.slow
 def test_more_probes_and_more_mir_candidates_cost_more():
     base, probed = _strategy("amr").chunk_cost(1), _strategy("amr", probe_samples=8).chunk_cost(1)
     probe_forward = _strategy("amr").costs.forward(8)
@@ -108,6 +109,7 @@ def test_kmeans_arms_charge_the_embedding_pass_and_kmeans(tmp_path):
     assert charged[1] == 0.0 and charged[4] == pytest.approx(expect)
 
 
+@pytest.mark.slow
 def test_one_and_two_devices_charge_the_same():
     one, two = _strategy("mir"), _strategy("mir", num_devices=2)
     assert one.chunk_cost(1).categories() == two.chunk_cost(1).categories()
