@@ -238,6 +238,7 @@ def test_one_and_four_devices_agree(ctx):
         chex.assert_trees_all_close(one[0][0].params, one[1][0].params, atol=2e-5, rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_measured_step_flops_equal_the_fixed_share(ctx):
     """The ledger's training FLOPs per step are the fixed split's (same rows); the rest (draws and
     bandit updates for the extra slots) is a sliver of selection."""

@@ -151,6 +151,7 @@ def _run_free_chunk(model, tx, n_dev, task_rows):
     return start, jax.device_get(out.embeddings)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["byte_lm", "vit_mae"])
 def test_buffer_holds_each_rows_embedding_at_its_last_visits_pre_update_params(name):
     model = MODELS[name]()

@@ -205,6 +205,7 @@ def _run(placement, workdir, staleness=0):
     return run.run(progress=False)
 
 
+@pytest.mark.slow
 def test_host_placement_staleness0_equals_device(tmp_path):
     device = _run("device", str(tmp_path / "d"))
     host = _run("host", str(tmp_path / "h"))

@@ -57,6 +57,7 @@ def _strategy(name, num_devices=1, **replay):
     return make_strategy(_ctx(num_devices, **replay), name)
 
 
+@pytest.mark.slow
 def test_chunk_is_outside_plus_steps_times_body():
     s = _strategy("amr")
     plan = s.plan
@@ -124,6 +125,7 @@ def test_one_and_two_devices_charge_the_same():
     assert 0.4 < per_device / whole < 0.6
 
 
+@pytest.mark.slow
 def test_joint_is_over_budget_and_the_result_says_so():
     s = _strategy("joint")
     chunks = s.ctx.config.train.steps_per_task // s.ctx.config.train.chunk_size

@@ -57,6 +57,7 @@ def _train(chunk, state, memory, mesh, chunks, first=0):
     return jax.device_get(state)
 
 
+@pytest.mark.slow
 def test_before_their_first_task_end_the_methods_leave_training_bit_identical(model):
     """distill (no teacher), gere (no general set) and migu (no mask) change no bit of training during the
     first task, although their work runs; after a task end each changes training."""
@@ -216,6 +217,7 @@ def _plain_opt(state):
 # ---------------------------------------------------------------- cost
 
 
+@pytest.mark.slow
 def test_the_teachers_pass_is_measured_about_one_forward_on_the_replayed_rows(model):
     """The chunk with distill measures about one forward pass on the replayed rows more than without (the
     student's outputs come from the step's own forward); the plan's per-step prediction agrees, and is
