@@ -36,6 +36,7 @@ ValueError naming the argument when traced.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -160,6 +161,44 @@ def mir(
 # ---------------------------------------------------------------- AMR
 
 
+def _check_amr(reward: str, reference: str, benefit_alpha: float, benefit_prior: float) -> tuple[float, float]:
+    """amr's argument checks (ValueError naming the argument); the checked benefit rate and prior."""
+    check_choice("reward", reward, REWARDS)
+    check_choice("reference", reference, REFERENCES)
+    if reward == "benefit" and reference != "sample":
+        raise ValueError(f"reference: the 'benefit' reward reads loss increases over 'sample' only, got {reference!r}")
+    alpha = check_real("benefit_alpha", benefit_alpha, 0.0, 1.0, lo_open=True)
+    prior = check_real("benefit_prior", benefit_prior, 0.0, float("inf"), lo_open=False)
+    return alpha, prior
+
+
+def _observe_benefit(bandit_fns, alpha, prior, state, arm_ids, increases, losses, step):
+    """Benefit moments after this call's rows; one bandit step, on its benefit, per arm that gained a pair."""
+    if step is None:
+        raise ValueError("step: the 'benefit' reward needs the global step of the observation")
+    level_K, replayed_K = benefit_lib.level_and_counts(arm_ids, increases, losses, state.bandit.active)
+    new = benefit_lib.observe(state.benefit, level_K, replayed_K, step, alpha)
+    benefit_K = benefit_lib.estimate(new, prior, alpha)
+    benefit_K = jnp.where(new.pairs > state.benefit.pairs, benefit_K, jnp.nan)  # NaN: no bandit step
+    all_arms = jnp.arange(benefit_K.shape[0], dtype=jnp.int32)
+    return state.replace(benefit=new, bandit=bandit_fns.observe(state.bandit, all_arms, benefit_K))
+
+
+def _record_sample_refs(records_new: bool, records_replayed: bool, state, sample_ids, losses, replayed: bool = False):
+    """Remembers rows' training losses as their per-sample reference; a no-op otherwise.
+
+    New-task rows are recorded for the 'sample' and 'visit' references; replayed rows
+    (`replayed=True`) only for 'visit', whose reward is the loss regained since a row's
+    last visit. Non-finite losses and ids outside [0, capacity) are dropped."""
+    sample_ids, losses = base.check_ids_losses("record_new", sample_ids, losses)
+    if not (records_replayed if replayed else records_new):
+        return state
+    losses = losses.reshape(-1).astype(jnp.float32)
+    ids = sample_ids.reshape(-1)
+    ids = jnp.where(jnp.isfinite(losses) & (ids >= 0), ids, state.sample_ref.shape[0])  # dropped
+    return state.replace(sample_ref=state.sample_ref.at[ids].set(losses, mode="drop"))
+
+
 def amr(
     *,
     max_arms: int,
@@ -168,7 +207,6 @@ def amr(
     reference: str = "sample",
     bandit: dict[str, Any] | None = None,
     track_arms: bool = True,
-    task_tilt: float = 0.0,
     benefit_alpha: float = 0.2,
     benefit_prior: float = 2.0,
 ) -> base.ReplayPolicy:
@@ -186,15 +224,9 @@ def amr(
     slope by `benefit_prior` pseudo-pairs; `observe` then needs the global `step` and makes one
     bandit step per arm that gained a pair (whatever the bandit's `aggregate`).
     """
-    check_choice("reward", reward, REWARDS)
-    check_choice("reference", reference, REFERENCES)
-    if reward == "benefit" and reference != "sample":
-        raise ValueError(f"reference: the 'benefit' reward reads loss increases over 'sample' only, got {reference!r}")
-    benefit_alpha = check_real("benefit_alpha", benefit_alpha, 0.0, 1.0, lo_open=True)
-    benefit_prior = check_real("benefit_prior", benefit_prior, 0.0, float("inf"), lo_open=False)
+    alpha, prior = _check_amr(reward, reference, benefit_alpha, benefit_prior)
     bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
     reward_fn = reward_fn_of(reward, reference)  # chosen here: no string dispatch while tracing
-    records_new, records_replayed = reference != "arm", reference == "visit"
 
     def rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):
         """Bandit rewards for observed per-example losses (NaN where masked or unknown)."""
@@ -209,33 +241,8 @@ def amr(
         flat = lambda x: None if x is None else jnp.reshape(x, -1)  # noqa: E731
         r = rewards(state, flat(arm_ids), flat(losses), flat(losses_after), flat(sample_ids))
         if reward == "benefit":
-            return _observe_benefit(state, flat(arm_ids), r, flat(losses), step)
+            return _observe_benefit(bandit_fns, alpha, prior, state, flat(arm_ids), r, flat(losses), step)
         return state.replace(bandit=bandit_fns.observe(state.bandit, flat(arm_ids), r))
-
-    def _observe_benefit(state, arm_ids, increases, losses, step):
-        """Benefit moments after this call's rows; one bandit step, on its benefit, per arm that gained a pair."""
-        if step is None:
-            raise ValueError("step: the 'benefit' reward needs the global step of the observation")
-        level_K, replayed_K = benefit_lib.level_and_counts(arm_ids, increases, losses, state.bandit.active)
-        new = benefit_lib.observe(state.benefit, level_K, replayed_K, step, benefit_alpha)
-        benefit_K = benefit_lib.estimate(new, benefit_prior, benefit_alpha)
-        benefit_K = jnp.where(new.pairs > state.benefit.pairs, benefit_K, jnp.nan)  # NaN: no bandit step
-        bandit = bandit_fns.observe(state.bandit, jnp.arange(max_arms, dtype=jnp.int32), benefit_K)
-        return state.replace(benefit=new, bandit=bandit)
-
-    def record_new(state, sample_ids, losses, replayed: bool = False):
-        """Remembers rows' training losses as their per-sample reference; a no-op otherwise.
-
-        New-task rows are recorded for the 'sample' and 'visit' references; replayed rows
-        (`replayed=True`) only for 'visit', whose reward is the loss regained since a row's
-        last visit. Non-finite losses and ids outside [0, capacity) are dropped."""
-        sample_ids, losses = base.check_ids_losses("record_new", sample_ids, losses)
-        if not (records_replayed if replayed else records_new):
-            return state
-        losses = losses.reshape(-1).astype(jnp.float32)
-        ids = sample_ids.reshape(-1)
-        ids = jnp.where(jnp.isfinite(losses) & (ids >= 0), ids, state.sample_ref.shape[0])  # dropped
-        return state.replace(sample_ref=state.sample_ref.at[ids].set(losses, mode="drop"))
 
     def arms(state, key, shape):
         return bandit_fns.sample(state.bandit, key, int(np.prod(shape))).reshape(shape)
@@ -250,7 +257,7 @@ def amr(
         bandit_fns=bandit_fns,
         sample_refs=capacity if reference in ("sample", "visit") else 1,
         observe=observe,
-        record_new=record_new,
+        record_new=functools.partial(_record_sample_refs, reference != "arm", reference == "visit"),
         rewards=rewards,
         uses_bandit=True,
         needs_loss_after=reward == "marginal",
