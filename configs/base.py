@@ -59,10 +59,15 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     # runs uniform at a trimming strategy's new rows (amr.compute.plan.check_new_rows validates it)
     c.replay.new_rows = 0
     # replay rows per step: fixed (round(fraction x batch) every step) | schedule (a ramp over each task, mean =
-    # fraction) | controller (follows measured forgetting vs new-task progress); every step trains batch rows
+    # fraction) | controller (follows measured forgetting vs new-task progress) | plateau (share_min until the new
+    # task's loss stops falling, then share_max: the mean share floats); every step trains batch rows
     c.replay.share = "fixed"
     c.replay.share_min = 0.0  # schedule/controller: fewest replay rows per step, a fraction of the batch (<= fraction)
     c.replay.share_max = 0.25  # schedule/controller: most replay rows per step, a fraction of the batch (>= fraction)
+    # plateau: the new rows' loss curve is fitted over about 1 / (1 - plateau_decay) recent chunks; a slope above
+    # -plateau_z standard errors is a plateau, and the task replays share_max from there to its end
+    c.replay.plateau_decay = 0.8
+    c.replay.plateau_z = 1.0
     c.replay.share_schedule = "front"  # schedule: front (most replay at a task's start, least at its end) | back | tail
     c.replay.kmeans_iters = 20  # Lloyd iterations of the k-means that makes arms
     # k-means arms' embeddings: paid (an extra embedding pass over the finished task, charged) | free (pooled

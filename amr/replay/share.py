@@ -17,6 +17,10 @@ slots past `r` into new-task rows (`amr.train.flex_batch`), so FLOPs never depen
                 task's last chunks, which replay rows_max (state None).
     controller  r follows measured forgetting against new-task progress (`ControllerState`, see
                 `controller_update`), kept near rows_target in the long run by an integral term.
+    plateau     an adaptive tail: the 'tail' schedule, whose stretch at rows_max starts as soon as the new
+                rows' loss no longer falls significantly (`PlateauState`, see `plateau_update`). The mean
+                share is at least rows_target and otherwise what the stream's learning curves give, so a
+                run is compared with uniform at its realised share.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SHARES = ("fixed", "schedule", "controller")
+SHARES = ("fixed", "schedule", "controller", "plateau")
 PROFILES = ("front", "back", "tail")
 
 DRIVE_EMA = 0.3  # controller: step size of the EMA of the normalised imbalance (forgetting vs progress)
+PLATEAU_MIN_CHUNKS = 3  # plateau: chunks of a task whose new-row loss is seen before a plateau can be declared
 _EPS = 1e-6
 
 
@@ -50,6 +55,14 @@ class ControllerState:
     new_loss: jax.Array  # f32[] the last chunk's new-row loss (NaN: none yet in this task)
     drive: jax.Array  # f32[] EMA of the imbalance in [-1, 1] (+: forgetting grows faster than new loss falls)
     debt: jax.Array  # f32[] sum over replaying chunks of (r - rows_target): the integral term
+
+
+@flax.struct.dataclass
+class PlateauState:
+    sums: jax.Array  # f32[7] decayed (W, sum w^2, sum wx, sum wy, sum wxx, sum wxy, sum wyy) of (chunk, new loss)
+    chunk: jax.Array  # f32[] chunks of this task so far (x of the next observation)
+    seen: jax.Array  # i32[] chunks of this task with a finite new-row loss
+    on: jax.Array  # bool[] the plateau was declared in this task: replay rows_max until it ends
 
 
 class ShareRule(NamedTuple):
@@ -154,8 +167,97 @@ def controller(rows_min, rows_max, rows_target, steps_per_task, chunk_size) -> S
     return ShareRule("controller", rows_min, rows_max, rows_target, init, lambda s, step: s.replay_rows, update)
 
 
+def weighted_slope(sums: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(slope, its standard error) of the weighted least-squares line through the points of `sums`.
+
+    sums = (W, sum w^2, sum wx, sum wy, sum wxx, sum wxy, sum wyy). The residual variance is the weighted
+    residual sum over W (1 - 2 / n_eff), n_eff = W^2 / sum w^2 the effective number of points (the usual
+    RSS / (n - 2) for equal weights), and the slope's variance that over the weighted spread of x: exact
+    for equal weights, an approximation under decay. NaN slope and error with fewer than 3 effective points."""
+    W, W2, sx, sy, sxx, sxy, syy = (sums[i] for i in range(7))
+    n_eff = W * W / jnp.maximum(W2, _EPS)
+    xbar, ybar = sx / W, sy / W
+    Sxx, Sxy, Syy = sxx - W * xbar * xbar, sxy - W * xbar * ybar, syy - W * ybar * ybar
+    slope = Sxy / Sxx
+    rss = jnp.maximum(Syy - slope * Sxy, 0.0)
+    var = rss / (W * (1.0 - 2.0 / n_eff))
+    se = jnp.sqrt(var / Sxx)
+    ok = (n_eff > 2.0 + _EPS) & (Sxx > _EPS)
+    nan = jnp.float32(jnp.nan)
+    return jnp.where(ok, slope, nan), jnp.where(ok, se, nan)
+
+
+def plateau_update(state, signals, next_step, *, steps_per_task, decay, z):
+    """The plateau rule's state after a chunk (docs/ARCHITECTURE.md, "Adaptive replay share").
+
+    Each chunk adds (its index in the task, its new rows' mean loss) to exponentially decayed sums (weight
+    `decay` per chunk, so the fit follows the recent curve: about 1 / (1 - decay) chunks). After
+    PLATEAU_MIN_CHUNKS finite losses, the new task is on a plateau when the fitted slope is not
+    significantly negative: slope >= -z * se (an exactly flat curve is a plateau). The first plateau latches until the task's end (the decision is
+    taken once, not re-drawn from noise every chunk); a new task starts with empty sums. A chunk without a
+    finite new loss leaves the sums as they are."""
+    y = signals.new_loss
+    ok = jnp.isfinite(y)
+    x = state.chunk
+    point = jnp.stack([jnp.float32(1.0), jnp.float32(1.0), x, jnp.where(ok, y, 0.0), x * x, x * y, y * y])
+    decays = jnp.asarray([decay, decay * decay, decay, decay, decay, decay, decay], jnp.float32)
+    sums = jnp.where(ok, state.sums * decays + jnp.where(ok, point, 0.0), state.sums)
+    seen = state.seen + ok.astype(jnp.int32)
+    slope, se = weighted_slope(sums)
+    flat = (seen >= PLATEAU_MIN_CHUNKS) & jnp.isfinite(slope) & (slope >= -z * se)
+    on = state.on | flat
+    fresh = _plateau_init()
+    task_start = (next_step % steps_per_task) == 0
+    keep = lambda new, old: jnp.where(task_start, old, new)  # noqa: E731
+    return PlateauState(
+        sums=keep(sums, fresh.sums).astype(jnp.float32),
+        chunk=keep(x + 1.0, fresh.chunk).astype(jnp.float32),
+        seen=keep(seen, fresh.seen).astype(jnp.int32),
+        on=keep(on, fresh.on),
+    )
+
+
+def _plateau_init():
+    return PlateauState(
+        sums=jnp.zeros((7,), jnp.float32),
+        chunk=jnp.zeros((), jnp.float32),
+        seen=jnp.zeros((), jnp.int32),
+        on=jnp.zeros((), bool),
+    )
+
+
+def plateau(rows_min, rows_max, rows_target, steps_per_task, chunk_size, decay=0.8, z=1.0) -> ShareRule:
+    """The 'tail' schedule at rows_target, whose stretch at rows_max starts early in a task whose new rows'
+    loss has stopped falling (`plateau_update`): r = rows_max from the plateau on, else the tail's r. So the
+    mean share is at least rows_target (exactly it when no task plateaus) and the extra replay rows are
+    spent only where new rows no longer teach the model measurably."""
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"share: plateau decay must lie in (0, 1], got {decay!r}")
+    if not z >= 0.0:
+        raise ValueError(f"share: plateau z must be >= 0, got {z!r}")
+    table = schedule_table(rows_min, rows_max, rows_target, steps_per_task // chunk_size, "tail")
+
+    def rows(state, step):
+        tail = jnp.asarray(table)[(step % steps_per_task) // chunk_size]
+        return jnp.where(state.on, jnp.int32(rows_max), tail).astype(jnp.int32)
+
+    def update(state, signals, next_step):
+        return plateau_update(state, signals, next_step, steps_per_task=steps_per_task, decay=decay, z=z)
+
+    return ShareRule("plateau", rows_min, rows_max, rows_target, _plateau_init, rows, update)
+
+
 def make_share(
-    name: str, *, rows_min: int, rows_max: int, rows_target: int, steps_per_task: int, chunk_size: int, profile="front"
+    name: str,
+    *,
+    rows_min: int,
+    rows_max: int,
+    rows_target: int,
+    steps_per_task: int,
+    chunk_size: int,
+    profile="front",
+    plateau_decay=0.8,
+    plateau_z=1.0,
 ) -> ShareRule:
     """The rule `name` (one of SHARES) over global replay rows per step in [rows_min, rows_max]."""
     if name not in SHARES:
@@ -166,4 +268,6 @@ def make_share(
         return fixed(rows_target)
     if name == "schedule":
         return schedule(rows_min, rows_max, rows_target, steps_per_task, chunk_size, profile)
+    if name == "plateau":
+        return plateau(rows_min, rows_max, rows_target, steps_per_task, chunk_size, plateau_decay, plateau_z)
     return controller(rows_min, rows_max, rows_target, steps_per_task, chunk_size)

@@ -213,6 +213,11 @@ def _validate_share(cfg, num_devices: int) -> None:
     _require(profile in PROFILES, "replay.share_schedule", f"expected one of {PROFILES}, got {profile!r}")
     if share == "fixed":
         return
+    if share == "plateau":
+        decay, z = r.get("plateau_decay", 0.8), r.get("plateau_z", 1.0)
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+        _require(number(decay) and 0.0 < decay <= 1.0, "replay.plateau_decay", f"must lie in (0, 1], got {decay!r}")
+        _require(number(z) and 0.0 <= z < float("inf"), "replay.plateau_z", f"must be a finite number >= 0, got {z!r}")
     batch, frac = lookup(cfg, "train.batch_size"), lookup(cfg, "replay.fraction")
     for key in ("share_min", "share_max"):
         v = r.get(key)

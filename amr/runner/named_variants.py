@@ -4,8 +4,10 @@
     amr+benefit    amr with the free marginal-benefit reward (docs/REWARDS.md)
     amr+clusters   amr over 4 k-means arms per task, from the training passes' free embeddings
     amr+controller amr with an adaptive replay share (amr.replay.share), its realised share in the results
+    amr+plateau    amr with the tail schedule, whose stretch starts early once the new task stops learning
     uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded;
-                   +tail: all of a task's replay in its last stretch)
+                   +tail: all of a task's replay in its last stretch, at 8/32; +tail16: at 16/32)
+    amr+s8         a strategy at the mean replay share 8/32 (+s4: 4/32); stacks with a schedule: amr+s8+tail16
     uniform+ewc    a strategy with one companion method of amr.methods (any of its METHODS: none+ema, amr+lines, ...)
 
 Names stack: `amr+tail+ewc` is amr under the overrides of `tail` and then of `ewc`, merged left to right. Two names
@@ -79,6 +81,29 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             "replay.share_min": 0.0,
             "replay.share_max": 0.25,
         },
+    ),
+    "plateau": (
+        "an adaptive replay share: the tail schedule, whose stretch at 8/32 starts as soon as the new rows' loss "
+        "stops falling significantly (amr.replay.share 'plateau'); the mean share is at least the configured one",
+        {"replay.share": "plateau", "replay.share_min": 0.0, "replay.share_max": 0.25},
+    ),
+    "tail16": (
+        "the tail schedule with a shorter, stronger stretch: no replay until the last stretch of each task, "
+        "which replays 16/32 of the batch (the stretch is fraction / (16/32) of the task)",
+        {
+            "replay.share": "schedule",
+            "replay.share_schedule": "tail",
+            "replay.share_min": 0.0,
+            "replay.share_max": 0.5,
+        },
+    ),
+    "s4": (
+        "the mean replay share 4/32 (compared with uniform at its realised share on the frontier)",
+        {"replay.fraction": 0.125},
+    ),
+    "s8": (
+        "the mean replay share 8/32 (compared with uniform at its realised share on the frontier)",
+        {"replay.fraction": 0.25},
     ),
 }
 

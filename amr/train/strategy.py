@@ -185,6 +185,8 @@ def make_share_rule(cfg, num_devices: int) -> share_lib.ShareRule:
         steps_per_task=cfg.train.steps_per_task,
         chunk_size=cfg.train.chunk_size,
         profile=cfg.replay.get("share_schedule", "front"),
+        plateau_decay=cfg.replay.get("plateau_decay", 0.8),
+        plateau_z=cfg.replay.get("plateau_z", 1.0),
     )
 
 
