@@ -20,7 +20,8 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
 from amr.analysis import evidence, evidence_md, plots, provenance
-from amr.runner import sweep  # noqa: E402
+from amr.runner import named_variants, sweep  # noqa: E402
+from experiments.results_cost import cost_section  # noqa: E402
 from experiments.results_methods import methods_section, pareto_groups  # noqa: E402
 from experiments.results_targets import (  # noqa: E402, F401 (the page's Targets section; tests reach it here too)
     AMR_ENTRIES,
@@ -247,14 +248,16 @@ def page(results: dict, ablations: dict | None, out_dir: str, methods_results: d
     else:
         parts += methods_section(results["benchmarks"])  # nothing without companion-method entries
 
+    parts += cost_section(results["benchmarks"])
     parts += [
         "## Power: seeds needed to detect 10% less forgetting than uniform",
         "",
-        "From the observed seed-to-seed sd of the paired difference AMR − uniform in average forgetting: the paired "
-        "seeds a two-sided paired t-test at α = 0.05 needs to detect a difference of 10% of uniform's mean with 80% "
-        "power (noncentral t), beside the seeds actually run.",
+        "From the observed seed-to-seed sd of the paired difference AMR − uniform in average forgetting, for the "
+        f"paper's `amr` and the recommended `{named_variants.RECOMMENDED_AMR}`: the paired seeds a two-sided paired "
+        "t-test at α = 0.05 needs to detect a difference of 10% of uniform's mean with 80% power (noncentral t), "
+        "beside the seeds actually run.",
         "",
-        evidence_md.power_table(results["benchmarks"]),
+        evidence_md.power_table(results["benchmarks"], ("amr", named_variants.RECOMMENDED_AMR)),
         "",
         "## Headroom: how much could any task-level allocation gain?",
         "",

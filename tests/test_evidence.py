@@ -80,6 +80,23 @@ def test_power_and_same_split_of_a_sweep_entry():
     assert evidence.power({"uniform": _entry(uniform)}) is None
 
 
+def test_power_table_has_a_row_per_amr_entry_it_ran():
+    from amr.analysis import evidence_md
+
+    uniform = [0.30, 0.28, 0.33, 0.29]
+    steady = [0.25, 0.23, 0.28, 0.24]  # the same gap on every seed: sd ~0, few seeds needed
+    noisy = [0.20, 0.30, 0.22, 0.31]  # a noisier gap: more seeds needed
+    bench = {"seeds": [0, 1, 2, 3], "strategies": {"uniform": _entry(uniform), "amr": _entry(noisy),
+                                                   "amr+tail": _entry(steady)}}  # fmt: skip
+    table = evidence_md.power_table({"text": bench}, ("amr", "amr+tail", "amr+absent"))
+    rows = [line for line in table.splitlines() if line.startswith("| text")]
+    assert [r.split(" | ")[1] for r in rows] == ["`amr`", "`amr+tail`"]  # an entry that did not run has no row
+    need = {r.split(" | ")[1]: r.split(" | ")[5] for r in rows}
+    assert need["`amr+tail`"] == str(evidence.power(bench["strategies"], of="amr+tail")["seeds_needed"])
+    assert int(need["`amr`"]) > int(need["`amr+tail`"])  # negative control: the noisier gap needs more seeds
+    assert evidence.power(bench["strategies"], of="amr+tail")["comparison"] == "amr+tail - uniform"
+
+
 def _point(new, af):
     return {"new_task_loss_excl_first_mean": new, "new_task_loss_excl_first_ci95": 0.01, "avg_forgetting_mean": af,
             "avg_forgetting_ci95": 0.02}  # fmt: skip

@@ -94,12 +94,12 @@ def regime_checks(uniform: dict | None, naive: dict | None) -> dict[str, Any]:
     return out
 
 
-def power(strategies: dict[str, dict]) -> dict[str, Any] | None:
-    """`stats.power_analysis` of AMR - uniform average forgetting, paired by seed (None without both)."""
-    seeds, a, b = paired_values(strategies.get(POWER_OF), strategies.get(REFERENCE))
+def power(strategies: dict[str, dict], of: str = POWER_OF) -> dict[str, Any] | None:
+    """`stats.power_analysis` of `of` - uniform average forgetting, paired by seed (None without both)."""
+    seeds, a, b = paired_values(strategies.get(of), strategies.get(REFERENCE))
     if not seeds:
         return None
-    return {"comparison": f"{POWER_OF} - {REFERENCE}", **stats.power_analysis(a, b), "seeds": seeds}
+    return {"comparison": f"{of} - {REFERENCE}", **stats.power_analysis(a, b), "seeds": seeds}
 
 
 def _diff_summary(d: dict | None) -> dict[str, Any] | None:

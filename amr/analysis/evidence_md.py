@@ -53,24 +53,32 @@ def regime_lines(checks: dict[str, Any]) -> list[str]:
     return [a, b]
 
 
-def power_table(benchmarks: dict[str, dict]) -> str:
-    """One row per benchmark: the paired sd of AMR − uniform, the effect (10% of uniform's mean), seeds needed
-    for 80% power at α = 0.05 (paired t, noncentral t), seeds run and the power they give."""
+def power_table(benchmarks: dict[str, dict], entries: tuple[str, ...] = (evidence.POWER_OF,)) -> str:
+    """One row per benchmark and AMR entry of `entries` it ran: the paired sd of the entry − uniform, the effect
+    (10% of uniform's mean), seeds needed for 80% power at α = 0.05 (paired t, noncentral t), seeds run and the
+    power they give. `amr`'s row reads the power the sweep stored; other entries' are computed from their seeds."""
     lines = [
-        "| benchmark | paired sd (amr − uniform) | uniform's mean | effect (10%) | seeds needed (80% power) "
+        "| benchmark | entry | paired sd (entry − uniform) | uniform's mean | effect (10%) | seeds needed (80% power) "
         "| seeds run | power at seeds run | enough (≥ needed and ≥ 10) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for bench, entry in benchmarks.items():
-        p = of_entry(entry)["power"]
-        if p is None:
-            lines.append(f"| {bench} | n/a | n/a | n/a | n/a | {len(entry.get('seeds', []))} | n/a | n/a |")
-            continue
-        lines.append(
-            f"| {bench} | {_f(p['paired_sd'])} | {p['reference_mean']:.4f} | {p['effect']:.4f} | "
-            f"{_f(p['seeds_needed'], '{}')} | {p['seeds_run']} | {_f(p['power_at_seeds_run'], '{:.2f}')} | "
-            f"{'yes' if p['enough_seeds'] else '**no**'} |"
-        )
+        ran = [e for e in entries if e in entry.get("strategies", {})] or [evidence.POWER_OF]
+        for name in ran:
+            if name == evidence.POWER_OF:
+                p = of_entry(entry)["power"]
+            else:
+                p = evidence.power(entry["strategies"], of=name)
+            if p is None:
+                lines.append(
+                    f"| {bench} | `{name}` | n/a | n/a | n/a | n/a | {len(entry.get('seeds', []))} | n/a | n/a |"
+                )
+                continue
+            lines.append(
+                f"| {bench} | `{name}` | {_f(p['paired_sd'])} | {p['reference_mean']:.4f} | {p['effect']:.4f} | "
+                f"{_f(p['seeds_needed'], '{}')} | {p['seeds_run']} | {_f(p['power_at_seeds_run'], '{:.2f}')} | "
+                f"{'yes' if p['enough_seeds'] else '**no**'} |"
+            )
     return "\n".join(lines)
 
 
