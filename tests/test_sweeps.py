@@ -300,7 +300,7 @@ def test_results_page_prints_the_evidence_and_the_pareto_plot(tmp_path, monkeypa
     assert f"- (a) replay matters: {'**PASS**' if rm['pass'] else '**FAIL**'}: uniform's average forgetting" in text
     assert f"is {real['over_sd']:.1f}× its seed-to-seed sd" in text
     power = results["benchmarks"]["digits"]["power"]
-    assert f"| digits | {power['paired_sd']:.4f} | " in text and "| 3 |" in text
+    assert f"| digits | `amr` | {power['paired_sd']:.4f} | " in text and "| 3 |" in text
     assert "| mir | 26 + 2 (`uniform@split:mir`) | " in text and "| 100% |" in text
 
 
@@ -317,7 +317,7 @@ def test_results_page_reads_results_written_before_the_evidence(tmp_path):
     stripped = {"benchmarks": {b: {k: v for k, v in e.items() if k != "config"} for b, e in old["benchmarks"].items()}}
     for e in stripped["benchmarks"].values():
         e["strategies"] = {"uniform": {k: v for k, v in e["strategies"]["uniform"].items() if "per_seed" not in k}}
-    assert "| digits | n/a | n/a | n/a | n/a | 3 | n/a | n/a |" in results_page.page(stripped, None, str(tmp_path))
+    assert "| digits | `amr` | n/a | n/a | n/a | n/a | 3 | n/a | n/a |" in results_page.page(stripped, None, str(tmp_path))
 
 
 @pytest.mark.slow
