@@ -34,7 +34,7 @@ from absl import app, flags, logging
 _CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, _CHECKOUT)  # configs/ from a checkout
 
-from amr.runner import sweep, sweep_workers, variants  # noqa: E402
+from amr.runner import compile_cache, sweep, sweep_workers, variants  # noqa: E402
 from configs import benchmarks  # noqa: E402
 
 _BENCH = flags.DEFINE_list("benchmarks", list(benchmarks.BENCHMARKS), "Benchmarks to run (configs/benchmarks.py).")
@@ -62,10 +62,19 @@ _SAME_SPLIT = flags.DEFINE_bool(
 )
 
 
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache",
+    compile_cache.AUTO,
+    "Persistent XLA compilation cache shared by the sweep's workers: 'auto' = <workdir>/compile_cache, '' = JAX's "
+    "own setting, or a directory. A cache set through JAX_COMPILATION_CACHE_DIR wins.",
+)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
+    compile_cache.enable(compile_cache.resolve(_COMPILE_CACHE.value, _WORKDIR.value))
     try:
         shard = sweep_workers.parse_shard(_SHARD.value)
         if _WORKERS.value < 1:

@@ -21,6 +21,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from amr.analysis import report
+from amr.runner import compile_cache
 from amr.runner.experiment import train_and_evaluate
 from amr.train import distributed
 
@@ -38,6 +39,12 @@ _PROCESS_ID = flags.DEFINE_integer(
     "process_id", None, "This process's index in [0, num_processes) (with --coordinator)."
 )
 _INIT_TIMEOUT = flags.DEFINE_integer("init_timeout", 300, "Seconds to wait for the coordinator and all processes.")
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache",
+    compile_cache.AUTO,
+    "Persistent XLA compilation cache: 'auto' = <workdir>/compile_cache, '' = JAX's own setting, or a directory. "
+    "A cache set through JAX_COMPILATION_CACHE_DIR wins.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -72,6 +79,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+    compile_cache.enable(compile_cache.resolve(_COMPILE_CACHE.value, _WORKDIR.value))
     if _DISTRIBUTED.value or _COORDINATOR.value or _NUM_PROCESSES.value or _PROCESS_ID.value is not None:
         try:
             distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _INIT_TIMEOUT.value)
