@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # configs/ from a checkout
 
-from amr.runner import ablation  # noqa: E402
+from amr.runner import ablation, compile_cache  # noqa: E402
 from configs import benchmarks  # noqa: E402
 
 _BENCH = flags.DEFINE_string("benchmark", "text", "Benchmark to ablate on (configs/benchmarks.py).")
@@ -28,12 +28,16 @@ _SEEDS = flags.DEFINE_list("seeds", None, "Seeds (default: the benchmark config'
 _WORKDIR = flags.DEFINE_string("workdir", "runs/ablate", "Root of the per-point workdirs.")
 _OUT = flags.DEFINE_string("out", "docs/ablations.json", "Combined ablation JSON; plots are written next to it.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "One seed and a few steps (CI).")
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache", compile_cache.AUTO, "Persistent XLA compilation cache: 'auto' = <workdir>/compile_cache, '' = off."
+)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
+    compile_cache.enable(compile_cache.resolve(_COMPILE_CACHE.value, _WORKDIR.value))
     try:
         results = ablation.run_ablations(
             _BENCH.value,
