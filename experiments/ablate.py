@@ -29,7 +29,9 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/ablate", "Root of the per-point 
 _OUT = flags.DEFINE_string("out", "docs/ablations.json", "Combined ablation JSON; plots are written next to it.")
 _SMOKE = flags.DEFINE_bool("smoke", False, "One seed and a few steps (CI).")
 _COMPILE_CACHE = flags.DEFINE_string(
-    "compile_cache", compile_cache.AUTO, "Persistent XLA compilation cache: 'auto' = <workdir>/compile_cache, '' = off."
+    "compile_cache",
+    compile_cache.AUTO,
+    "Persistent XLA compilation cache: 'auto' = <workdir>/compile_cache, '' = JAX's own setting.",
 )
 
 
