@@ -219,7 +219,7 @@ def page(results: dict, ablations: dict | None, out_dir: str, methods_results: d
         "when it finishes):",
         "",
         "```bash",
-        f"python -m experiments.compare --strategies=none,uniform,amr,{RECOMMENDED},{TWIN} "
+        f"python -m experiments.compare --strategies=none,uniform,amr,mir,{RECOMMENDED},{TWIN} "
         "--seeds=0,1,2,3,4,5,6,7,8,9 \\",
         "    --frontier=1,2,4,8 --headroom=-2,2   # -> docs/results.json, docs/results.md",
         "python -m experiments.results_page   # -> this page and docs/results_*.png",

@@ -317,7 +317,9 @@ def test_results_page_reads_results_written_before_the_evidence(tmp_path):
     stripped = {"benchmarks": {b: {k: v for k, v in e.items() if k != "config"} for b, e in old["benchmarks"].items()}}
     for e in stripped["benchmarks"].values():
         e["strategies"] = {"uniform": {k: v for k, v in e["strategies"]["uniform"].items() if "per_seed" not in k}}
-    assert "| digits | `amr` | n/a | n/a | n/a | n/a | 3 | n/a | n/a |" in results_page.page(stripped, None, str(tmp_path))
+    assert "| digits | `amr` | n/a | n/a | n/a | n/a | 3 | n/a | n/a |" in results_page.page(
+        stripped, None, str(tmp_path)
+    )
 
 
 @pytest.mark.slow

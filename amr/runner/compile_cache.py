@@ -32,7 +32,7 @@ def resolve(flag: str, workdir: str) -> str:
 
 
 def enable(directory: str) -> str | None:
-    """Points JAX's persistent compilation cache at `directory` (created) for this process and its children.
+    """Points JAX's persistent compilation cache at `directory` for this process and its children.
 
     A cache the user configured already (the JAX_COMPILATION_CACHE_DIR environment variable or
     `jax_compilation_cache_dir`) wins: it is returned unchanged. `''` leaves the setting alone and returns
@@ -40,8 +40,7 @@ def enable(directory: str) -> str | None:
     current = jax.config.jax_compilation_cache_dir or os.environ.get(ENV) or None
     if current or not directory:
         return current
-    directory = os.path.abspath(directory)
-    os.makedirs(directory, exist_ok=True)
+    directory = os.path.abspath(directory)  # JAX creates it at the first compile: nothing is written before
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     os.environ[ENV] = directory  # the sweep's worker processes read the same cache
