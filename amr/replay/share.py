@@ -193,28 +193,21 @@ def plateau_update(state, signals, next_step, *, steps_per_task, decay, z):
     Each chunk adds (its index in the task, its new rows' mean loss) to exponentially decayed sums (weight
     `decay` per chunk, so the fit follows the recent curve: about 1 / (1 - decay) chunks). After
     PLATEAU_MIN_CHUNKS finite losses, the new task is on a plateau when the fitted slope is not
-    significantly negative: slope >= -z * se (an exactly flat curve is a plateau). The first plateau latches until the task's end (the decision is
-    taken once, not re-drawn from noise every chunk); a new task starts with empty sums. A chunk without a
+    significantly negative: slope >= -z * se (an exactly flat curve is a plateau). The first plateau latches
+    until the task's end (the decision is taken once, not re-drawn from noise every chunk); a new task starts with empty sums. A chunk without a
     finite new loss leaves the sums as they are."""
     y = signals.new_loss
     ok = jnp.isfinite(y)
     x = state.chunk
-    point = jnp.stack([jnp.float32(1.0), jnp.float32(1.0), x, jnp.where(ok, y, 0.0), x * x, x * y, y * y])
+    point = jnp.stack([jnp.float32(1.0), jnp.float32(1.0), x, y, x * x, x * y, y * y])
     decays = jnp.asarray([decay, decay * decay, decay, decay, decay, decay, decay], jnp.float32)
-    sums = jnp.where(ok, state.sums * decays + jnp.where(ok, point, 0.0), state.sums)
+    sums = jnp.where(ok, state.sums * decays + point, state.sums)
     seen = state.seen + ok.astype(jnp.int32)
     slope, se = weighted_slope(sums)
     flat = (seen >= PLATEAU_MIN_CHUNKS) & jnp.isfinite(slope) & (slope >= -z * se)
-    on = state.on | flat
-    fresh = _plateau_init()
+    after = PlateauState(sums=sums, chunk=x + 1.0, seen=seen, on=state.on | flat)
     task_start = (next_step % steps_per_task) == 0
-    keep = lambda new, old: jnp.where(task_start, old, new)  # noqa: E731
-    return PlateauState(
-        sums=keep(sums, fresh.sums).astype(jnp.float32),
-        chunk=keep(x + 1.0, fresh.chunk).astype(jnp.float32),
-        seen=keep(seen, fresh.seen).astype(jnp.int32),
-        on=keep(on, fresh.on),
-    )
+    return jax.tree.map(lambda fresh, new: jnp.where(task_start, fresh, new), _plateau_init(), after)
 
 
 def _plateau_init():
@@ -235,11 +228,10 @@ def plateau(rows_min, rows_max, rows_target, steps_per_task, chunk_size, decay=0
         raise ValueError(f"share: plateau decay must lie in (0, 1], got {decay!r}")
     if not z >= 0.0:
         raise ValueError(f"share: plateau z must be >= 0, got {z!r}")
-    table = schedule_table(rows_min, rows_max, rows_target, steps_per_task // chunk_size, "tail")
+    tail = schedule(rows_min, rows_max, rows_target, steps_per_task, chunk_size, "tail")
 
     def rows(state, step):
-        tail = jnp.asarray(table)[(step % steps_per_task) // chunk_size]
-        return jnp.where(state.on, jnp.int32(rows_max), tail).astype(jnp.int32)
+        return jnp.where(state.on, jnp.int32(rows_max), tail.rows(None, step)).astype(jnp.int32)
 
     def update(state, signals, next_step):
         return plateau_update(state, signals, next_step, steps_per_task=steps_per_task, decay=decay, z=z)
