@@ -54,11 +54,14 @@ def unrolled(fn: Callable) -> Callable:
     """`fn` with every scan in its trace fully unrolled (same values; for cost analysis)."""
 
     def run(*args):
-        closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
-        out = _core.eval_jaxpr(_rewrite(closed.jaxpr), closed.consts, *jax.tree.leaves(args))
-        return jax.tree.unflatten(jax.tree.structure(shapes), out)
+        return _run_unrolled(*jax.make_jaxpr(fn, return_shape=True)(*args), args)
 
     return run
+
+
+def _run_unrolled(closed, shapes, args):
+    out = _core.eval_jaxpr(_rewrite(closed.jaxpr), closed.consts, *jax.tree.leaves(args))
+    return jax.tree.unflatten(jax.tree.structure(shapes), out)
 
 
 def abstract(tree):
@@ -67,8 +70,15 @@ def abstract(tree):
 
 
 def loop_flops(fn: Callable, *args: Any) -> float:
-    """FLOPs of one call of `fn` with every scan iteration counted (args may be abstract)."""
-    return budget.compiled_flops(unrolled(fn), *args)
+    """FLOPs of one call of `fn` with every scan iteration counted (args may be abstract).
+
+    Remembered per process by `fn`'s traced program (`ledger.program_key`): the same chunk built
+    again for another seed is traced once and not unrolled, lowered or compiled again."""
+    closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
+    return budget.remembered(
+        budget.program_key(closed, tag="unrolled"),
+        lambda: budget.compiled_flops(lambda *a: _run_unrolled(closed, shapes, a), *args),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
