@@ -19,7 +19,9 @@ optimistic reference for any task-level allocation). An entry `<strategy>+<name>
 stack (`amr+tail+ewc`: the recommended AMR with EWC), and two that set one key to different values fail before any run.
 
 `--workers=2` splits the seeds over two processes pinned to their own cores (on this 2-core CPU host about
-1.5x the runs per hour; `amr/runner/sweep_workers.py`), then summarises all runs here as one sweep.
+1.5x the runs per hour; `amr/runner/sweep_workers.py`), then summarises all runs here as one sweep; with
+`--split=entries` each worker runs every seed of every other entry instead, so an entry's programs compile in
+one worker, not in each (a sweep of many entries, such as the companion methods').
 
 Strategies: `none` (naive fine-tuning, the lower reference), `uniform` (the strong
 baseline), `amr`, `mir` (classic replay selection, at equal FLOPs) and `joint` (training on
@@ -56,7 +58,13 @@ _HEADROOM = flags.DEFINE_list(
 _WORKERS = flags.DEFINE_integer(
     "workers", 1, "Worker processes, each pinned to its own cores, splitting the seeds (amr.runner.sweep_workers)."
 )
-_SHARD = flags.DEFINE_string("shard", "", "i/n: run only the i-th of every n seeds (set by --workers).")
+_SHARD = flags.DEFINE_string("shard", "", "i/n: this worker's share of the sweep (set by --workers; see --split).")
+_SPLIT = flags.DEFINE_string(
+    "split",
+    "seeds",
+    "How --workers share the sweep: 'seeds' (every worker runs every entry on every n-th seed) or 'entries' (every "
+    "n-th entry on all seeds, so each entry compiles in one worker only; for sweeps of many entries).",
+)
 _SAME_SPLIT = flags.DEFINE_bool(
     "same_split", True, "Add uniform at the new/replay split of every strategy that trims new rows (with uniform)."
 )
@@ -77,6 +85,7 @@ def main(argv):
     compile_cache.enable(compile_cache.resolve(_COMPILE_CACHE.value, _WORKDIR.value))
     try:
         shard = sweep_workers.parse_shard(_SHARD.value)
+        sweep.check_split(_SPLIT.value)  # before any worker starts
         if _WORKERS.value < 1:
             raise ValueError(f"workers: {_WORKERS.value} must be at least 1")
         if _WORKERS.value > 1:
@@ -96,6 +105,7 @@ def main(argv):
             same_split=_SAME_SPLIT.value,
             headroom=[float(t) for t in _HEADROOM.value if t],
             shard=shard,
+            split=_SPLIT.value,
         )
     except ValueError as err:
         raise app.UsageError(str(err)) from None

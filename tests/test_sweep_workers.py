@@ -237,6 +237,60 @@ def test_a_bad_shard_fails_before_any_run(tmp_path, monkeypatch, shard):
     assert not calls and not os.listdir(tmp_path)
 
 
+# ---- shards of the entries ----
+
+
+def _entry_sweep(tmp_path, shard, name="e"):
+    return sweep.run_sweep(
+        ["digits"], ["none", "uniform", "uniform@4/32", "uniform@8/32", "uniform+tail"], [0, 1, 2],
+        str(tmp_path / name), str(tmp_path / f"{name}.json"), smoke=True, progress=False,
+        get_config=benchmarks.get, frontier=(), same_split=False, headroom=(), shard=shard, split="entries",
+    )  # fmt: skip
+
+
+def _runs(root):
+    """{relative run-file path} under `root`."""
+    return set(sweep_workers.finished_run_files(str(root)))
+
+
+def test_an_entry_shard_runs_every_seed_of_every_nth_entry(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "train_and_evaluate", _fake_train_and_evaluate)
+    calls.clear()
+    results = _entry_sweep(tmp_path, (0, 2))
+    # entries in the sweep's order: none, uniform (plain), then uniform@4/32, uniform@8/32, uniform+tail
+    assert [seeds for _, seeds in calls] == [(0, 1, 2)] * 3  # every seed of each of its entries
+    ran = _runs(tmp_path / "e" / "digits")
+    assert {os.path.dirname(os.path.dirname(r)) for r in ran} == {"", "variants/uniform@4of32", "variants/uniform+tail"}
+    assert {os.path.basename(r) for r in ran if "/" not in os.path.dirname(r)} == {
+        f"none_seed{k}.json" for k in (0, 1, 2)
+    }
+    assert results["benchmarks"] == {}  # a worker of an entry split does not summarise
+
+
+def test_the_entry_shards_cover_every_run_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "train_and_evaluate", _fake_train_and_evaluate)
+    first, second = (_entry_sweep(tmp_path, (i, 2), name=f"w{i}") for i in (0, 1))
+    a, b = _runs(tmp_path / "w0"), _runs(tmp_path / "w1")
+    whole = sweep.run_sweep(
+        ["digits"], ["none", "uniform", "uniform@4/32", "uniform@8/32", "uniform+tail"], [0, 1, 2],
+        str(tmp_path / "all"), str(tmp_path / "all.json"), smoke=True, progress=False,
+        get_config=benchmarks.get, frontier=(), same_split=False, headroom=(),
+    )  # fmt: skip
+    assert not a & b and a | b == _runs(tmp_path / "all") and len(a | b) == 5 * 3
+    assert whole["benchmarks"]["digits"]["seeds"] == [0, 1, 2]
+
+
+def test_a_bad_split_fails_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "train_and_evaluate", _fake_train_and_evaluate)
+    calls.clear()
+    with pytest.raises(ValueError, match="^split: 'tasks'"):
+        sweep.run_sweep(
+            ["digits"], ["uniform"], [0], str(tmp_path / "x"), str(tmp_path / "x.json"), smoke=True,
+            progress=False, get_config=benchmarks.get, frontier=(), headroom=(), shard=(0, 2), split="tasks",
+        )  # fmt: skip
+    assert not calls and not os.listdir(tmp_path)
+
+
 # ---- compare.py's flags ----
 # experiments/compare.py defines absl flags (--out, --seeds, ...) that other experiments modules imported by the
 # suite define too, so it is imported only in a subprocess (tests/support/compare_wiring.py).
@@ -278,7 +332,15 @@ def test_compare_as_a_worker_runs_its_shard_alone(wiring):
     assert seen["run_sweep"][1]["shard"] == [1, 2]
 
 
-@pytest.mark.parametrize("case, match", [("bad_shard", "shard: '2/2'"), ("bad_workers", "workers: 0")])
+def test_compare_passes_the_entry_split_to_its_worker(wiring):
+    kwargs = wiring["entries_worker"]["run_sweep"][1]
+    assert kwargs["shard"] == [0, 2] and kwargs["split"] == "entries"
+    assert wiring["worker"]["run_sweep"][1]["split"] == "seeds"  # the default
+
+
+@pytest.mark.parametrize(
+    "case, match", [("bad_shard", "shard: '2/2'"), ("bad_workers", "workers: 0"), ("bad_split", "split: 'tasks'")]
+)
 def test_compare_refuses_a_bad_shard_or_worker_count(wiring, case, match):
     assert match in wiring[case]["usage_error"]
     assert "run_sweep" not in wiring[case]  # negative control: a refused command line never reaches the sweep

@@ -178,6 +178,34 @@ def _same_split_controls(config, bench_dir: str, progress: bool) -> list:
     return ran
 
 
+SPLITS = ("seeds", "entries")
+
+
+def check_split(split: str) -> None:
+    """ValueError naming `split` unless it is one of SPLITS (how workers share a sweep)."""
+    if split not in SPLITS:
+        raise ValueError(f"split: {split!r} is not one of {SPLITS}")
+
+
+def _run_entry_shard(config, bench_dir: str, entries, shard, same_split: bool, progress: bool) -> None:
+    """Worker i of n (`split="entries"`): every seed of the i-th of every n entries, in the sweep's order
+    (plain strategies, then the frontier, headroom and named entries), and the same-split controls of its
+    plain strategies. One worker compiles an entry's programs once for all its seeds."""
+    i, n = shard
+    names = list(config.strategies) + [v.name for v in entries]
+    mine = set(names[i::n])
+    plain = tuple(s for s in config.strategies if s in mine)
+    if plain:
+        c = copy.deepcopy(config)
+        c.strategies = plain
+        train_and_evaluate(c, bench_dir, progress=progress)
+        if same_split and REFERENCE in config.strategies:
+            _same_split_controls(c, bench_dir, progress)
+    for v in entries:
+        if v.name in mine:
+            _run_variant(config, bench_dir, v, progress)
+
+
 def _is_shard(shard) -> bool:
     """(i, n) with integers 0 <= i < n."""
     ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(isinstance(k, int) for k in shard)
@@ -198,6 +226,7 @@ def run_sweep(
     same_split: bool = True,
     headroom=variants.HEADROOM_TILTS,
     shard=None,
+    split: str = "seeds",
 ) -> dict:
     """Runs (or resumes) every benchmark and writes `out` and its markdown table; returns the combined dict.
 
@@ -205,7 +234,9 @@ def run_sweep(
     `frontier`: uniform's extra replay shares in 32nds of the batch (with uniform among the strategies);
     `same_split`: add uniform at the split of every strategy that trimmed new rows (with uniform);
     `headroom`: the task tilts of the headroom grid (`tilted@<tilt>`, with uniform);
-    `shard=(i, n)`: only the i-th of every n seeds (one worker of `amr.runner.sweep_workers`)."""
+    `shard=(i, n)`: one worker of `amr.runner.sweep_workers`: with `split="seeds"` the i-th of every n seeds
+    (summarised like a sweep); with `split="entries"` every seed of the i-th of every n entries (not summarised:
+    the caller's sweep summarises all workers' runs)."""
     plain = [s for s in strategies if not variants.is_variant(s)]
     for s in plain:
         if s not in registry.STRATEGIES:
@@ -214,8 +245,13 @@ def run_sweep(
         raise ValueError(f"strategies: at least one plain strategy of {STRATEGIES} besides {list(strategies)}")
     if shard is not None and not _is_shard(shard):
         raise ValueError(f"shard: {shard!r} is not (i, n) with 0 <= i < n")
-    configs = {b: benchmark_config(get_config, b, plain, seeds, smoke, shard) for b in benches}  # bad names fail first
-    for b in [b for b, c in configs.items() if shard is not None and not c.seeds]:
+    check_split(split)
+    by_entries = shard is not None and split == "entries"
+    seed_shard = None if by_entries else shard
+    configs = {
+        b: benchmark_config(get_config, b, plain, seeds, smoke, seed_shard) for b in benches
+    }  # bad names fail first
+    for b in [b for b, c in configs.items() if seed_shard is not None and not c.seeds]:
         print(f"== {b}: no seed in shard {shard[0]}/{shard[1]}; nothing to run", flush=True)
         del configs[b]  # a worker of more workers than seeds: nothing to run or summarise
     entries = _plan_entries(strategies, configs, frontier, headroom)
@@ -226,6 +262,9 @@ def run_sweep(
     for bench, config in configs.items():
         bench_dir = os.path.join(workdir, bench)
         print(f"== {bench}: {config.strategies} x seeds {config.seeds} -> {bench_dir}", flush=True)
+        if by_entries:
+            _run_entry_shard(config, bench_dir, entries[bench], shard, same_split, progress)
+            continue
         finished = train_and_evaluate(config, bench_dir, progress=progress)
         for v in entries[bench]:
             _run_variant(config, bench_dir, v, progress)

@@ -10,6 +10,11 @@ This module runs
                     i, i+n, ..., in its own workdir <workdir>/workers/<i> (a workdir is one process's:
                     `amr.io.workdir_lock`), logging to <workdir>/workers/<i>.log;
 
+or, with `split="entries"` (`compare.py --split=entries`), every seed of every n-th entry of the sweep (its
+plain strategies, frontier, headroom and named entries in order), so each entry's programs compile in one
+worker only: in a sweep of many entries and few seeds per worker, the first run of an entry (its compile)
+otherwise happens in every worker;
+
 then copies every finished run file (`runs/<strategy>_seed<k>.json` with its `.seconds`, in benchmark and
 variant workdirs) into the same place under <workdir>, where the caller's ordinary sweep loads them as
 finished runs and writes the one summary. Workers run the same code, data and environment at the

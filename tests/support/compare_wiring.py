@@ -16,6 +16,8 @@ from experiments import compare
 CASES = {
     "split": ["--workers=2", "--workdir=wd", "--seeds=0,1", "--benchmarks=digits"],
     "worker": ["--workers=1", "--shard=1/2", "--workdir=wd/workers/1"],
+    "entries_worker": ["--workers=1", "--shard=0/2", "--split=entries", "--workdir=wd/workers/0"],
+    "bad_split": ["--shard=0/2", "--split=tasks"],
     "bad_shard": ["--shard=2/2"],
     "bad_workers": ["--workers=0"],
 }
