@@ -7,6 +7,7 @@
     amr+plateau    amr with the tail schedule, whose stretch starts early once the new task stops learning
     uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded;
                    +tail: all of a task's replay in its last stretch, at 8/32; +tail16: at 16/32)
+    amr+probes     amr with 8 forward-only probe rows of the arms per chunk (bandit feedback without replay; paid)
     amr+s8         a strategy at the mean replay share 8/32 (+s4: 4/32); stacks with a schedule: amr+s8+tail16
     uniform+ewc    a strategy with one companion method of amr.methods (any of its METHODS: none+ema, amr+lines, ...)
 
@@ -96,6 +97,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
             "replay.share_min": 0.0,
             "replay.share_max": 0.5,
         },
+    ),
+    "probes": (
+        "forward-only probes of the arms, 8 rows every chunk (paid: trimmed from new rows), so the bandit follows "
+        "forgetting where a schedule replays nothing and starts each replay stretch from live estimates",
+        {"replay.probe_samples": 8},
     ),
     "s4": (
         "the mean replay share 4/32 (compared with uniform at its realised share on the frontier)",
