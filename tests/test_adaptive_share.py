@@ -101,14 +101,16 @@ def test_config_check_names_the_share_keys(key, value, message):
         config_check.validate(cfg, 4)
 
 
-def test_config_check_rejects_mir_and_the_same_split_control():
+def test_config_check_rejects_mir_and_a_same_split_control_that_does_not_fit():
     cfg = _config()
     cfg.strategies = ("amr", "mir")
     with pytest.raises(config_check.ConfigError, match="replay.share: 'schedule' is not implemented for 'mir'"):
         config_check.validate(cfg, 4)
     cfg = _config()
-    cfg.replay.new_rows = 24
-    with pytest.raises(config_check.ConfigError, match="replay.share:.*replay.new_rows"):
+    cfg.replay.new_rows = 24  # the always-new rows of a same-split control under a schedule: 32 - 8 slots fit
+    config_check.validate(cfg, 4)
+    cfg.replay.new_rows = 28  # negative control: 28 + share_max's 8 slots do not fit the batch of 32
+    with pytest.raises(config_check.ConfigError, match="replay.new_rows: 28 always-new rows"):
         config_check.validate(cfg, 4)
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from amr.analysis import stats as seed_stats
-from amr.runner import ablation, sweep
+from amr.runner import ablation, named_variants, sweep
 from configs import benchmarks
 from experiments import results_page
 
@@ -231,6 +231,49 @@ def test_sweep_adds_the_frontier_and_same_split_controls(tmp_path, monkeypatch):
         smoke=True, progress=False, get_config=benchmarks.get,
     )  # fmt: skip
     assert calls == [(str(tmp_path / "r2" / "digits"), ("amr", "mir"))]
+
+
+def _fake_runs_trimming_with_probes(config, workdir, progress=True):
+    """As `_fake_runs_by_split`, but a run with probes (`replay.probe_samples` > 0) trims 1 new row to pay for them;
+    records the config's replay schedule and probes so a test can see what each entry ran."""
+    os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
+    calls.append((workdir, tuple(config.strategies), config.replay.share, config.replay.probe_samples))
+    batch = config.train.batch_size
+    share = config.replay.share_max if config.replay.share != "fixed" else config.replay.fraction  # flex slots
+    for s in config.strategies:
+        replay = 0 if s == "none" else int(round(share * batch))
+        new = config.replay.new_rows or batch - replay
+        trimmed = 1 if config.replay.probe_samples else 0
+        new -= trimmed
+        for seed in config.seeds:
+            run = dict(_run(seed, 0.5 - 0.01 * seed), loss_matrix=[[1.0, 2.0], [1.5, 2.0]], init_losses=[3.0, 3.0])
+            run["plan"] = {"new_batch": new, "replay_batch": replay, "trimmed_rows": trimmed}
+            with open(os.path.join(workdir, "runs", f"{s}_seed{seed}.json"), "w") as f:
+                json.dump(run, f)
+    return {"tasks": ["a", "b"]}
+
+
+def test_a_named_entry_that_trims_gets_uniform_under_its_schedule_at_its_split(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "train_and_evaluate", _fake_runs_trimming_with_probes)
+    calls.clear()
+    results = sweep.run_sweep(
+        ["digits"], ["none", "uniform", "amr+tail", "amr+tail+probes", "none+probes"], [0, 1],
+        str(tmp_path / "runs"), str(tmp_path / "r.json"), smoke=True, progress=False, get_config=benchmarks.get,
+        frontier=(), headroom=(),
+    )  # fmt: skip
+    s = results["benchmarks"]["digits"]["strategies"]
+    control = s["uniform@split:amr+tail+probes"]
+    assert control["plan"]["new_batch"] == s["amr+tail+probes"]["plan"]["new_batch"]
+    assert control["plan"]["replay_batch"] == s["amr+tail+probes"]["plan"]["replay_batch"]
+    assert (
+        control["variant"]["overrides"] == named_variants.VARIANTS["tail"][1]
+    )  # the schedule kept, the probes (selection) dropped
+    ran = {c[0].rsplit("/", 1)[-1]: c[1:] for c in calls}
+    assert ran["uniform@split-amr+tail+probes"] == (("uniform",), "schedule", 0)
+    # negative controls: an entry that trims nothing, and one that replays nothing, get no control
+    assert "uniform@split:amr+tail" not in s and "uniform@split:none+probes" not in s
+    split = results["benchmarks"]["digits"]["same_split"]["amr+tail+probes"]
+    assert split["control"] == "uniform@split:amr+tail+probes" and control["variant"]["of"] == "amr+tail+probes"
 
 
 def _two_devices(name, smoke=False):

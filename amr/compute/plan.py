@@ -62,12 +62,14 @@ def fixed_new_rows(cfg) -> int:
 
 def check_new_rows(cfg, num_devices: int) -> None:
     """ValueError naming `replay.new_rows` unless it is 0 (off) or a positive multiple of the device count
-    that leaves room for the replay rows: 1 <= new_rows <= batch_size - round(fraction * batch_size)."""
+    that leaves room for the replay rows: 1 <= new_rows <= batch_size - round(fraction * batch_size); under a
+    varying `replay.share` it fixes the always-new rows, which leave room for `share_max`'s replay slots."""
     n = cfg.replay.get("new_rows", 0)
     if n == 0:
         return
     batch = cfg.train.batch_size
-    replay = min(int(round(cfg.replay.fraction * batch)), batch - num_devices)
+    share = float(cfg.replay.share_max) if cfg.replay.get("share", "fixed") != "fixed" else cfg.replay.fraction
+    replay = min(int(round(share * batch)), batch - num_devices)  # under a varying share: its replay slots
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"{NEW_ROWS_KEY}: must be an integer >= 0 (0 = batch minus replay rows), got {n!r}")
     if n > batch - replay:

@@ -241,10 +241,12 @@ def _validate_share(cfg, num_devices: int) -> None:
         "replay.share_max",
         f"{hi} x {batch} replay rows leave no new row per device ({num_devices} devices)",
     )
+    new_rows = r.get("new_rows", 0)
     _require(
-        r.get("new_rows", 0) == 0,
-        "replay.share",
-        f"{share!r} varies the split; replay.new_rows={r.get('new_rows')} fixes it (the same-split control): use one",
+        new_rows == 0 or new_rows <= batch - round(hi * batch),
+        "replay.new_rows",
+        f"{new_rows} always-new rows and replay.share_max={hi} x {batch} = {round(hi * batch)} replay slots do not fit "
+        f"train.batch_size={batch} under replay.share={share!r}; at most {batch - round(hi * batch)}",
     )
     _require(
         r.get("embeddings", "paid") == "paid",

@@ -166,16 +166,27 @@ def _run_variant(config, bench_dir: str, variant, progress: bool) -> None:
     train_and_evaluate(c, variants.workdir(bench_dir, variant), progress=progress)
 
 
-def _same_split_controls(config, bench_dir: str, progress: bool) -> list:
-    """Runs uniform at the split of every strategy whose finished runs trimmed new rows; returns the variants."""
+def _same_split_controls(config, bench_dir: str, progress: bool, named=()) -> list:
+    """Runs uniform at the split of every strategy, and of every named entry of `named`, whose finished runs
+    trimmed new rows (a named entry's control keeps its replay share and schedule); returns the variants."""
+    trimming = [(s, seed_stats.load_runs(bench_dir, s, config.seeds), None) for s in config.strategies]
+    trimming += [
+        (v.name, seed_stats.load_runs(variants.workdir(bench_dir, v), v.strategy, config.seeds), v.overrides)
+        for v in named
+    ]
     ran = []
-    for s in config.strategies:
-        v = variants.same_split(s, seed_stats.load_runs(bench_dir, s, config.seeds))
+    for name, runs, overrides in trimming:
+        v = variants.same_split(name, runs, overrides)
         if v is not None:
             _run_variant(config, bench_dir, v, progress)
             variants.check_split(v, seed_stats.load_runs(variants.workdir(bench_dir, v), v.strategy, config.seeds))
             ran.append(v)
     return ran
+
+
+def _named(entries) -> list:
+    """The named entries (`amr+tail+probes`) among a benchmark's variants."""
+    return [v for v in entries if v.meta.get("kind") == evidence.NAMED]
 
 
 SPLITS = ("seeds", "entries")
@@ -195,15 +206,15 @@ def _run_entry_shard(config, bench_dir: str, entries, shard, same_split: bool, p
     names = list(config.strategies) + [v.name for v in entries]
     mine = set(names[i::n])
     plain = tuple(s for s in config.strategies if s in mine)
+    c = copy.deepcopy(config)
+    c.strategies = plain
     if plain:
-        c = copy.deepcopy(config)
-        c.strategies = plain
         train_and_evaluate(c, bench_dir, progress=progress)
-        if same_split and REFERENCE in config.strategies:
-            _same_split_controls(c, bench_dir, progress)
     for v in entries:
         if v.name in mine:
             _run_variant(config, bench_dir, v, progress)
+    if same_split and REFERENCE in config.strategies:
+        _same_split_controls(c, bench_dir, progress, named=[v for v in _named(entries) if v.name in mine])
 
 
 def _is_shard(shard) -> bool:
@@ -270,7 +281,7 @@ def run_sweep(
             _run_variant(config, bench_dir, v, progress)
         ran = list(entries[bench])
         if same_split and REFERENCE in config.strategies:
-            ran += _same_split_controls(config, bench_dir, progress)
+            ran += _same_split_controls(config, bench_dir, progress, named=_named(entries[bench]))
         results["benchmarks"][bench] = summarize_benchmark(bench_dir, config, finished["tasks"], ran)
         results["machine"] = report.machine_description()
         results["environment"] = provenance.environment()

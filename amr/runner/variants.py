@@ -135,8 +135,19 @@ def headroom(tilts) -> list[Variant]:
     return out
 
 
-def same_split(strategy: str, runs: list[dict[str, Any]]) -> Variant | None:
-    """Uniform at `strategy`'s split when its finished runs trimmed new rows (None when they did not)."""
+SHARE_KEYS = ("replay.fraction", "replay.share")  # an entry's overrides its same-split control keeps (prefixes)
+
+
+def share_overrides(overrides: dict) -> dict:
+    """The overrides that set how much is replayed when (`replay.fraction`, `replay.share*`), not what or how."""
+    return {k: v for k, v in overrides.items() if k.startswith(SHARE_KEYS)}
+
+
+def same_split(strategy: str, runs: list[dict[str, Any]], overrides: dict | None = None) -> Variant | None:
+    """Uniform at `strategy`'s split when its finished runs trimmed new rows (None when they did not).
+
+    `overrides`: a named entry's overrides; its control keeps their replay share and schedule
+    (`share_overrides`: `amr+tail+probes`' control is uniform under `tail` at its split), not its selection or methods."""
     plans = {(r["plan"]["new_batch"], r["plan"]["replay_batch"]) for r in runs if r.get("plan")}
     trimmed = [r["plan"]["trimmed_rows"] for r in runs if r.get("plan")]
     if not trimmed or max(trimmed) == 0:
@@ -144,9 +155,17 @@ def same_split(strategy: str, runs: list[dict[str, Any]]) -> Variant | None:
     if len(plans) != 1:
         raise ValueError(f"{strategy}: its seeds ran different new/replay splits {sorted(plans)}")
     ((new_rows, replay_rows),) = plans
+    if replay_rows == 0:  # nothing replayed (`none+ewc` paying for EWC): no replay share to match
+        return None
+    kept = share_overrides(overrides or {})
     meta = {"kind": evidence.SAME_SPLIT, "base": "uniform", "of": strategy, "new_rows": new_rows}
+    if kept:
+        meta["overrides"] = dict(kept)
     return Variant(
-        split_name(strategy), "uniform", {plan_lib.NEW_ROWS_KEY: int(new_rows)}, {**meta, "replay_rows": replay_rows}
+        split_name(strategy),
+        "uniform",
+        {**kept, plan_lib.NEW_ROWS_KEY: int(new_rows)},
+        {**meta, "replay_rows": replay_rows},
     )
 
 
