@@ -4,6 +4,8 @@ and the headroom grid.
     uniform@4/32        uniform with `replay.fraction` = 4/32 (any strategy may carry a share: `amr@1/32`)
     uniform@split:mir   uniform at exactly mir's new/replay split (`replay.new_rows` = mir's new rows per step),
                         added by the sweep for every strategy that trims new rows to pay for its selection
+    uniform@split:amr+tail+probes   the same for a named entry: uniform under the entry's replay share and
+                        schedule (`share_overrides`) at its split
     amr+steady          a named variant (`amr.runner.named_variants`): a strategy under a fixed set of overrides,
                         one idea ablated at a time against uniform
     amr+tail+ewc        named variants stacked: their overrides merged left to right (two names setting one key to
