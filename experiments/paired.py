@@ -18,11 +18,16 @@ from amr.analysis import evidence
 METRICS = ("avg_forgetting", "final_avg_loss", "new_task_loss_excl_first")
 
 
-def parse_pair(text: str) -> tuple[str, str]:
-    a, sep, b = text.partition(":")
-    if not (sep and a and b):
-        raise ValueError(f"pair: {text!r} is not 'a:b' (two entries of the results file)")
-    return a, b
+def parse_pair(text: str, entries=None) -> tuple[str, str]:
+    """`'a:b'` -> (a, b). Entry names may hold ':' (`uniform@split:mir`), so with `entries` (the names in the
+    results file) the pair is split at the one ':' whose both sides are entries; without, at the first."""
+    splits = [(text[:i], text[i + 1 :]) for i, ch in enumerate(text) if ch == ":"]
+    splits = [(a, b) for a, b in splits if a and b]
+    if entries is not None:
+        splits = [(a, b) for a, b in splits if a in entries and b in entries]
+    if len(splits) != 1 and not (splits and entries is None):
+        raise ValueError(f"pair: {text!r} is not 'a:b' with a and b two entries of the results file")
+    return splits[0]
 
 
 def paired_table(results: dict, pairs: list[tuple[str, str]]) -> dict:
@@ -43,9 +48,11 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    path, pairs = argv[0], [parse_pair(p) for p in argv[1:]]
+    path = argv[0]
     with open(path, encoding="utf-8") as f:
         results = json.load(f)
+    entries = {name for e in results["benchmarks"].values() for name in e.get("strategies", {})}
+    pairs = [parse_pair(p, entries) for p in argv[1:]]
     print(json.dumps({"results": path, "paired": paired_table(results, pairs)}, indent=1))
     return 0
 

@@ -48,6 +48,20 @@ def test_a_malformed_pair_is_refused_by_name(text):
         paired.parse_pair(text)
 
 
+def test_entry_names_with_colons_split_where_both_sides_are_entries():
+    entries = {"amr+tail+probes", "uniform@split:amr+tail+probes", "uniform+tail"}
+    assert paired.parse_pair("amr+tail+probes:uniform@split:amr+tail+probes", entries) == (
+        "amr+tail+probes",
+        "uniform@split:amr+tail+probes",
+    )
+    assert paired.parse_pair("uniform@split:amr+tail+probes:uniform+tail", entries) == (
+        "uniform@split:amr+tail+probes",
+        "uniform+tail",
+    )
+    with pytest.raises(ValueError, match="^pair: "):  # negative control: no split names two entries
+        paired.parse_pair("amr+tail:uniform", entries)
+
+
 def test_main_prints_one_json_object(tmp_path, capsys):
     path = tmp_path / "r.json"
     path.write_text(json.dumps(_results()))
