@@ -111,24 +111,36 @@ def test_ewc_task_end_decays_and_accumulates(model):
     chex.assert_trees_all_equal(out_params, params)  # EWC leaves the weights alone
 
 
-def test_ema_equals_numpy_ema(model):
+def test_ema_equals_numpy_debiased_ema(model):
     params = model.init(jax.random.key(0))
     m = ema(0.9)
     seq = [_tree(10 + i, params) for i in range(5)]
     state = m.init(seq[0])
+    chex.assert_trees_all_equal(m.eval_params(state, seq[0]), seq[0])  # before any step: the weights themselves
     step = jax.jit(m.after_step)
     for p in seq[1:]:
         state = step(state, p)
-    ref = jax.tree.map(np.copy, seq[0])
+    acc = jax.tree.map(np.zeros_like, seq[0])
     for p in seq[1:]:
-        ref = jax.tree.map(lambda e, x: 0.9 * e + 0.1 * x, ref, p)
-    chex.assert_trees_all_close(m.eval_params(state, seq[-1]), ref, rtol=1e-5, atol=1e-6)
-    # negative control: β and 1 − β swapped
-    swapped = jax.tree.map(np.copy, seq[0])
+        acc = jax.tree.map(lambda e, x: 0.9 * e + 0.1 * x, acc, p)
+    ref = jax.tree.map(lambda e: e / (1 - 0.9**4), acc)
+    chex.assert_trees_all_close(jax.jit(m.eval_params)(state, seq[-1]), ref, rtol=1e-5, atol=1e-6)
+    # negative control: the EMA started at the initial weights (no correction) is another average
+    anchored = jax.tree.map(np.copy, seq[0])
     for p in seq[1:]:
-        swapped = jax.tree.map(lambda e, x: 0.1 * e + 0.9 * x, swapped, p)
+        anchored = jax.tree.map(lambda e, x: 0.9 * e + 0.1 * x, anchored, p)
     with pytest.raises(AssertionError):
-        chex.assert_trees_all_close(m.eval_params(state, seq[-1]), swapped, rtol=1e-5, atol=1e-6)
+        chex.assert_trees_all_close(m.eval_params(state, seq[-1]), anchored, rtol=1e-5, atol=1e-6)
+
+
+def test_ema_of_constant_weights_is_those_weights_whatever_the_start(model):
+    """Debiased, the EMA of steps that all produce θ is θ: the initial weights carry no weight."""
+    params = model.init(jax.random.key(0))
+    m, theta = ema(0.999), _tree(3, params)
+    state = m.init(_tree(4, params))
+    for _ in range(3):
+        state = m.after_step(state, theta)
+    chex.assert_trees_all_close(m.eval_params(state, params), theta, rtol=1e-4, atol=1e-6)
 
 
 # ---------------------------------------------------------------- inside the chunk
@@ -215,7 +227,7 @@ def _state_with_methods(model, methods):
     states, params = jax.jit(lambda s, p, r: hooks.task_end(methods, s, p, jax.random.key(1), r))(
         states, params, jnp.asarray(_rows(hooks.task_end_rows(methods)))
     )
-    states["ema"] = {"params": _tree(7, params)}
+    states["ema"] = {"params": _tree(7, params), "count": jnp.asarray(3, jnp.int32)}
     tx = make_optimizer(optim_config(), 8)
     policy = replay_lib.make_replay("uniform", max_arms=2, capacity=8)
     return train_state(params, tx, policy.init(), methods=jax.tree.map(jnp.copy, states))
