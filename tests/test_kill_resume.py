@@ -163,7 +163,7 @@ EXTRA_STATE = {
     "methods_and_share": (
         (
             "--config.methods=('ewc','ema','hft')",
-            "--config.method.ema_beta=0.5",  # the default 0.999 would barely move in 16 steps
+            "--config.method.ema_beta=0.5",  # the default 0.99 would move little in 16 steps
             "--config.method.ewc_rows=32",
             "--config.replay.share=controller",
             "--config.replay.share_min=0.0",
