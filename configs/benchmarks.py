@@ -48,7 +48,7 @@ def get(name: str, smoke: bool = False):
         raise ValueError(f"benchmark: unknown benchmark {name!r}; expected one of {sorted(BENCHMARKS)}")
     config = importlib.import_module(BENCHMARKS[name]).get_config()
     config.train.eval_every = 0  # task-end evaluations only: no metric of the sweep uses the curves
-    config.train.checkpoint_every = 0  # task-end checkpoints only: a mid-task save blocks and syncs (a fifth of a digits run)
+    config.train.checkpoint_every = 0  # task ends only: a mid-task save blocks and syncs (a fifth of a digits run)
     if smoke:
         config.seeds = (0,)
         config.train.steps_per_task = 2 * config.train.chunk_size
