@@ -168,17 +168,15 @@ def test_runs_built_on_different_data_are_flagged():
     assert seed_stats.same_initial_losses({"amr": [a], "uniform": [b]}) == {"ok": False, "tasks_that_differ": [1]}
 
 
-def _fake_runs_by_split(config, workdir, progress=True):
-    """Stands in for a training run whose forgetting falls with the replay share: writes run files with plans.
-
-    mir trims 4 new rows to pay for its selection; uniform runs `replay.new_rows` when it is set."""
+def _write_runs_by_split(config, workdir, trimmed_of, share_of_batch):
+    """Run files whose forgetting falls with the replay share, with plans: `trimmed_of(strategy)` new rows are
+    trimmed; uniform runs `replay.new_rows` when it is set; `share_of_batch` gives the replay slots."""
     os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
-    calls.append((workdir, tuple(config.strategies)))
     batch = config.train.batch_size
     for s in config.strategies:
-        replay = 0 if s == "none" else int(round(config.replay.fraction * batch))
+        replay = 0 if s == "none" else int(round(share_of_batch * batch))
         new = config.replay.new_rows or batch - replay
-        trimmed = 4 if s == "mir" else 0
+        trimmed = trimmed_of(s)
         new -= trimmed
         share = replay / (new + replay)
         for seed in config.seeds:
@@ -189,6 +187,13 @@ def _fake_runs_by_split(config, workdir, progress=True):
             with open(os.path.join(workdir, "runs", f"{s}_seed{seed}.json"), "w") as f:
                 json.dump(run, f)
     return {"tasks": ["a", "b"]}
+
+
+def _fake_runs_by_split(config, workdir, progress=True):
+    """Stands in for a training run whose forgetting falls with the replay share: mir trims 4 new rows to pay for
+    its selection."""
+    calls.append((workdir, tuple(config.strategies)))
+    return _write_runs_by_split(config, workdir, lambda s: 4 if s == "mir" else 0, config.replay.fraction)
 
 
 def test_sweep_adds_the_frontier_and_same_split_controls(tmp_path, monkeypatch):
@@ -234,23 +239,11 @@ def test_sweep_adds_the_frontier_and_same_split_controls(tmp_path, monkeypatch):
 
 
 def _fake_runs_trimming_with_probes(config, workdir, progress=True):
-    """As `_fake_runs_by_split`, but a run with probes (`replay.probe_samples` > 0) trims 1 new row to pay for them;
-    records the config's replay schedule and probes so a test can see what each entry ran."""
-    os.makedirs(os.path.join(workdir, "runs"), exist_ok=True)
+    """As `_fake_runs_by_split`, but a run with probes (`replay.probe_samples` > 0) trims 1 new row to pay for them,
+    and a varying share's flex slots are its replay rows; records each entry's schedule and probes."""
     calls.append((workdir, tuple(config.strategies), config.replay.share, config.replay.probe_samples))
-    batch = config.train.batch_size
-    share = config.replay.share_max if config.replay.share != "fixed" else config.replay.fraction  # flex slots
-    for s in config.strategies:
-        replay = 0 if s == "none" else int(round(share * batch))
-        new = config.replay.new_rows or batch - replay
-        trimmed = 1 if config.replay.probe_samples else 0
-        new -= trimmed
-        for seed in config.seeds:
-            run = dict(_run(seed, 0.5 - 0.01 * seed), loss_matrix=[[1.0, 2.0], [1.5, 2.0]], init_losses=[3.0, 3.0])
-            run["plan"] = {"new_batch": new, "replay_batch": replay, "trimmed_rows": trimmed}
-            with open(os.path.join(workdir, "runs", f"{s}_seed{seed}.json"), "w") as f:
-                json.dump(run, f)
-    return {"tasks": ["a", "b"]}
+    share = config.replay.share_max if config.replay.share != "fixed" else config.replay.fraction
+    return _write_runs_by_split(config, workdir, lambda s: 1 if config.replay.probe_samples else 0, share)
 
 
 def test_a_named_entry_that_trims_gets_uniform_under_its_schedule_at_its_split(tmp_path, monkeypatch):
