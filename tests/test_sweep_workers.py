@@ -181,7 +181,9 @@ calls: list = []
 
 
 def _fake_train_and_evaluate(config, workdir, progress=True):
-    """Stands in for a training run: one run file per (strategy, seed), forgetting set by the seed."""
+    """Stands in for a training run: one run file per (strategy, seed), forgetting set by the seed; like the real
+    one (config_check), it refuses a baseline that is not among the config's strategies."""
+    assert config.baseline in ("", *config.strategies), f"baseline: {config.baseline!r} not in {config.strategies}"
     calls.append((workdir, tuple(config.seeds)))
     for s in config.strategies:
         for seed in config.seeds:

@@ -208,6 +208,7 @@ def _run_entry_shard(config, bench_dir: str, entries, shard, same_split: bool, p
     plain = tuple(s for s in config.strategies if s in mine)
     c = copy.deepcopy(config)
     c.strategies = plain
+    c.baseline = config.baseline if config.baseline in plain else ""  # a config's baseline must be among its strategies
     if plain:
         train_and_evaluate(c, bench_dir, progress=progress)
     for v in entries:
