@@ -201,7 +201,7 @@ def check_split(split: str) -> None:
 def _run_entry_shard(config, bench_dir: str, entries, shard, same_split: bool, progress: bool) -> None:
     """Worker i of n (`split="entries"`): every seed of the i-th of every n entries, in the sweep's order
     (plain strategies, then the frontier, headroom and named entries), and the same-split controls of its
-    plain strategies. One worker compiles an entry's programs once for all its seeds."""
+    plain strategies and named entries. One worker compiles an entry's programs once for all its seeds."""
     i, n = shard
     names = list(config.strategies) + [v.name for v in entries]
     mine = set(names[i::n])
