@@ -15,6 +15,7 @@ from jax.sharding import PartitionSpec as P
 from amr.train import distributed
 
 AXIS = "data"
+SEEDS_AXIS = "seeds"  # a `seed_axis` chunk's seeds split over devices (`make_seed_mesh`)
 
 
 def stack_seeds(trees):
@@ -32,9 +33,21 @@ def shard_new_batches(mesh, new_SxB: np.ndarray) -> jax.Array:
     return distributed.put_global(new_SxB, NamedSharding(mesh, P(None, AXIS)))
 
 
+def _seeds(mesh):
+    return SEEDS_AXIS if SEEDS_AXIS in mesh.axis_names else None
+
+
 def shard_seed_batches(mesh, new_NxSxB: np.ndarray) -> jax.Array:
-    """`shard_new_batches` for a `seed_axis` chunk: [seeds, S, B, ...], rows split over the "data" axis."""
-    return distributed.put_global(new_NxSxB, NamedSharding(mesh, P(None, None, AXIS)))
+    """`shard_new_batches` for a `seed_axis` chunk: [seeds, S, B, ...], rows split over the "data" axis
+    (and seeds over the "seeds" axis of a `make_seed_mesh` mesh)."""
+    return distributed.put_global(new_NxSxB, NamedSharding(mesh, P(_seeds(mesh), None, AXIS)))
+
+
+def shard_seeds(mesh, stacked):
+    """Stacked per-seed states (`stack_seeds`) on the mesh, seeds split over its "seeds" axis if any
+    (replicated otherwise, as `replicate`); every leaf gets its own buffer (safe to donate)."""
+    sharding = NamedSharding(mesh, P(_seeds(mesh)))
+    return _copier(sharding)(distributed.put_global(stacked, sharding))
 
 
 def replicate(mesh, tree):
@@ -47,6 +60,20 @@ def replicate(mesh, tree):
 @functools.cache
 def _copier(sharding):
     return jax.jit(lambda t: jax.tree.map(jnp.copy, t), out_shardings=sharding)
+
+
+def make_seed_mesh(seed_groups: int, num_devices: int | None = None) -> jax.sharding.Mesh:
+    """A 2-D mesh ("seeds", "data") for `seed_axis` chunks: the seeds split over `seed_groups` groups of
+    devices, each group data-parallel over its own devices. On XLA:CPU a fake device per core
+    (`--xla_force_host_platform_device_count`) lets one program use every core, which one device's
+    small kernels do not."""
+    devices = jax.devices()
+    n = num_devices or len(devices)
+    if n > len(devices):
+        raise ValueError(f"num_devices={n} but only {len(devices)} devices are visible")
+    if seed_groups < 1 or n % seed_groups:
+        raise ValueError(f"seed_groups={seed_groups} does not divide the {n} devices")
+    return jax.sharding.Mesh(np.asarray(devices[:n]).reshape(seed_groups, n // seed_groups), (SEEDS_AXIS, AXIS))
 
 
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
