@@ -90,24 +90,26 @@ def _copy_atomic(src: str, dst: str) -> None:
     os.replace(tmp, dst)
 
 
-def collect(workdir: str, workers: int) -> int:
-    """Copies the workers' finished run files, each with its `.seconds` (the run's wall time), into `workdir`;
-    a run file already there is kept with its own `.seconds`. Returns how many run files were copied."""
+def copy_finished(src_root: str, dst_root: str) -> int:
+    """Copies every finished run file under `src_root`, each with its `.seconds` (the run's wall time), to the
+    same relative path under `dst_root`; a run file already there is kept with its own `.seconds`. Returns
+    how many run files were copied. A sweep whose workdir holds them skips those runs (they are loaded)."""
     copied = 0
-    for i in range(workers):
-        src_root = os.path.join(workdir, WORKERS_DIR, str(i))
-        for rel in finished_run_files(src_root):
-            src, dst = os.path.join(src_root, rel), os.path.join(workdir, rel)
-            if os.path.exists(dst):
-                continue
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            if os.path.exists(
-                src + run_files.SECONDS_SUFFIX
-            ):  # first: a run file in place always has its time beside it
-                _copy_atomic(src + run_files.SECONDS_SUFFIX, dst + run_files.SECONDS_SUFFIX)
-            _copy_atomic(src, dst)
-            copied += 1
+    for rel in finished_run_files(src_root):
+        src, dst = os.path.join(src_root, rel), os.path.join(dst_root, rel)
+        if os.path.exists(dst):
+            continue
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if os.path.exists(src + run_files.SECONDS_SUFFIX):  # first: a run file in place always has its time beside it
+            _copy_atomic(src + run_files.SECONDS_SUFFIX, dst + run_files.SECONDS_SUFFIX)
+        _copy_atomic(src, dst)
+        copied += 1
     return copied
+
+
+def collect(workdir: str, workers: int) -> int:
+    """Copies the workers' finished run files into `workdir` (`copy_finished`); returns how many."""
+    return sum(copy_finished(os.path.join(workdir, WORKERS_DIR, str(i)), workdir) for i in range(workers))
 
 
 def pinned_command(module: str, cores: list[int], args: list[str]) -> list[str]:
