@@ -105,6 +105,7 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.method.ewc_gamma = 1.0  # online EWC Fisher decay γ: 1 = accumulate (Huszár 2018; Schwarz et al. 2018 allow γ<1)
     c.method.ewc_rows = 256  # rows of a finished task the empirical Fisher is estimated on (ours; its pass is paid)
     c.method.ema_beta = 0.99  # weight EMA β, fixed and debiased: a 100-step horizon, under a task (amr/methods/ema.py)
+    c.method.ema_adaptive = False  # True: the adaptive β_t of arXiv 2410.10868 per tensor (ema_beta its fallback)
     c.method.lines_alpha = 0.5  # LiNeS λ(1) = α, the first layer's update kept (ours: arXiv 2410.17146 tunes α, β)
     c.method.lines_beta = 0.5  # LiNeS λ(L) = α + β, the last layer's (ours: α + β = 1 keeps the head's update whole)
     c.method.hft_seed = 0  # HFT: seed of the per-task masks of frozen matrices (ours; arXiv 2404.18466 freezes half)

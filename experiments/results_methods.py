@@ -2,7 +2,8 @@
 against uniform paired by seed, at equal measured FLOPs (`experiments.results_page`).
 
 A method entry is a sweep entry whose variant names include a method of `amr.methods.registry.METHODS`
-(`none+ewc`, `uniform+ewc`, `amr+ewc`, `amr+tail+ewc`); its combination is the entry without the method
+(`none+ewc`, `uniform+ewc`, `amr+ewc`, `amr+tail+ewc`) or a variant configuring one
+(`named_variants.METHOD_VARIANTS`: `amr+tail+ema_adaptive`); its combination is the entry without the method
 (`amr+tail`). The section appears only for benchmarks with method entries, so results without any render as before.
 """
 
@@ -12,6 +13,7 @@ from amr.runner import named_variants
 from experiments.results_targets import NAIVE_FLOPS_TOLERANCE, _delta, _yes
 
 RECOMMENDED = named_variants.RECOMMENDED_AMR
+METHOD_NAMES = (*METHODS, *named_variants.METHOD_VARIANTS)  # variant names that make an entry a method entry
 AMR = "amr"  # a method entry over this base strategy is an AMR combination (`amr+ewc`, `amr+tail+ewc`)
 REFERENCE_ROWS = (evidence.NAIVE, evidence.REFERENCE, AMR, RECOMMENDED)  # the table's rows without a method
 COLUMNS = (
@@ -30,11 +32,11 @@ def method_of(name: str) -> tuple[str, str] | None:
     """(method, combination) of a method entry: `'amr+tail+ewc'` -> `('ewc', 'amr+tail')`, `'none+ewc'` ->
     `('ewc', 'none')`; None for an entry without a method among its variant names."""
     names = named_variants.names(name)
-    found = [n for n in names if n in METHODS]
+    found = [n for n in names if n in METHOD_NAMES]
     if not found:
         return None
     base = named_variants.split(name)[0]
-    combination = named_variants.SEP.join([base, *(n for n in names if n not in METHODS)])
+    combination = named_variants.SEP.join([base, *(n for n in names if n not in METHOD_NAMES)])
     return named_variants.SEP.join(found), combination
 
 
@@ -96,7 +98,8 @@ def rows(entry: dict) -> list[dict]:
 
 def _method_order(method: str) -> tuple:
     first = method.split(named_variants.SEP)[0]
-    return (METHODS.index(first) if first in METHODS else len(METHODS), method)
+    base = named_variants.METHOD_VARIANTS.get(first, first)  # `ema_adaptive` right after `ema`
+    return (METHODS.index(base) if base in METHODS else len(METHODS), first != base, method)
 
 
 def summary(bench: str, entry: dict) -> dict:

@@ -60,6 +60,7 @@ def _row(lines, bench_entry_label):
 def test_method_of_names_the_method_and_the_combination():
     assert results_methods.method_of("amr+tail+ewc") == ("ewc", "amr+tail")
     assert results_methods.method_of("none+ewc") == ("ewc", "none")
+    assert results_methods.method_of("amr+tail+ema_adaptive") == ("ema_adaptive", "amr+tail")
     assert results_methods.method_of("amr+ewc+tail") == ("ewc", "amr+tail")
     for name in ("uniform", "amr+tail", "uniform@4/32", "tilted@-2", "uniform@split:mir"):
         assert results_methods.method_of(name) is None
@@ -68,8 +69,12 @@ def test_method_of_names_the_method_and_the_combination():
 @settings(max_examples=100, deadline=None)
 @given(
     base=st.sampled_from(("none", "uniform", "amr", "mir")),
-    others=st.lists(st.sampled_from([n for n in named_variants.VARIANTS if n not in METHODS]), max_size=3, unique=True),
-    method=st.sampled_from(METHODS),
+    others=st.lists(
+        st.sampled_from([n for n in named_variants.VARIANTS if n not in results_methods.METHOD_NAMES]),
+        max_size=3,
+        unique=True,
+    ),
+    method=st.sampled_from(results_methods.METHOD_NAMES),
     at=st.integers(0, 3),
 )
 def test_method_of_finds_the_method_anywhere_in_a_stack(base, others, method, at):

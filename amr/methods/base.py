@@ -6,6 +6,8 @@ A method composes with any replay policy. Each hook is optional except `init`:
   loss_term(state, params, batch_aux) -> f32[]  added to the training objective inside the chunk's step
   transform                                     an optax GradientTransformation chained before the optimizer
   after_step(state, params) -> state            inside the chunk, after the optimizer update (skipped steps too)
+                                                (`after_step_grads`: after_step(state, params, grads), with the
+                                                step's gradients as the optimizer got them)
   task_end(state, params, key, rows) -> (state, params)
                                                 jittable, at every task end but the last; `rows` are
                                                 `task_end_rows` rows of the finished task's train data;
@@ -59,3 +61,4 @@ class Method(NamedTuple):
     wrap_optimizer: Callable | None = None
     edit_grads: Callable | None = None
     needs_outputs: bool = False  # the step's forward also returns ModelOutputs (batch_aux["outputs"], edit_grads)
+    after_step_grads: bool = False  # after_step also gets the step's gradients (the adaptive weight EMA)

@@ -41,7 +41,7 @@ def step_flops(methods: tuple[Method, ...], states, params, rows, keys, num_new:
         objective = functools.partial(hooks.step_objective, model, methods, states)
         grads, (_, layer_outputs, _) = jax.grad(objective, has_aux=True)(params, rows, keys, num_new)
         grads = hooks.edit_grads(methods, states, grads, layer_outputs)
-        return hooks.post_update(methods, states, grads), hooks.after_step(methods, states, params)
+        return hooks.post_update(methods, states, grads), hooks.after_step(methods, states, params, grads)
 
     abstract = measure.abstract
     args = (abstract(params), abstract(rows), abstract(keys))

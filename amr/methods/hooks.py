@@ -25,9 +25,18 @@ def loss_terms(methods: tuple[Method, ...], states: dict, params, batch_aux: dic
     return sum(terms, jnp.zeros((), jnp.float32))
 
 
-def after_step(methods: tuple[Method, ...], states: dict, params) -> dict:
-    """Every method's state after an optimizer step that produced `params`."""
-    return {m.name: m.after_step(states[m.name], params) if m.after_step else states[m.name] for m in methods}
+def after_step(methods: tuple[Method, ...], states: dict, params, grads) -> dict:
+    """Every method's state after an optimizer step that produced `params` from `grads` (as the optimizer
+    got them: averaged over devices, after `edit_grads`)."""
+
+    def one(m):
+        if m.after_step is None:
+            return states[m.name]
+        return (
+            m.after_step(states[m.name], params, grads) if m.after_step_grads else m.after_step(states[m.name], params)
+        )
+
+    return {m.name: one(m) for m in methods}
 
 
 def eval_params(methods: tuple[Method, ...], states: dict, params):

@@ -20,7 +20,7 @@ from amr.methods.slow_learner import slow_learner
 _FACTORIES = {
     "l2sp": lambda m, model: l2sp(m.l2sp_lambda),
     "ewc": lambda m, model: ewc(model, m.ewc_lambda, m.ewc_gamma, m.ewc_rows),
-    "ema": lambda m, model: ema(m.ema_beta),
+    "ema": lambda m, model: ema(m.ema_beta, bool(m.get("ema_adaptive", False))),
     "lines": lambda m, model: lines(m.lines_alpha, m.lines_beta),
     "hft": lambda m, model: hft(m.hft_seed),
     "slow_learner": lambda m, model: slow_learner(m.slow_lr_ratio),
@@ -46,6 +46,7 @@ _CHECKS = {
     "ewc_gamma": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "ewc_rows": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "an integer >= 1"),
     "ema_beta": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "ema_adaptive": (lambda v: isinstance(v, bool), "True or False"),
     "lines_alpha": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "lines_beta": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "hft_seed": (

@@ -169,3 +169,9 @@ RECOMMENDED_TWIN = twin(RECOMMENDED_AMR)  # the same schedule under uniform sele
 # Every companion method (docs/METHODS.md) alone on top of a strategy: `none+ewc`, `uniform+ewc`, `amr+ewc`.
 for _method in METHODS:
     VARIANTS.setdefault(_method, (f"the companion method {_method!r} (docs/METHODS.md)", {"methods": (_method,)}))
+# Named variants that configure a companion method another way (a row of their own in the methods table).
+METHOD_VARIANTS = {"ema_adaptive": "ema"}  # name -> the method of amr.methods.registry it configures
+VARIANTS["ema_adaptive"] = (
+    "the weight EMA with the adaptive β_t of arXiv 2410.10868 (per parameter tensor, from two consecutive gradients)",
+    {"methods": ("ema",), "method.ema_adaptive": True},
+)

@@ -177,7 +177,7 @@ def _optimizer_step(c: _Chunk, carry, rows, row_keys, num_new: int, embed: bool 
     new_params = optax.apply_updates(params, updates)
     params, opt_state = _tree_where(ok, new_params, params), _tree_where(ok, new_opt, opt_state)
     if c.methods:  # amr.methods: state updates after the optimizer step (e.g. the weight EMA)
-        method_states = _tree_where(ok, method_hooks.after_step(c.methods, method_states, params), method_states)
+        method_states = _tree_where(ok, method_hooks.after_step(c.methods, method_states, params, grads), method_states)
     return (params, opt_state, skipped + (~ok).astype(jnp.int32), method_states), loss, losses, emb, ok
 
 
