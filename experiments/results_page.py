@@ -23,6 +23,7 @@ from amr.analysis import evidence, evidence_md, plots, provenance
 from amr.runner import named_variants, sweep  # noqa: E402
 from experiments.results_cost import cost_section  # noqa: E402
 from experiments.results_methods import methods_section, pareto_groups  # noqa: E402
+from experiments.results_share import share_section  # noqa: E402
 from experiments.results_targets import (  # noqa: E402, F401 (the page's Targets section; tests reach it here too)
     AMR_ENTRIES,
     RECOMMENDED,
@@ -243,6 +244,7 @@ def page(results: dict, ablations: dict | None, out_dir: str, methods_results: d
         "",
     ]
     parts += targets_section(results["benchmarks"])
+    parts += share_section(results["benchmarks"])
     if methods_results is not None:
         parts += _methods_sweep_section(methods_results, out_dir)
     else:
