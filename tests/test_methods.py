@@ -195,9 +195,11 @@ def _count_traces(m):
     return m._replace(loss_term=wrap(m.loss_term), after_step=wrap(m.after_step))
 
 
-def test_chunk_with_methods_makes_no_host_transfers_and_traces_once(model):
+@pytest.mark.parametrize("ema_adaptive", [False, True])
+def test_chunk_with_methods_makes_no_host_transfers_and_traces_once(model, ema_adaptive):
+    chex.clear_trace_counter()  # the counters are per function name: the other parametrisation's traces count too
     mesh = step_lib.make_mesh(2)
-    methods = tuple(_count_traces(m) for m in _all_methods(model))
+    methods = tuple(_count_traces(m) for m in _all_methods(model, ema_adaptive=ema_adaptive))
     chunk, state, mem, memory = _chunk_setup(model, methods, mesh)
     on_device = [_new(mesh, memory, c) for c in range(4)]
     state, _ = chunk(state, *on_device[0], mem)  # compile outside the guard
@@ -227,14 +229,18 @@ def _state_with_methods(model, methods):
     states, params = jax.jit(lambda s, p, r: hooks.task_end(methods, s, p, jax.random.key(1), r))(
         states, params, jnp.asarray(_rows(hooks.task_end_rows(methods)))
     )
-    states["ema"] = {"params": _tree(7, params), "count": jnp.asarray(3, jnp.int32)}
+    if "ema" in states:
+        states["ema"] = {**states["ema"], "params": _tree(7, params), "count": jnp.asarray(3, jnp.int32)}
+        if "grads" in states["ema"]:  # the adaptive EMA also keeps the last step's gradients
+            states["ema"]["grads"] = _tree(8, params)
     tx = make_optimizer(optim_config(), 8)
     policy = replay_lib.make_replay("uniform", max_arms=2, capacity=8)
     return train_state(params, tx, policy.init(), methods=jax.tree.map(jnp.copy, states))
 
 
-def test_method_states_survive_a_checkpoint_round_trip(model, tmp_path):
-    methods = _all_methods(model)
+@pytest.mark.parametrize("ema_adaptive", [False, True])
+def test_method_states_survive_a_checkpoint_round_trip(model, tmp_path, ema_adaptive):
+    methods = _all_methods(model, ema_adaptive=ema_adaptive)
     state = _state_with_methods(model, methods)
     ckpt = RunCheckpoints(str(tmp_path / "ckpt"))
     ckpt.save(1, state, {"note": "x"})
