@@ -18,6 +18,7 @@ from amr.runner import config_check
 from amr.runner.experiment import prepare
 from amr.train import chunk as step_lib
 from amr.train import flex_batch, measured
+from amr.train import free_embeddings as free_lib
 from amr.train.strategy import make_share_rule, make_strategy
 from amr.train.streams import next_chunk, task_stream
 from configs import tiny
@@ -150,7 +151,7 @@ def _chunks(ctx, count):
     return [tuple(flex_batch.split_new(x, N, FLEX) for x in next_chunk(stream, S)) for _ in range(count)]
 
 
-def _run(ctx, mesh, chunks, policy=None, guard_after=None, methods=()):
+def _run(ctx, mesh, chunks, policy=None, guard_after=None, methods=(), embeddings=None):
     strategy = make_strategy(ctx, "amr")
     spec = step_lib.ChunkSpec(S, N, R_MAX, 0, FLEX)
     rule = make_share_rule(ctx.config, 4)
@@ -159,6 +160,8 @@ def _run(ctx, mesh, chunks, policy=None, guard_after=None, methods=()):
     )
     memory = step_lib.replicate(mesh, np.concatenate([t.train for t in ctx.tasks]))
     state, history = _state(ctx, strategy, mesh, methods), []
+    if embeddings is not None:
+        state = step_lib.replicate(mesh, jax.device_get(state).replace(embeddings=embeddings))
     for i, (new, ids) in enumerate(chunks):
         new, ids = step_lib.shard_new_batches(mesh, new), step_lib.shard_new_batches(mesh, ids)
         if guard_after is not None and i >= guard_after:
@@ -207,6 +210,28 @@ def test_flex_chunk_runs_the_methods_hooks_one_trace_no_transfers(ctx):
     last = history[-1][0]
     assert int(last.skipped) == 0
     assert _max_diff(last.methods["ema"]["params"], last.params) > 0  # negative control: not the trained weights
+
+
+def test_flex_chunk_records_free_embeddings_of_the_rows_trained_as_new(ctx):
+    """With a free-embeddings buffer a flex chunk stores the embedding of every row it trained as new (the
+    always-new rows and the flex new rows past r) and of no flex row that a replay slot displaced; training
+    is bit-identical to the same chunks without a buffer (the pooling rides on the same forward pass)."""
+    chunks = _chunks(ctx, 4)
+    first, rows = int(ctx.offsets[1]), len(ctx.tasks[1].train)
+    buffer = free_lib.empty(rows, ctx.config.model.width, first)
+    plain = _run(ctx, ctx.mesh, chunks)
+    free = _run(ctx, ctx.mesh, chunks, embeddings=buffer)
+    expected = _reference_table(0, R_MAX, TARGET, 4, "front")
+    trained, displaced = set(), set()
+    for (state, _), (ref, _), r, (_, (always_ids, flex_ids)) in zip(free, plain, expected, chunks, strict=True):
+        chex.assert_trees_all_equal(state.params, ref.params)
+        trained |= set(always_ids.ravel().tolist()) | set(flex_ids[:, r:].ravel().tolist())
+        displaced |= set(flex_ids[:, :r].ravel().tolist())
+        seen = set((first + np.flatnonzero(np.asarray(state.embeddings.seen))).tolist())
+        assert seen == trained
+    assert displaced - trained  # negative control: some flex rows were displaced by replay and never stored
+    emb = np.asarray(free[-1][0].embeddings.emb)
+    assert np.all(np.isfinite(emb)) and np.abs(emb[np.asarray(free[-1][0].embeddings.seen)]).sum() > 0
 
 
 def _max_diff(a, b) -> float:

@@ -149,7 +149,7 @@ def test_same_seed_twice_gives_identical_results_json(reference, cache, tmp_path
 
 
 # Every kind of state beyond params / optimizer / replay that a TrainState can carry, each killed and resumed.
-# config_check refuses free embeddings with an adaptive share (flex slots do not record them), so two runs:
+# Two runs (the free-embeddings one compiles longer, so it runs in `pytest -m extended`):
 #   methods_and_share: EWC (Fisher diagonal and anchor snapshot, set at the task end), the weight EMA (moves every
 #     step; held-out evaluation reads it), HFT (per-task 0/1 masks and a task counter), all in TrainState.methods,
 #     and the controller share's state (TrainState.share: last chunk's forgetting and new-row loss, drive, debt).

@@ -249,12 +249,6 @@ def _validate_share(cfg, num_devices: int) -> None:
         f"train.batch_size={batch} under replay.share={share!r}; at most {batch - round(hi * batch)}",
     )
     _require(
-        r.get("embeddings", "paid") == "paid",
-        "replay.share",
-        f"{share!r} with replay.embeddings={r.get('embeddings')!r}: flex slots do not record free embeddings yet; "
-        "use embeddings='paid' or share='fixed'",
-    )
-    _require(
         "mir" not in tuple(cfg.strategies),
         "replay.share",
         f"{share!r} is not implemented for 'mir' (its candidates are chosen across devices); drop it",

@@ -235,9 +235,18 @@ def _flex_train_step(c: _Chunk, step_key, dev, memory, replay_rows, carry, xs):
     # keys by canonical position: new rows 0..N-1, flex new rows N + g, replay rows N + F + q
     slot_key = jnp.where(active, N + F + q, N + q - rows_min)
     row_keys = jnp.concatenate([_row_keys(key, dev * Bl, Bl), jax.vmap(lambda i: jax.random.fold_in(key, i))(slot_key)])
-    *carry, buffer = carry  # no free-embeddings buffer with flex slots (config_check refuses the pair)
-    carry, loss, losses, _, ok = _optimizer_step(c, tuple(carry), rows, row_keys, Bl)
+    *carry, buffer = carry
+    carry, loss, losses, emb, ok = _optimizer_step(c, tuple(carry), rows, row_keys, Bl, embed=buffer is not None)
     params = carry[0]
+    if buffer is not None:  # free embeddings of the rows trained as new: the always-new ones and flex slots past r
+        flex_new_ids = jnp.where(use_new, flex_ids, -1)  # a replay slot's id: out of the task's range, dropped
+        new_emb = jnp.concatenate([emb[:Bl], emb[Bl + Rl - Fl :]], axis=0)
+        buffer = free_lib.record(
+            buffer,
+            _gather(jnp.concatenate([always_ids, flex_new_ids])),
+            jax.lax.all_gather(new_emb, AXIS, axis=0, tiled=True),
+            ok,
+        )
     canonical = flex_batch.to_canonical(rows_min, F, c.n_dev)
     new_losses = jnp.concatenate([losses[:Bl], jnp.where(use_new, losses[Bl + Rl - Fl :], jnp.nan)])
     new_losses = jnp.where(ok, new_losses, jnp.nan)
