@@ -191,10 +191,12 @@ def _methods_sweep_section(methods_results: dict, out_dir: str) -> list[str]:
     for bench, entry in benchmarks.items():
         asked = [n for n in entry.get("strategies", {}) if "@" not in n]  # compare adds the same-split controls
         seeds = ",".join(str(k) for k in entry.get("seeds", []))
+        controls = any("@split:" in n for n in entry.get("strategies", {}))  # made with --same_split (the default)
         notes += [
-            f"Regenerate {bench}'s rows: `python -m experiments.compare --workers=2 --benchmarks={bench} "
-            f"--strategies={','.join(asked)} --seeds={seeds} --frontier= --headroom= "
-            "--out=docs/results_methods.json`",
+            f"Regenerate {bench}'s rows: `python -m experiments.compare --workers=2 --split=entries "
+            f"--benchmarks={bench} --strategies={','.join(asked)} --seeds={seeds} --frontier= --headroom= "
+            + ("" if controls else "--same_split=false ")
+            + "--out=docs/results_methods.json`",
             "",
         ]
     for bench, entry in benchmarks.items():
