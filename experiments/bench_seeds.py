@@ -96,9 +96,10 @@ def _sequential(ctx, strategy, plan, single, spec, seeds, chunks):
     return run, inputs, states
 
 
-def _vmapped(ctx, strategy, plan, single, spec, n: int, chunks: int, mesh):
-    """The N seeds' chunks (the inputs `_sequential` makes) in one `seed_axis` program on `mesh`: run()."""
-    _, inputs, states = _sequential(ctx, strategy, plan, single, spec, list(range(n)), chunks)
+def _vmapped(ctx, strategy, spec, inputs, states, chunks: int, mesh):
+    """The seeds' chunks (`_sequential`'s inputs and states, by seed 0..N-1) in one `seed_axis` program on `mesh`:
+    run()."""
+    n = len(states)
     fn = step_lib.make_chunk_fn(ctx.model, strategy.tx, strategy.policy, mesh, spec, seed_axis=True)
     stacked_inputs = [
         tuple(mesh_lib.shard_seed_batches(mesh, np.stack([np.asarray(inputs[s][c][k]) for s in range(n)]))
@@ -125,11 +126,10 @@ def _worker(args) -> None:
     axis is split over the G devices (`amr.train.mesh.make_seed_mesh`)."""
     i, w = args.worker.split("/")
     _, ctx, strategy, _, plan, single, spec = _setup(args)
+    seeds = list(range(args.seeds)) if i == "sharded" else list(range(args.seeds))[int(i) :: int(w)]
+    run, inputs, states = _sequential(ctx, strategy, plan, single, spec, seeds, args.chunks)
     if i == "sharded":
-        run = _vmapped(ctx, strategy, plan, single, spec, args.seeds, args.chunks, mesh_lib.make_seed_mesh(int(w)))
-    else:
-        seeds = list(range(args.seeds))[int(i) :: int(w)]
-        run, _, _ = _sequential(ctx, strategy, plan, single, spec, seeds, args.chunks)
+        run = _vmapped(ctx, strategy, spec, inputs, states, args.chunks, mesh_lib.make_seed_mesh(int(w)))
     _timed(run)  # compile
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     print(_READY, json.dumps({"cores": cores}), flush=True)
@@ -242,8 +242,8 @@ def main(argv=None):
 def _measure(args, pool, sharded) -> dict:
     cfg, ctx, strategy, t_last, plan, single, spec = _setup(args)
     N = args.seeds
-    run_sequential, _, _ = _sequential(ctx, strategy, plan, single, spec, list(range(N)), args.chunks)
-    run_vmapped = _vmapped(ctx, strategy, plan, single, spec, N, args.chunks, ctx.mesh)
+    run_sequential, inputs, states = _sequential(ctx, strategy, plan, single, spec, list(range(N)), args.chunks)
+    run_vmapped = _vmapped(ctx, strategy, spec, inputs, states, args.chunks, ctx.mesh)
 
     log(f"compiling ({N} seeds, {args.chunks} chunks of S={spec.steps})")
     _timed(run_sequential), _timed(run_vmapped)  # compile

@@ -20,7 +20,7 @@ from amr.methods.slow_learner import slow_learner
 _FACTORIES = {
     "l2sp": lambda m, model: l2sp(m.l2sp_lambda),
     "ewc": lambda m, model: ewc(model, m.ewc_lambda, m.ewc_gamma, m.ewc_rows),
-    "ema": lambda m, model: ema(m.ema_beta, bool(m.get("ema_adaptive", False))),
+    "ema": lambda m, model: ema(m.ema_beta, m.ema_adaptive),
     "lines": lambda m, model: lines(m.lines_alpha, m.lines_beta),
     "hft": lambda m, model: hft(m.hft_seed),
     "slow_learner": lambda m, model: slow_learner(m.slow_lr_ratio),

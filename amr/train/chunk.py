@@ -56,7 +56,7 @@ from amr.replay import rewards as rewards_lib
 from amr.replay import share as share_lib
 from amr.train import flex_batch
 from amr.train import free_embeddings as free_lib
-from amr.train.mesh import AXIS, SEEDS_AXIS
+from amr.train.mesh import AXIS, seeds_axis
 from amr.train.mesh import make_mesh as make_mesh
 from amr.train.mesh import replicate as replicate
 from amr.train.mesh import shard_new_batches as shard_new_batches
@@ -386,8 +386,7 @@ def make_chunk_fn(
     if seed_axis:
         # On a mesh with a "seeds" axis (`amr.train.mesh.make_seed_mesh`) the seed axis is split over it:
         # every device group runs its own seeds, as separate processes would, in one program.
-        spmd = SEEDS_AXIS if SEEDS_AXIS in mesh.axis_names else None
-        sharded = jax.vmap(sharded, in_axes=(0, 0, 0, None), spmd_axis_name=spmd)
+        sharded = jax.vmap(sharded, in_axes=(0, 0, 0, None), spmd_axis_name=seeds_axis(mesh))
     return jax.jit(sharded, donate_argnums=(0,))
 
 
