@@ -9,6 +9,7 @@ import pytest
 
 from amr.compute import ledger as budget
 from amr.compute import measure
+from amr.compute import plan as plan_lib
 from amr.compute.costs import kmeans_cost
 from amr.runner import experiment
 from amr.train import chunk as step_lib
@@ -16,6 +17,7 @@ from amr.train import measured
 from amr.train.host_state import HostState
 from amr.train.loop import Run, make_strategy
 from amr.train.result import run_result
+from amr.train.strategy import methods_cost
 from configs import tiny
 
 
@@ -148,3 +150,28 @@ def test_joint_is_over_budget_and_the_result_says_so():
             none.chunk_cost(t).charge(host0.ledger)
         host0.loss_rows.append([1.0, 1.0, 1.0])
     assert run_result("none", 0, host0, none.init_state(0), none.naive_task_flops(), none.plan)["within_budget"]
+
+
+@functools.cache
+def _distill_under_a_tail(share_max):
+    cfg = _config(share="schedule", share_schedule="tail", share_min=0.0, share_max=share_max)
+    cfg.methods = ("distill",)
+    return make_strategy(experiment.prepare(cfg), "uniform")
+
+
+def test_a_varying_share_pays_distillation_on_every_replay_slot():
+    """Under a replay schedule the compiled step has `share_max x batch` replay slots and distillation's teacher
+    runs on all of them: the plan charges that, so the measured task stays within naive fine-tuning's FLOPs."""
+    s = _distill_under_a_tail(0.5)  # tiny: 16 rows a step, 2 replayed on average, 8 replay slots
+    cfg = s.ctx.config
+    assert s.plan.replay_batch == 8 == plan_lib.replay_slots(cfg, "uniform", 1)
+    chunks = cfg.train.steps_per_task // cfg.train.chunk_size
+    spent = chunks * s.chunk_cost(1).total + s.plan.boundary_selection_flops
+    assert budget.check_zero_cost(spent, s.naive_task_flops()), spent / s.naive_task_flops()
+    # negative control: charged at the mean share's 2 replay rows, the teacher's pass would look a quarter as
+    # large and the plan would trim fewer new rows than the step's measured work needs
+    few = methods_cost(s.ctx, s.tx, s.methods, plan_lib.replay_rows(cfg, "uniform", 1), s.costs)
+    slots = methods_cost(s.ctx, s.tx, s.methods, s.plan.replay_batch, s.costs)
+    assert few[0] < 0.5 * slots[0]
+    under = plan_lib.plan_strategy(cfg, "uniform", s.costs, 1, 256, methods_cost=few)
+    assert under.trimmed_rows < s.plan.trimmed_rows

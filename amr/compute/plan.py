@@ -92,6 +92,16 @@ def share_rows(cfg, num_devices: int) -> tuple[int, int, int]:
     return int(round(cfg.replay.share_min * batch)), int(round(cfg.replay.share_max * batch)), target
 
 
+def replay_slots(cfg, strategy: str, num_devices: int, past_tasks: int = 1) -> int:
+    """Global replay slots of one compiled step: `replay_rows`, or `share_max x batch` under a varying share
+    (`replay.share` not 'fixed'), whose flex slots hold new rows when a chunk replays fewer. What a step's work
+    on its replayed rows (e.g. distillation's teacher pass) runs on, whatever the chunk's choice."""
+    rows_min, rows_max, _ = share_rows(cfg, num_devices)
+    if strategy not in ("none", "joint") and rows_max > rows_min:
+        return rows_max
+    return replay_rows(cfg, strategy, num_devices, past_tasks)
+
+
 def _batches(rows: int, batch: int) -> int:
     return -(-rows // batch) if rows > 0 else 0
 
@@ -143,11 +153,9 @@ def plan_strategy(
     steps, chunk, batch = t.steps_per_task, t.chunk_size, t.batch_size
     chunks = steps // chunk
     is_amr, is_mir = strategy == "amr", strategy == "mir"
-    replay_batch = replay_rows(cfg, strategy, num_devices, past_tasks)
+    replay_batch = replay_slots(cfg, strategy, num_devices, past_tasks)
     rows_min, rows_max, _ = share_rows(cfg, num_devices)
-    flex_rows = 0
-    if strategy not in ("none", "joint") and rows_max > rows_min:
-        replay_batch, flex_rows = rows_max, rows_max - rows_min
+    flex_rows = rows_max - rows_min if strategy not in ("none", "joint") and rows_max > rows_min else 0
     probe = r.probe_samples if is_amr else 0
     candidates = r.mir_candidates if is_mir else 1
     clusters = r.clusters_per_task if is_amr else 1

@@ -16,7 +16,7 @@ import numpy as np
 
 from amr.compute.costs import CostModel
 from amr.compute.measure import ChunkCost
-from amr.compute.plan import StrategyPlan, plan_strategy, replay_rows, share_rows
+from amr.compute.plan import StrategyPlan, plan_strategy, replay_slots, share_rows
 from amr.methods import costs as method_costs
 from amr.methods import hooks as method_hooks
 from amr.methods import make_methods
@@ -239,7 +239,7 @@ def _compile(
         max_rows,
         paid_reference=reference == "probe",
         past_tasks=past_tasks,
-        methods_cost=methods_cost(ctx, tx, methods, replay_rows(cfg, name, ctx.num_devices, past_tasks), costs),
+        methods_cost=methods_cost(ctx, tx, methods, replay_slots(cfg, name, ctx.num_devices, past_tasks), costs),
     )
     spec = _spec(cfg, plan)
     on_host = host_memory.placement(cfg) == "host" and plan.replay_batch > 0
