@@ -117,6 +117,13 @@ def summary(bench: str, entry: dict) -> dict:
     compared = [r for r in amr if r["final_vs"] is not None]
     wins = [r for r in compared if r["final_vs"]["mean"] < 0 and r["final_vs"]["excludes_zero"] and r in in_budget]
     present_methods = {m.split(named_variants.SEP)[0] for m, _ in method_entries(entry).values()}
+    combos = method_entries(entry)
+    added = []  # what each method adds to its AMR combination: `amr+tail+ewc` - `amr+tail`, paired by seed
+    for r in amr:
+        base = entry["strategies"].get(combos[r["entry"]][1])
+        d = evidence.paired(entry["strategies"][r["entry"]], base, "final_avg_loss")
+        if d is not None:
+            added.append({"entry": r["entry"], "combination": combos[r["entry"]][1], "delta": d, "row": r})
     return {
         "benchmark": bench,
         "rows": table,
@@ -125,6 +132,7 @@ def summary(bench: str, entry: dict) -> dict:
         "compared": compared,
         "wins": sorted(wins, key=lambda r: r["final_vs"]["mean"]),
         "closest": min(compared, key=lambda r: r["final_vs"]["mean"]) if compared else None,
+        "added": sorted(added, key=lambda a: a["delta"]["mean"]),
         "target_met": _target_met(entry, amr, compared, wins),
         "has_uniform": evidence.REFERENCE in entry["strategies"],
         "over_flops": [r for r in ran if r["flops_ok"] is False],
@@ -212,6 +220,21 @@ def verdict_lines(g: dict) -> list[str]:
         )
     target = "an AMR combination with a lower final average loss than uniform, paired 95% interval excluding 0"
     lines.append(f"- Issue #13's target on {bench} ({target}): {_target_text(g)}")
+    if g["added"]:
+        helps = [a for a in g["added"] if a["delta"]["mean"] < 0 and a["delta"]["excludes_zero"]]
+        each = ", ".join(
+            f"`{a['entry']}` {_delta(a['delta'])}" + ("" if a["row"]["flops_ok"] is not False else " (above naive)")
+            for a in g["added"]
+        )
+        verdict = (
+            "lower with an interval excluding 0: " + ", ".join(f"`{a['entry']}`" for a in helps)
+            if helps
+            else "none lower with an interval excluding 0"
+        )
+        lines.append(
+            f"- What a method adds to its AMR combination on {bench} (final avg loss, the entry minus the same "
+            f"combination without the method, paired by seed; {verdict}): {each}."
+        )
     if not g["flops_checked"]:
         lines.append(f"- FLOPs: not checked against naive's on {bench} (no `none` entry).")
     elif g["over_flops"]:

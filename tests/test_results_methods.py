@@ -276,3 +276,23 @@ def test_a_methods_sweep_with_mismatched_data_refuses_the_page(tmp_path):
     methods["data"] = {"per_run": {"uniform": {"0": "aa"}, "none": {"0": "bb"}}}  # seed 0's runs: different data
     with pytest.raises(results_page.provenance.DataMismatch):
         results_page.page({"benchmarks": {}}, None, str(tmp_path), {"benchmarks": {"subpop": methods}})
+
+
+def test_what_a_method_adds_to_its_amr_combination_is_paired_against_that_combination():
+    """`amr+tail+ewc` - `amr+tail` by seed: the recommended AMR's final loss is uniform's minus JITTER, the
+    combination's uniform's + shift + JITTER, so the method adds shift + 2 JITTER per seed."""
+    g = results_methods.summary("text", _bench(amr_shift=-0.02))
+    (added,) = [a for a in g["added"] if a["entry"] == f"{REC}+ewc"]
+    assert added["combination"] == REC
+    want = stats.paired_difference(list(U_FINAL - 0.02 + JITTER), list(U_FINAL - JITTER))
+    assert added["delta"]["mean"] == pytest.approx(want["mean"]) and added["delta"]["ci95"] == pytest.approx(
+        want["ci95"]
+    )
+    # amr+ewc's combination is amr itself (U_FINAL + JITTER): it adds +0.004 by seed, an interval excluding 0
+    (plain,) = [a for a in g["added"] if a["entry"] == "amr+ewc"]
+    assert plain["combination"] == "amr" and plain["delta"]["mean"] == pytest.approx(0.004)
+    text = "\n".join(results_methods.methods_section({"text": _bench(amr_shift=-0.02)}))
+    assert f"lower with an interval excluding 0: `{REC}+ewc`)" in text
+    # negative control: with the method raising the final loss, no combination is said to gain from it
+    text = "\n".join(results_methods.methods_section({"text": _bench(amr_shift=+0.01)}))
+    assert "none lower with an interval excluding 0)" in text and f"`{REC}+ewc` **+0.0" in text
