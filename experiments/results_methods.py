@@ -115,9 +115,13 @@ def summary(bench: str, entry: dict) -> dict:
     best = min(with_final, key=lambda r: r["final_avg_loss"][0]) if with_final else None
     amr = [r for r in ran if (method_of(r["entry"]) or ("", ""))[1].split(named_variants.SEP)[0] == AMR]
     compared = [r for r in amr if r["final_vs"] is not None]
-    wins = [r for r in compared if r["final_vs"]["mean"] < 0 and r["final_vs"]["excludes_zero"] and r in in_budget]
-    present_methods = {m.split(named_variants.SEP)[0] for m, _ in method_entries(entry).values()}
+    wins = [
+        r
+        for r in compared
+        if r["final_vs"]["mean"] < 0 and r["final_vs"]["excludes_zero"] and r["flops_ok"] is not False
+    ]
     combos = method_entries(entry)
+    present_methods = {m.split(named_variants.SEP)[0] for m, _ in combos.values()}
     added = []  # what each method adds to its AMR combination: `amr+tail+ewc` - `amr+tail`, paired by seed
     for r in amr:
         base = entry["strategies"].get(combos[r["entry"]][1])

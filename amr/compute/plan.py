@@ -97,9 +97,14 @@ def replay_slots(cfg, strategy: str, num_devices: int, past_tasks: int = 1) -> i
     (`replay.share` not 'fixed'), whose flex slots hold new rows when a chunk replays fewer. What a step's work
     on its replayed rows (e.g. distillation's teacher pass) runs on, whatever the chunk's choice."""
     rows_min, rows_max, _ = share_rows(cfg, num_devices)
-    if strategy not in ("none", "joint") and rows_max > rows_min:
+    if _share_varies(strategy, rows_min, rows_max):
         return rows_max
     return replay_rows(cfg, strategy, num_devices, past_tasks)
+
+
+def _share_varies(strategy: str, rows_min: int, rows_max: int) -> bool:
+    """Whether `strategy`'s replay rows per step vary (not `none`, nor `joint`, whose batches are fixed)."""
+    return strategy not in ("none", "joint") and rows_max > rows_min
 
 
 def _batches(rows: int, batch: int) -> int:
@@ -155,7 +160,7 @@ def plan_strategy(
     is_amr, is_mir = strategy == "amr", strategy == "mir"
     replay_batch = replay_slots(cfg, strategy, num_devices, past_tasks)
     rows_min, rows_max, _ = share_rows(cfg, num_devices)
-    flex_rows = rows_max - rows_min if strategy not in ("none", "joint") and rows_max > rows_min else 0
+    flex_rows = rows_max - rows_min if _share_varies(strategy, rows_min, rows_max) else 0
     probe = r.probe_samples if is_amr else 0
     candidates = r.mir_candidates if is_mir else 1
     clusters = r.clusters_per_task if is_amr else 1
