@@ -358,4 +358,82 @@ SETTINGS = [
             "train.steps_per_task": 320,
         },
     ),
+    _s(
+        "subpop_s80",
+        "configs.subpop",
+        "subpop_s320 forgot less (uniform 0.028, 1.8x its sd): longer tasks let transfer between the sources win. "
+        "Half the steps per task (80): less time for the later tasks' general byte statistics to mask forgetting; 10 seeds",
+        seeds=10,
+        **{
+            "data.seq_len": 64,
+            "model.seq_len": 64,
+            "replay.fraction": 1 / 32,
+            "data.resplit_per_seed": False,
+            "train.eval_every": 0,
+            "train.steps_per_task": 80,
+        },
+    ),
+    _s(
+        "subpop_lr5e4",
+        "configs.subpop",
+        "subpop_seq64_r1's spread is one seed (8) whose model learned every source faster during the last "
+        "task, lowering every final loss: seed-dependent general learning, not forgetting. Half the learning rate "
+        "(5e-4), so a step moves the model less by chance; 10 seeds",
+        seeds=10,
+        **{
+            "data.seq_len": 64,
+            "model.seq_len": 64,
+            "replay.fraction": 1 / 32,
+            "data.resplit_per_seed": False,
+            "train.eval_every": 0,
+            "optim.learning_rate": 0.0005,
+        },
+    ),
+    _s(
+        "subpop_train_x2",
+        "configs.subpop",
+        "As subpop_lr5e4's reason; twice the train windows per task (3584, each seen about 1.4 times instead of "
+        "2.9), so less of a task's loss is which windows were memorised; 10 seeds",
+        seeds=10,
+        **{
+            "data.seq_len": 64,
+            "model.seq_len": 64,
+            "replay.fraction": 1 / 32,
+            "data.resplit_per_seed": False,
+            "train.eval_every": 0,
+            "data.max_train_per_task": 3584,
+        },
+    ),
+    _s(
+        "subpop_b64",
+        "configs.subpop",
+        "As subpop_lr5e4's reason; twice the rows per step (64, replay 2 of 64: the same 1/32 share), so "
+        "each step's gradient is less noisy; 10 seeds (twice the FLOPs per run)",
+        seeds=10,
+        **{
+            "data.seq_len": 64,
+            "model.seq_len": 64,
+            "data.resplit_per_seed": False,
+            "train.eval_every": 0,
+            "train.batch_size": 64,
+            "replay.fraction": 2 / 64,
+        },
+    ),
+    _s(
+        "subpop_w128",
+        "configs.subpop",
+        "As subpop_lr5e4's reason; twice the width (128, mlp 512: about 4x the parameters), a model further "
+        "from the capacity limit, whose sources interfere less by chance; 10 seeds",
+        seeds=10,
+        **{
+            "data.seq_len": 64,
+            "model.seq_len": 64,
+            "replay.fraction": 1 / 32,
+            "data.resplit_per_seed": False,
+            "train.eval_every": 0,
+            "model.width": 128,
+            "model.mlp_dim": 512,
+            "replay.embed_dim_hint": 128,
+        },
+    ),
 ]
