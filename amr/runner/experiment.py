@@ -31,6 +31,7 @@ from amr.runner import config_check
 from amr.train import chunk as step_lib
 from amr.train import distributed, host_memory
 from amr.train.loop import Run, make_context, make_strategy
+from amr.train.strategy import shape_signature, share_compiled
 
 
 def prepare(config, num_devices: int | None = None):
@@ -113,7 +114,10 @@ class _SeedContexts:
         if seed not in self._by_seed:
             tasks = make_tasks(self.config.data, min_examples=self.config.train.batch_size, run_seed=seed)
             _check_shapes(self.config, tasks, self.ctx.model)
-            self._by_seed[seed] = make_context(self.config, tasks, self.ctx.model, self.ctx.mesh)
+            # same shapes as the experiment's own context: share its jitted passes and measured costs
+            self._by_seed[seed] = share_compiled(
+                make_context(self.config, tasks, self.ctx.model, self.ctx.mesh), self.ctx
+            )
         return self._by_seed[seed]
 
     def digests(self, seed: int) -> dict[str, Any]:
@@ -132,18 +136,21 @@ def _train_and_evaluate(ctx, config, workdir: str, progress: bool, primary: bool
     per_strategy: dict[str, list[dict[str, Any]]] = {}
     try:
         for strategy in config.strategies:
-            compiled = {}  # one compile per strategy (per seed with data.resplit_per_seed)
+            # one compile per strategy: seeds of data.resplit_per_seed share it when their splits have
+            # the same shapes (the data enter the programs as arguments), else one per seed
+            compiled = {}
             for seed in config.seeds:
                 path = run_files.run_file(workdir, strategy, seed)
                 digests = contexts.digests(seed)
                 result = _load_finished_run(path, strategy, seed)
                 if result is None:
                     seed_ctx = contexts(seed)
-                    if id(seed_ctx) not in compiled:
-                        compiled[id(seed_ctx)] = make_strategy(seed_ctx, strategy)
+                    shapes = shape_signature(seed_ctx)
+                    if shapes not in compiled:
+                        compiled[shapes] = make_strategy(seed_ctx, strategy)
                     run = Run(
                         seed_ctx,
-                        compiled[id(seed_ctx)],
+                        compiled[shapes].for_context(seed_ctx),
                         seed,
                         run_files.checkpoint_dir(workdir, strategy, seed),
                         log,

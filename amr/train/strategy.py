@@ -54,6 +54,34 @@ class Context:
         return self.mesh.shape[step_lib.AXIS]
 
 
+def shape_signature(ctx: Context) -> tuple:
+    """What a context's compiled programs depend on besides its config, model and mesh: the shapes and
+    dtypes of every task's rows (train, held-out, per source) and of the device memory. Contexts with
+    equal signatures (the seeds of `data.resplit_per_seed`) can share strategies, passes and measured costs."""
+
+    def sd(a) -> tuple:
+        return tuple(a.shape), str(a.dtype)
+
+    tasks = tuple(
+        (sd(t.train), sd(t.test), tuple((k, sd(v)) for k, v in sorted(getattr(t, "sources", {}).items())))
+        for t in ctx.tasks
+    )
+    return tasks, sd(ctx.memory)
+
+
+def share_compiled(ctx: Context, like: Context) -> Context:
+    """`ctx` with `like`'s jitted passes and measured costs when their shape signatures are equal (else `ctx`)."""
+    if shape_signature(ctx) != shape_signature(like):
+        return ctx
+    return dataclasses.replace(
+        ctx,
+        eval_pass=like.eval_pass,
+        embed_pass=like.embed_pass,
+        train_embed_pass=like.train_embed_pass,
+        measured=like.measured,
+    )
+
+
 def make_context(config, tasks, model, mesh) -> Context:
     """The shared context: task offsets in the memory, the rows on device (device placement), held-out passes."""
     offsets = np.cumsum([0] + [len(t.train) for t in tasks])[:-1]
@@ -122,6 +150,13 @@ class Strategy:
                 self.ctx, self.name, self.tx, self.policy, self.costs, self.reference, t, self.methods
             )
         return self._per_task[t]
+
+    def for_context(self, ctx: Context) -> Strategy:
+        """This strategy on another context of the same `shape_signature` (another seed's split): its
+        jitted chunks, plans and measured costs are shared, since the data enter them only as arguments."""
+        if shape_signature(ctx) != shape_signature(self.ctx):
+            raise ValueError(f"strategy {self.name!r}: a context of other shapes needs its own make_strategy")
+        return dataclasses.replace(self, ctx=ctx)
 
     def init_state(self, seed: int) -> TrainState:
         """A run's initial TrainState on the host: model init of `key(seed)`, empty replay memory, task 0.
