@@ -2,7 +2,7 @@
 
 `experiments/regime_search.py` runs them (`--only=<id>`); docs/regime_search.json holds their numbers.
 Overrides are relative to the configs as they are now (after the search), so every setting reruns as
-it was tried.
+it was tried (the subpop settings before `subpop_train_x2` name the 1792 train windows of their time).
 """
 
 
@@ -73,6 +73,7 @@ SETTINGS = [
         "headers+docs, stdlib+docs, licenses+docs, licenses: the code sources vanish (the quickstart forgets "
         "code most), the prose sources recur",
         **{
+            "data.max_train_per_task": 1792,
             "data.seq_len": 128,
             "model.seq_len": 128,
             "replay.fraction": 0.0625,
@@ -200,6 +201,7 @@ SETTINGS = [
         "seed held out. Fixed splits (data seed 0 for every run seed, as the text benchmark); the run seed "
         "still changes initialisation, data order and replay draws. Task-end evaluations only",
         **{
+            "data.max_train_per_task": 1792,
             "data.seq_len": 128,
             "model.seq_len": 128,
             "replay.fraction": 0.0625,
@@ -247,6 +249,7 @@ SETTINGS = [
         "(a decayed learning rate at every task end also slows forgetting), so (b) could not pass",
         seeds=2,
         **{
+            "data.max_train_per_task": 1792,
             "data.seq_len": 128,
             "model.seq_len": 128,
             "replay.fraction": 0.0625,
@@ -288,6 +291,7 @@ SETTINGS = [
         "forgot less than nothing (-0.03: docs in every task, the model keeps improving on all four test sets)",
         seeds=2,
         **{
+            "data.max_train_per_task": 1792,
             "replay.fraction": 0.0625,
             "data.domains": ("headers+docs", "stdlib+docs", "licenses+docs", "docs"),
             "data.seq_len": 64,
@@ -312,6 +316,7 @@ SETTINGS = [
         "is mostly seed noise. Replay 1/32 (uniform's forgetting moves toward naive's, which is 9x its sd) and "
         "64-byte windows (half the FLOPs, for the sweep's time budget), fixed splits, task-end evaluations only",
         **{
+            "data.max_train_per_task": 1792,
             "data.seq_len": 64,
             "model.seq_len": 64,
             "replay.fraction": 1 / 32,
@@ -325,6 +330,7 @@ SETTINGS = [
         "subpop_seq64_r1 passed (a) but fell just short of (b) (4.5x over its first 4 seeds). Twice the held-out "
         "windows per task and per source (512: less of the spread is which windows a model happens to miss)",
         **{
+            "data.max_train_per_task": 1792,
             "data.seq_len": 64,
             "model.seq_len": 64,
             "replay.fraction": 1 / 32,
@@ -350,6 +356,7 @@ SETTINGS = [
         "10 seeds",
         seeds=10,
         **{
+            "data.max_train_per_task": 1792,
             "data.seq_len": 64,
             "model.seq_len": 64,
             "replay.fraction": 1 / 32,
@@ -365,6 +372,7 @@ SETTINGS = [
         "Half the steps per task (80): less time for the later tasks' general byte statistics to mask forgetting; 10 seeds",
         seeds=10,
         **{
+            "data.max_train_per_task": 1792,
             "data.seq_len": 64,
             "model.seq_len": 64,
             "replay.fraction": 1 / 32,
@@ -381,6 +389,7 @@ SETTINGS = [
         "(5e-4), so a step moves the model less by chance; 10 seeds",
         seeds=10,
         **{
+            "data.max_train_per_task": 1792,
             "data.seq_len": 64,
             "model.seq_len": 64,
             "replay.fraction": 1 / 32,
@@ -402,38 +411,6 @@ SETTINGS = [
             "data.resplit_per_seed": False,
             "train.eval_every": 0,
             "data.max_train_per_task": 3584,
-        },
-    ),
-    _s(
-        "subpop_b64",
-        "configs.subpop",
-        "As subpop_lr5e4's reason; twice the rows per step (64, replay 2 of 64: the same 1/32 share), so "
-        "each step's gradient is less noisy; 10 seeds (twice the FLOPs per run)",
-        seeds=10,
-        **{
-            "data.seq_len": 64,
-            "model.seq_len": 64,
-            "data.resplit_per_seed": False,
-            "train.eval_every": 0,
-            "train.batch_size": 64,
-            "replay.fraction": 2 / 64,
-        },
-    ),
-    _s(
-        "subpop_w128",
-        "configs.subpop",
-        "As subpop_lr5e4's reason; twice the width (128, mlp 512: about 4x the parameters), a model further "
-        "from the capacity limit, whose sources interfere less by chance; 10 seeds",
-        seeds=10,
-        **{
-            "data.seq_len": 64,
-            "model.seq_len": 64,
-            "replay.fraction": 1 / 32,
-            "data.resplit_per_seed": False,
-            "train.eval_every": 0,
-            "model.width": 128,
-            "model.mlp_dim": 512,
-            "replay.embed_dim_hint": 128,
         },
     ),
 ]
