@@ -11,6 +11,15 @@ def _s(id_, config, note, seeds=None, **overrides):
     return dict(id=id_, config=config, note=note, overrides=overrides, **({"seeds": seeds} if seeds else {}))
 
 
+# subpop_seq64_r1's overrides, on which the later subpop settings build
+_SUBPOP_SEQ64_R1 = {
+    "data.seq_len": 64,
+    "model.seq_len": 64,
+    "replay.fraction": 1 / 32,
+    "data.resplit_per_seed": False,
+    "train.eval_every": 0,
+}
+
 # In the order they were tried; each note says why. Overrides are relative to the configs as they
 # are now (after the search), so every setting reruns as it was tried.
 SETTINGS = [
@@ -315,13 +324,9 @@ SETTINGS = [
         "subpop_fixed_splits passed (a) but not (b) (3.0x): uniform at 2/32 keeps so much that what is left "
         "is mostly seed noise. Replay 1/32 (uniform's forgetting moves toward naive's, which is 9x its sd) and "
         "64-byte windows (half the FLOPs, for the sweep's time budget), fixed splits, task-end evaluations only",
+        **_SUBPOP_SEQ64_R1,
         **{
             "data.max_train_per_task": 1792,
-            "data.seq_len": 64,
-            "model.seq_len": 64,
-            "replay.fraction": 1 / 32,
-            "data.resplit_per_seed": False,
-            "train.eval_every": 0,
         },
     ),
     _s(
@@ -329,13 +334,9 @@ SETTINGS = [
         "configs.subpop",
         "subpop_seq64_r1 passed (a) but fell just short of (b) (4.5x over its first 4 seeds). Twice the held-out "
         "windows per task and per source (512: less of the spread is which windows a model happens to miss)",
+        **_SUBPOP_SEQ64_R1,
         **{
             "data.max_train_per_task": 1792,
-            "data.seq_len": 64,
-            "model.seq_len": 64,
-            "replay.fraction": 1 / 32,
-            "data.resplit_per_seed": False,
-            "train.eval_every": 0,
             "data.test_per_task": 512,
             "data.test_per_source": 512,
         },
@@ -355,13 +356,9 @@ SETTINGS = [
         "little under every strategy). Twice the steps per task (320), so forgetting has longer to accumulate; "
         "10 seeds",
         seeds=10,
+        **_SUBPOP_SEQ64_R1,
         **{
             "data.max_train_per_task": 1792,
-            "data.seq_len": 64,
-            "model.seq_len": 64,
-            "replay.fraction": 1 / 32,
-            "data.resplit_per_seed": False,
-            "train.eval_every": 0,
             "train.steps_per_task": 320,
         },
     ),
@@ -371,13 +368,9 @@ SETTINGS = [
         "subpop_s320 forgot less (uniform 0.028, 1.8x its sd): longer tasks let transfer between the sources win. "
         "Half the steps per task (80): less time for the later tasks' general byte statistics to mask forgetting; 10 seeds",
         seeds=10,
+        **_SUBPOP_SEQ64_R1,
         **{
             "data.max_train_per_task": 1792,
-            "data.seq_len": 64,
-            "model.seq_len": 64,
-            "replay.fraction": 1 / 32,
-            "data.resplit_per_seed": False,
-            "train.eval_every": 0,
             "train.steps_per_task": 80,
         },
     ),
@@ -388,13 +381,9 @@ SETTINGS = [
         "task, lowering every final loss: seed-dependent general learning, not forgetting. Half the learning rate "
         "(5e-4), so a step moves the model less by chance; 10 seeds",
         seeds=10,
+        **_SUBPOP_SEQ64_R1,
         **{
             "data.max_train_per_task": 1792,
-            "data.seq_len": 64,
-            "model.seq_len": 64,
-            "replay.fraction": 1 / 32,
-            "data.resplit_per_seed": False,
-            "train.eval_every": 0,
             "optim.learning_rate": 0.0005,
         },
     ),
@@ -404,12 +393,8 @@ SETTINGS = [
         "As subpop_lr5e4's reason; twice the train windows per task (3584, each seen about 1.4 times instead of "
         "2.9), so less of a task's loss is which windows were memorised; 10 seeds",
         seeds=10,
+        **_SUBPOP_SEQ64_R1,
         **{
-            "data.seq_len": 64,
-            "model.seq_len": 64,
-            "replay.fraction": 1 / 32,
-            "data.resplit_per_seed": False,
-            "train.eval_every": 0,
             "data.max_train_per_task": 3584,
         },
     ),

@@ -8,21 +8,14 @@ import pytest
 
 from amr.compute import ledger as budget
 from amr.compute import measure
+from tests.support.call_count import count_calls
 
 
 @pytest.fixture
 def analyses(monkeypatch):
     """Counts the XLA analyses actually run; starts from an empty memo."""
     monkeypatch.setattr(budget, "_FLOPS_BY_PROGRAM", {})
-    calls = []
-    real = budget._analysed_flops
-
-    def counted(traced, fn):
-        calls.append(fn)
-        return real(traced, fn)
-
-    monkeypatch.setattr(budget, "_analysed_flops", counted)
-    return calls
+    return count_calls(monkeypatch, budget, "_analysed_flops")
 
 
 def _chunk(w_scale):

@@ -9,6 +9,7 @@ from amr.runner import experiment
 from amr.runner.experiment import train_and_evaluate
 from amr.train import strategy as strategy_lib
 from configs import tiny
+from tests.support.call_count import count_calls
 
 _VOLATILE = ("environment", "code", "data_digests")  # recorded per call, not computed by training
 
@@ -28,23 +29,13 @@ def _run(workdir, strategy, seed):
     return {k: v for k, v in run.items() if k not in _VOLATILE}
 
 
-def _count_builds(monkeypatch) -> list:
-    built = []
-    real = experiment.make_strategy
-
-    def counting(ctx, name):
-        built.append(name)
-        return real(ctx, name)
-
-    monkeypatch.setattr(experiment, "make_strategy", counting)
-    return built
-
-
 @pytest.mark.slow
 def test_resplit_seeds_share_one_compile_and_keep_their_own_split(tmp_path, monkeypatch):
-    built = _count_builds(monkeypatch)
+    built = count_calls(monkeypatch, experiment, "make_strategy")
     train_and_evaluate(_config((0, 1)), str(tmp_path / "both"), progress=False)
-    assert built == ["amr"]  # one strategy for both seeds' splits (negative control below: other shapes)
+    assert [name for _, name in built] == [
+        "amr"
+    ]  # one strategy for both seeds' splits (negative control below: other shapes)
     built.clear()
     train_and_evaluate(_config((1,)), str(tmp_path / "alone"), progress=False)
     shared, alone = _run(tmp_path / "both", "amr", 1), _run(tmp_path / "alone", "amr", 1)
