@@ -26,7 +26,9 @@ import numpy as np
 def run_paths(bench_dir: str, entry: str) -> list[str]:
     """The run files of `entry`, sorted by seed."""
     if "+" in entry or "@" in entry:
-        pattern = os.path.join(bench_dir, "variants", entry.replace("/", "of").replace(":", "-"), "runs", "*_seed*.json")
+        pattern = os.path.join(
+            bench_dir, "variants", entry.replace("/", "of").replace(":", "-"), "runs", "*_seed*.json"
+        )
     else:
         pattern = os.path.join(bench_dir, "runs", f"{entry}_seed*.json")
     paths = glob.glob(pattern)
