@@ -94,6 +94,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     # row: one estimator step per replayed row (an EMA then tracks an arm's last few rows) | segment: one step
     # per arm per chunk on the mean of its rows (the estimate follows chunks; arms compared on means of many rows)
     c.bandit.aggregate = "row"
+    # keep: estimates carried over when a task adds arms, the new arm optimistic (a newest-first start) |
+    # reset: every task starts the bandit afresh, uniform over the past arms until its own rewards move it
+    c.bandit.new_arms = "keep"
 
     # companion continual-learning methods (amr.methods; docs/METHODS.md), composed with every strategy:
     # any of l2sp | ewc | ema | lines | hft | slow_learner | distill | gere | migu, e.g. ("ewc", "ema");

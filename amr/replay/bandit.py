@@ -25,6 +25,14 @@ mean, in increasing arm id order through `observe_one`. The estimate then follow
 rather than rows, and the z-score compares arms on means of many rows. `count` and `t`
 count one observation per arm per call, and `sq` (the second moment behind 'pooled',
 UCB and Thompson) is that of the chunk means.
+
+`new_arms` says what a change of the active set (a task arrived) does to what was learned.
+'keep' (the default): every estimate is carried over and the new arms, never observed, score
+`optimism` above the best observed one, so the first draws after a task boundary follow a
+fixed ratio set by the old estimates and the bonus (a newest-first tilt when arms are tasks).
+'reset': the state starts again from `init` over the new active set (estimates, counts, `t`),
+so every active arm is unseen, scores the same, and the draws start uniform over the arms
+until this task's rewards move them. A `set_active` that changes nothing keeps the state.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from amr.replay._checks import check_choice, check_int, check_real
 from amr.replay.bandit_policies import ESTIMATOR_FACTORIES, POLICY_FACTORIES, BanditPolicy, Estimator, Scoring
 
 AGGREGATES = ("row", "segment")  # make_bandit's `aggregate`: one estimator step per row, or per arm per call
+NEW_ARMS = ("keep", "reset")  # make_bandit's `new_arms`: what `set_active` does to the estimates when arms change
 
 
 @flax.struct.dataclass
@@ -80,6 +89,7 @@ def make_bandit(
     exp3_alpha: float = 0.9,
     optimism: float = 1.0,
     aggregate: str = "row",
+    new_arms: str = "keep",
 ) -> Bandit:
     """Binds the hyper-parameters of a K-armed non-stationary bandit (the config-facing constructor).
 
@@ -105,6 +115,8 @@ def make_bandit(
       optimism: score bonus (finite) of unseen arms over the best observed score.
       aggregate: 'row' (one estimator step per observed row) or 'segment' (one step per
         arm per `observe` call, on the mean of that arm's finite rewards; see the module doc).
+      new_arms: 'keep' (estimates carried over a change of the active set, unseen arms optimistic)
+        or 'reset' (the state restarts from `init` when the active set changes; see the module doc).
 
     Every keyword is validated whatever the names chosen (a typo is still a typo).
 
@@ -128,7 +140,8 @@ def make_bandit(
         policy = POLICY_FACTORIES[check_choice("policy", policy, POLICY_FACTORIES)](kw)
     normaliser = pol.NORMALISERS[check_choice("normalize", normalize, pol.NORMALISERS)]
     aggregate = check_choice("aggregate", aggregate, AGGREGATES)
-    return compose(K, estimator, policy, normaliser, optimism, aggregate)
+    new_arms = check_choice("new_arms", new_arms, NEW_ARMS)
+    return compose(K, estimator, policy, normaliser, optimism, aggregate, new_arms)
 
 
 def _as_mask(active, K: int) -> jax.Array:
@@ -174,11 +187,14 @@ def compose(
     normaliser: Callable,
     optimism: float,
     aggregate: str = "row",
+    new_arms: str = "keep",
 ) -> Bandit:
     """The `Bandit` of K arms made of one estimator, one policy and one normaliser
     (`bandit_math.NORMALISERS`), unseen active arms scoring `optimism` above the best;
-    `aggregate` ('row' or 'segment', `AGGREGATES`) says what one estimator step of `observe` sees."""
+    `aggregate` ('row' or 'segment', `AGGREGATES`) says what one estimator step of `observe` sees, and `new_arms` ('keep' or 'reset', `NEW_ARMS`)
+    what `set_active` does to the estimates."""
     aggregate = check_choice("aggregate", aggregate, AGGREGATES)
+    new_arms = check_choice("new_arms", new_arms, NEW_ARMS)
 
     def normalised(state: BanditState):
         observed_K = state.active & (state.count > 0)
@@ -191,8 +207,14 @@ def compose(
         return _initial_state(K, estimator.slots, active)
 
     def set_active(state: BanditState, active) -> BanditState:
-        """New active mask; estimates of every arm (also deactivated ones) are kept."""
-        return state.replace(active=_as_mask(active, K))
+        """New active mask. 'keep': estimates of every arm (also deactivated ones) are kept;
+        'reset': a changed mask restarts the state from `init` (an unchanged one keeps it)."""
+        active_K = _as_mask(active, K)
+        kept = state.replace(active=active_K)
+        if new_arms == "keep":
+            return kept
+        changed = jnp.any(active_K != state.active)
+        return jax.tree.map(lambda f, k: jnp.where(changed, f, k), init(active_K), kept)
 
     def observe_one(state: BanditState, arm_id, reward) -> BanditState:
         arm = jnp.asarray(arm_id, jnp.int32)

@@ -16,3 +16,4 @@ BANDIT_POLICIES = tuple(bandit_policies.POLICY_FACTORIES)  # make_bandit's `poli
 ESTIMATORS = tuple(bandit_policies.ESTIMATOR_FACTORIES)  # make_bandit's `estimator`
 NORMALIZERS = tuple(bandit_math.NORMALISERS)  # make_bandit's `normalize`
 AGGREGATES = bandit.AGGREGATES  # make_bandit's `aggregate`
+NEW_ARMS = bandit.NEW_ARMS  # make_bandit's `new_arms`

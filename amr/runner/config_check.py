@@ -323,6 +323,12 @@ def _validate_bandit(cfg) -> None:
         b + "aggregate",
         f"unknown aggregation {aggregate!r}; expected one of {registry.AGGREGATES}",
     )
+    new_arms = cfg.bandit.get("new_arms", "keep")  # configs written before the key existed keep estimates
+    _require(
+        new_arms in registry.NEW_ARMS,
+        b + "new_arms",
+        f"unknown new-arms rule {new_arms!r}; expected one of {registry.NEW_ARMS}",
+    )
     _require(g(b + "tau") > 0, b + "tau", f"must be > 0, got {g(b + 'tau')!r}")
     _require(0 < g(b + "alpha") <= 1, b + "alpha", f"must lie in (0, 1], got {g(b + 'alpha')!r}")
     _require(

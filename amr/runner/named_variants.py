@@ -7,6 +7,7 @@
     amr+plateau    amr with the tail schedule, whose stretch starts early once the new task stops learning
     uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded;
                    +tail: all of a task's replay in its last stretch, at 8/32; +tail16: at 16/32)
+    amr+fresh      amr whose bandit starts every task afresh (uniform over past arms until this task's rewards)
     amr+probes     amr with 8 forward-only probe rows of the arms per chunk (bandit feedback without replay; paid)
     amr+s8         a strategy at the mean replay share 8/32 (+s4: 4/32); stacks with a schedule: amr+s8+tail16
     uniform+ewc    a strategy with one companion method of amr.methods (any of its METHODS: none+ema, amr+lines, ...)
@@ -102,6 +103,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "forward-only probes of the arms, 8 rows every chunk (paid: trimmed from new rows), so the bandit follows "
         "forgetting where a schedule replays nothing and starts each replay stretch from live estimates",
         {"replay.probe_samples": 8},
+    ),
+    "fresh": (
+        "a bandit that starts every task afresh: the estimates are reset when a task adds arms, so each replay "
+        "stretch starts uniform over the past arms (not at the optimism prior's newest-first ratios) until this "
+        "task's rewards move it",
+        {"bandit.new_arms": "reset"},
     ),
     "s4": (
         "the mean replay share 4/32 (compared with uniform at its realised share on the frontier)",
