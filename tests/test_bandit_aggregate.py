@@ -10,8 +10,8 @@ import pytest
 from amr.replay import policies as replay_lib
 from amr.replay import registry
 from amr.replay.bandit import AGGREGATES, make_bandit
-from amr.runner import config_check
 from configs import tiny
+from tests.support import bandit_keys
 
 K = 5
 ACTIVE = np.array([1, 1, 0, 1, 1], bool)  # arm 2 is inactive
@@ -123,25 +123,12 @@ def test_segment_estimate_is_much_steadier_than_row():
 
 
 def test_bogus_aggregate_is_refused_and_names_the_key():
-    cfg = tiny.get_config()
-    cfg.bandit.aggregate = "bogus"
-    with pytest.raises(config_check.ConfigError, match=r"^bandit\.aggregate: "):
-        config_check.validate(cfg, num_devices=1)
-    with pytest.raises(ValueError, match="aggregate"):
-        make_bandit(K, aggregate="bogus")
+    bandit_keys.assert_bogus_refused("aggregate", K)
 
 
 def test_every_aggregate_passes_and_old_configs_default_to_row():
     assert registry.AGGREGATES == AGGREGATES == ("row", "segment")
-    cfg = tiny.get_config()
-    assert cfg.bandit.aggregate == "row"  # the default did not move
-    for name in AGGREGATES:
-        cfg.bandit.aggregate = name
-        config_check.validate(cfg, num_devices=1)
-    old = dict(cfg.bandit)
-    del old["aggregate"]  # a config written before the key existed
-    cfg.bandit = type(cfg.bandit)(old)
-    config_check.validate(cfg, num_devices=1)
+    bandit_keys.assert_every_choice_passes("aggregate", AGGREGATES, "row")
 
 
 @pytest.mark.parametrize("aggregate,steps", [(None, 6), ("row", 6), ("segment", 2)])

@@ -11,8 +11,8 @@ import pytest
 from amr.replay import policies as replay_lib
 from amr.replay import registry
 from amr.replay.bandit import NEW_ARMS, make_bandit
-from amr.runner import config_check
 from configs import tiny
+from tests.support import bandit_keys
 
 K = 4
 
@@ -64,25 +64,12 @@ def test_reset_set_active_traces_once():
 
 
 def test_bogus_new_arms_is_refused_and_names_the_key():
-    cfg = tiny.get_config()
-    cfg.bandit.new_arms = "bogus"
-    with pytest.raises(config_check.ConfigError, match=r"^bandit\.new_arms: "):
-        config_check.validate(cfg, num_devices=1)
-    with pytest.raises(ValueError, match="new_arms"):
-        make_bandit(K, new_arms="bogus")
+    bandit_keys.assert_bogus_refused("new_arms", K)
 
 
 def test_every_rule_passes_and_old_configs_default_to_keep():
     assert registry.NEW_ARMS == NEW_ARMS == ("keep", "reset")
-    cfg = tiny.get_config()
-    assert cfg.bandit.new_arms == "keep"  # the default did not move
-    for name in NEW_ARMS:
-        cfg.bandit.new_arms = name
-        config_check.validate(cfg, num_devices=1)
-    old = dict(cfg.bandit)
-    del old["new_arms"]  # a config written before the key existed
-    cfg.bandit = type(cfg.bandit)(old)
-    config_check.validate(cfg, num_devices=1)
+    bandit_keys.assert_every_choice_passes("new_arms", NEW_ARMS, "keep")
 
 
 @pytest.mark.parametrize("new_arms,uniform", [("reset", True), ("keep", False)])
