@@ -65,11 +65,11 @@ def replay_rows_per_chunk(config: dict) -> np.ndarray | None:
     return None
 
 
-def _entry_config(bench_dir: str, entry: str) -> dict:
-    """The entry's own config (a named entry's overrides applied) when its directory has one, else the benchmark's."""
-    own = os.path.dirname(os.path.dirname(run_paths(bench_dir, entry)[0])) if run_paths(bench_dir, entry) else ""
-    path = os.path.join(own, "results.json")
-    if not own or not os.path.exists(path):
+def _entry_config(bench_dir: str, paths: list[str]) -> dict:
+    """The config of the entry whose run files are `paths`: its own (a named entry's overrides applied) when its
+    directory has one, else the benchmark's."""
+    path = os.path.join(os.path.dirname(os.path.dirname(paths[0])), "results.json")
+    if not os.path.exists(path):
         path = os.path.join(bench_dir, "results.json")
     with open(path, encoding="utf-8") as f:
         return json.load(f)["config"]
@@ -84,20 +84,20 @@ def _replayed_mass(masses: np.ndarray, chunk_ids: list[int], rows: np.ndarray | 
 
 
 def summarise(bench_dir: str, entry: str) -> dict:
-    config = _entry_config(bench_dir, entry)
-    rows = replay_rows_per_chunk(config)
-    steps = int(config["train"]["steps_per_task"])
-    cpt = int(config["replay"]["clusters_per_task"])
     paths = run_paths(bench_dir, entry)
     if not paths:
         raise SystemExit(f"entry: no run files of {entry!r} under {bench_dir!r}")
+    config = _entry_config(bench_dir, paths)
+    rows = replay_rows_per_chunk(config)
+    steps = int(config["train"]["steps_per_task"])
+    chunk_size = steps // len(rows) if rows is not None else steps  # chunk ids are only read with `rows`
+    cpt = int(config["replay"]["clusters_per_task"])
     per_task: dict[int, dict[str, list]] = {}
     for path in paths:
         with open(path, encoding="utf-8") as f:
             history = json.load(f).get("arm_history") or []
         by_task: dict[int, list[np.ndarray]] = {}
         chunk_of: dict[int, list[int]] = {}
-        chunk_size = steps // len(rows) if rows is not None else steps
         for rec in history:
             task = (int(rec["step"]) - 1) // steps  # the chunk ending at `step` trained task `task`
             by_task.setdefault(task, []).append(np.asarray(rec["probs"], dtype=np.float64))

@@ -191,8 +191,8 @@ def compose(
 ) -> Bandit:
     """The `Bandit` of K arms made of one estimator, one policy and one normaliser
     (`bandit_math.NORMALISERS`), unseen active arms scoring `optimism` above the best;
-    `aggregate` ('row' or 'segment', `AGGREGATES`) says what one estimator step of `observe` sees, and `new_arms` ('keep' or 'reset', `NEW_ARMS`)
-    what `set_active` does to the estimates."""
+    `aggregate` ('row' or 'segment', `AGGREGATES`) says what one estimator step of `observe` sees, and
+    `new_arms` ('keep' or 'reset', `NEW_ARMS`) what `set_active` does to the estimates."""
     aggregate = check_choice("aggregate", aggregate, AGGREGATES)
     new_arms = check_choice("new_arms", new_arms, NEW_ARMS)
 
