@@ -13,9 +13,11 @@ from amr.runner import named_variants
 from experiments.results_targets import NAIVE_FLOPS_TOLERANCE, _delta, _yes
 
 RECOMMENDED = named_variants.RECOMMENDED_AMR
+COMBINED = named_variants.METHODS_AMR  # the AMR the methods are combined with (`amr+tail+ewc`)
 METHOD_NAMES = (*METHODS, *named_variants.METHOD_VARIANTS)  # variant names that make an entry a method entry
 AMR = "amr"  # a method entry over this base strategy is an AMR combination (`amr+ewc`, `amr+tail+ewc`)
-REFERENCE_ROWS = (evidence.NAIVE, evidence.REFERENCE, AMR, RECOMMENDED)  # the table's rows without a method
+# the table's rows without a method
+REFERENCE_ROWS = tuple(dict.fromkeys((evidence.NAIVE, evidence.REFERENCE, AMR, COMBINED, RECOMMENDED)))
 COLUMNS = (
     "seeds",
     "avg forgetting",
@@ -51,14 +53,14 @@ def method_entries(entry: dict) -> dict[str, tuple[str, str]]:
 
 
 def _expected(method: str, present: dict) -> list[str]:
-    """The entries a method should have: alone, with uniform, with AMR (`amr+m` and/or `RECOMMENDED+m`: whichever
-    ran, `RECOMMENDED+m` when neither did), then any other combination that ran."""
+    """The entries a method should have: alone, with uniform, with AMR (`amr+m` and/or `COMBINED+m`: whichever
+    ran, `COMBINED+m` when neither did), then any other combination that ran."""
     sep = named_variants.SEP
-    amr = [n for n in (f"{AMR}{sep}{method}", f"{RECOMMENDED}{sep}{method}") if n in present]
+    amr = [n for n in (f"{AMR}{sep}{method}", f"{COMBINED}{sep}{method}") if n in present]
     names = [
         f"{evidence.NAIVE}{sep}{method}",
         f"{evidence.REFERENCE}{sep}{method}",
-        *(amr or [f"{RECOMMENDED}{sep}{method}"]),
+        *(amr or [f"{COMBINED}{sep}{method}"]),
     ]
     return names + [n for n, (m, _) in present.items() if m == method and n not in names]
 
@@ -87,7 +89,7 @@ def row(entry: dict, name: str) -> dict:
 
 
 def rows(entry: dict) -> list[dict]:
-    """The table's rows: the reference entries that ran (none, uniform, amr, the recommended AMR), then per method
+    """The table's rows: the reference entries that ran (none, uniform, amr, the methods' AMR, the recommended one), then per method
     (in `METHODS` order) its expected entries (missing ones as rows that did not run) and its other combinations."""
     present = method_entries(entry)
     out = [row(entry, n) for n in REFERENCE_ROWS if n in entry["strategies"]]
@@ -260,7 +262,7 @@ def _target_text(g: dict) -> str:
     if not g["has_uniform"]:
         return "**cannot be checked**: no `uniform` entry."
     if not g["amr"]:
-        return "**not met**: no AMR combination (`amr+<method>` or `" + RECOMMENDED + "+<method>`) was run."
+        return "**not met**: no AMR combination (`amr+<method>` or `" + COMBINED + "+<method>`) was run."
     if not g["compared"]:
         return "**cannot be checked**: the AMR combinations share no seed with uniform's per-seed final losses."
     if g["wins"]:
@@ -289,7 +291,7 @@ def methods_section(benchmarks: dict[str, dict]) -> list[str]:
         "## Companion methods (issue #13)",
         "",
         "Every companion method of docs/METHODS.md alone (`none+<method>`), with uniform replay "
-        f"(`uniform+<method>`) and with AMR (`amr+<method>`, `{RECOMMENDED}+<method>`), on the same seeds as the "
+        f"(`uniform+<method>`) and with AMR (`amr+<method>`, `{COMBINED}+<method>`), on the same seeds as the "
         "other entries, each trimmed to naive fine-tuning's FLOPs by the measured ledger. Statistics are mean ± "
         "95% CI over seeds; the Δ columns are paired by seed against `uniform` (bold: the interval excludes 0; "
         "negative = lower loss or less forgetting). FLOPs / naive is the entry's measured total FLOPs over `none`'s "

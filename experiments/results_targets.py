@@ -241,7 +241,8 @@ def targets_section(benchmarks: dict[str, dict]) -> list[str]:
         "AMR's forgetting is not significantly above uniform's (its paired interval does not lie above 0). "
         f"`amr` is the bandit's selection at the fixed replay share (the paper's method); `{RECOMMENDED}` is "
         "the recommended default AMR, the bandit's selection with a replay schedule at the same mean share, chosen "
-        "on the development benchmark `text` only. A row of — is an entry these runs do not have.",
+        "on the development benchmarks (`text`, then `text` and `styles` for its bandit settings; "
+        "docs/DEVELOPMENT.md). A row of — is an entry these runs do not have.",
         "",
         "| benchmark | entry | " + " | ".join(TARGET_COLUMNS) + " |",
         "| --- | --- | ---: | ---: | --- | --- | ---: | --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -262,7 +263,8 @@ def targets_section(benchmarks: dict[str, dict]) -> list[str]:
         "",
         f"### What the selection adds: `{RECOMMENDED}` against `{TWIN}`",
         "",
-        f"`{TWIN}` runs the same replay schedule as `{RECOMMENDED}` with uniform selection, so their paired "
+        f"`{TWIN}` runs the same replay schedule as `{RECOMMENDED}` with uniform selection (names that configure "
+        "only the bandit change nothing under uniform, `tests/test_uniform_twin.py`), so their paired "
         "difference is what the bandit's selection adds; the last column is what the schedule alone gives over "
         "uniform. Paired Δ by seed, mean ± 95% CI (bold: the interval excludes 0; negative = forgets less, or a "
         "lower final loss); — where these runs lack either entry.",

@@ -18,7 +18,7 @@ from tests.support import summaries
 from tests.support.summaries import JITTER, SEEDS, U_AF, U_FINAL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-REC = named_variants.RECOMMENDED_AMR
+REC = named_variants.METHODS_AMR  # the AMR the methods are combined with
 U_NEW = np.array([2.0 + 0.003 * k for k in SEEDS])
 
 
@@ -30,7 +30,7 @@ _entry = summaries.entry
 
 
 def _runs_of(amr_shift=-0.02, ewc_flops=10.0, amr_ewc_seeds=SEEDS):
-    """none, uniform, amr, the recommended AMR; ewc alone, with uniform, with amr and the recommended AMR (its final
+    """none, uniform, amr, the methods' AMR; ewc alone, with uniform, with amr and the methods' AMR (its final
     loss shifted by `amr_shift` from uniform's); l2sp alone and with uniform only."""
     return {
         "none": _runs(2 * U_AF, U_FINAL + 0.1),
@@ -113,10 +113,25 @@ def test_the_section_names_the_best_combination_and_the_target_met():
     # rows: the references, then per method in METHODS' order (l2sp, ewc, ...) its entries, a missing one too
     order = [x.split(" | ")[1] for x in lines if x.startswith("| ") and "`" in x.split(" | ")[1]]
     assert order == [
-        "`none`", "`uniform`", "`amr`", f"`{REC}` (recommended)",
+        "`none`", "`uniform`", "`amr`", f"`{REC}`",
         "`none+l2sp`", "`uniform+l2sp`", f"`{REC}+l2sp`",
         "`none+ewc`", "`uniform+ewc`", "`amr+ewc`", f"`{REC}+ewc`",
     ]  # fmt: skip
+
+
+def test_the_recommended_amr_is_a_reference_row_labelled_apart_from_the_methods_amr():
+    """The recommended AMR, when it ran, follows the methods' AMR among the reference rows and alone carries the
+    label; a method stacked on it is still an AMR combination. Negative control: without it, no row is labelled."""
+    rec = named_variants.RECOMMENDED_AMR
+    assert rec != REC  # the recommended AMR moved on after the methods' sweep
+    runs = _runs_of()
+    runs[rec] = _runs(0.85 * U_AF, U_FINAL - 2 * JITTER)
+    lines = results_methods.methods_section({"text": _entry(runs)})
+    refs = [x.split(" | ")[1] for x in lines if x.startswith("| —")]
+    assert refs == ["`none`", "`uniform`", "`amr`", f"`{REC}`", f"`{rec}` (recommended)"]
+    assert results_methods.method_of(f"{rec}+ewc") == ("ewc", rec)
+    without = results_methods.methods_section({"text": _bench()})
+    assert not any("(recommended)" in x for x in without)
 
 
 def test_no_amr_combination_beating_uniform_is_said_with_the_numbers():

@@ -60,9 +60,12 @@ def _cells(lines, bench, entry):
 
 
 def test_the_recommended_default_and_its_twin_are_named_variants():
-    assert REC == "amr+tail" and TWIN == "uniform+tail"
+    assert REC == "amr+tail+fresh+steady" and TWIN == "uniform+tail"
     a, b = variants.parse_named(REC, sweep.STRATEGIES), variants.parse_named(TWIN, sweep.STRATEGIES)
-    assert (a.strategy, b.strategy) == ("amr", "uniform") and a.overrides == b.overrides  # only the selection differs
+    assert (a.strategy, b.strategy) == ("amr", "uniform")
+    # only the selection differs: the overrides the twin lacks configure the bandit, which uniform never consults
+    assert {k: v for k, v in a.overrides.items() if not k.startswith("bandit.")} == b.overrides
+    assert set(a.overrides) - set(b.overrides) == {"bandit.aggregate", "bandit.normalize", "bandit.new_arms"}
     assert named_variants.twin("amr+back") == "uniform+back"
     with pytest.raises(ValueError, match="not a named variant"):
         named_variants.twin("amr")

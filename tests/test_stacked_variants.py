@@ -95,8 +95,9 @@ def test_the_committed_sweeps_entries_keep_their_workdirs():
 def test_the_recommended_amr_stacks_with_every_method():
     for m in METHODS:
         v = variants.parse_named(f"{named_variants.RECOMMENDED_AMR}+{m}", sweep.STRATEGIES)
-        tail = named_variants.VARIANTS["tail"][1]
-        assert v.overrides == {**tail, "methods": (m,)} and v.meta["names"] == ["tail", m]
+        rec = named_variants.merged_overrides(named_variants.RECOMMENDED_AMR)
+        assert v.overrides == {**rec, "methods": (m,)}
+        assert v.meta["names"] == [*named_variants.names(named_variants.RECOMMENDED_AMR), m]
     assert named_variants.twin("amr+tail+ewc") == "uniform+tail+ewc"
 
 

@@ -21,7 +21,8 @@ before stacking existed.
 
 `RECOMMENDED_AMR` names the recommended default AMR (bandit selection plus a replay schedule at the same mean
 share) and `RECOMMENDED_TWIN` its ablation twin: the same overrides under uniform selection, so the pair
-separates what the schedule gives from what the selection gives.
+separates what the schedule gives from what the selection gives. `METHODS_AMR` is the AMR the companion methods
+were combined with in their sweep (`amr+tail+ewc`); it was the recommended AMR when that sweep ran.
 
 Each is one idea of issue #12's AMR, ablated one at a time against uniform in the same sweep (same code, data
 and seeds; paired by seed). A variant that changes the replay share is compared with uniform at that share by
@@ -169,8 +170,32 @@ def twin(entry: str, base: str = "uniform") -> str:
     return f"{base}{SEP}{parts[1]}"
 
 
-RECOMMENDED_AMR = "amr+tail"  # the recommended default AMR, chosen on the development benchmark `text` only
-RECOMMENDED_TWIN = twin(RECOMMENDED_AMR)  # the same schedule under uniform selection: what the selection adds
+# The recommended default AMR: `amr+tail` was chosen on the development benchmark `text` (session 10); probe 6
+# (docs/DEVELOPMENT.md) adopted `fresh` and `steady` on top of it by a rule applied on the development benchmarks
+# (text, styles) and written down before the held-out ones (subpop, digits) ran.
+RECOMMENDED_AMR = "amr+tail+fresh+steady"
+
+
+def configures_only_the_bandit(name: str) -> bool:
+    """True for a named variant whose overrides are all `bandit.*` keys (`steady`, `fresh`): uniform selection
+    never consults the bandit, so such a name changes nothing under it."""
+    return all(key.startswith("bandit.") for key in VARIANTS[name][1])
+
+
+def uniform_twin(entry: str) -> str:
+    """`twin(entry)` without the names that configure only the bandit: the uniform run that the entry's selection is
+    compared with. `uniform_twin('amr+tail+fresh+steady')` -> `'uniform+tail'`; an entry of bandit-only names has
+    plain `'uniform'` as its twin."""
+    parts = split(entry)
+    if parts is None:
+        raise ValueError(f"uniform_twin: {entry!r} is not a named variant '<strategy>{SEP}<name>'")
+    merged_overrides(entry)  # a ValueError naming the entry for an unknown or repeated name
+    kept = [n for n in names(entry) if not configures_only_the_bandit(n)]
+    return SEP.join(["uniform", *kept])
+
+
+RECOMMENDED_TWIN = uniform_twin(RECOMMENDED_AMR)  # the same schedule under uniform selection: what the selection adds
+METHODS_AMR = "amr+tail"  # the AMR of the companion-methods sweep's combinations (methods15/16)
 
 
 # Every companion method (docs/METHODS.md) alone on top of a strategy: `none+ewc`, `uniform+ewc`, `amr+ewc`.

@@ -1,0 +1,37 @@
+"""The recommended AMR's uniform twin: the same entry under uniform selection, minus the names that configure only
+the bandit (`fresh`, `steady`), which uniform draws never consult. The end-to-end test runs both spellings of the
+twin and finds them identical; the negative control finds the same names changing an `amr` run."""
+
+import pytest
+
+from amr.runner import experiment, named_variants, sweep, variants
+from configs import tiny
+
+
+def test_the_twin_drops_only_the_bandit_only_names():
+    assert named_variants.uniform_twin("amr+tail+fresh+steady") == "uniform+tail"
+    assert named_variants.uniform_twin("amr+tail+ewc") == "uniform+tail+ewc"  # a method is kept
+    assert named_variants.uniform_twin("amr+steady") == "uniform"
+    assert named_variants.RECOMMENDED_TWIN == named_variants.uniform_twin(named_variants.RECOMMENDED_AMR)
+    assert named_variants.configures_only_the_bandit("fresh") and named_variants.configures_only_the_bandit("steady")
+    assert not named_variants.configures_only_the_bandit("tail")  # negative control: the schedule is kept
+    with pytest.raises(ValueError, match="'amr' is not a named variant"):
+        named_variants.uniform_twin("amr")
+    with pytest.raises(ValueError, match="amr\\+tail\\+nosuch"):
+        named_variants.uniform_twin("amr+tail+nosuch")
+
+
+def _loss_matrix(entry, tmp_path):
+    c = tiny.get_config()
+    c.data.domains = ("docs", "headers", "licenses")  # two past arms at the last task: the bandit has a choice
+    c.train.steps_per_task, c.train.eval_every = 8, 8
+    v = variants.parse_named(entry, sweep.STRATEGIES)
+    out = experiment.train_and_evaluate(sweep.variant_config(c, v), str(tmp_path / entry), progress=False)
+    return out["strategies"][v.strategy]["loss_matrix"]
+
+
+@pytest.mark.slow
+def test_bandit_only_names_change_nothing_under_uniform_and_something_under_amr(tmp_path):
+    assert _loss_matrix("uniform+tail+fresh+steady", tmp_path) == _loss_matrix("uniform+tail", tmp_path)
+    # negative control: under amr the same names change the draws, so the losses
+    assert _loss_matrix("amr+tail+fresh+steady", tmp_path) != _loss_matrix("amr+tail", tmp_path)
