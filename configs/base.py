@@ -42,6 +42,10 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay = ml_collections.ConfigDict()
     c.replay.fraction = 0.0625  # share of each batch given to replay (small, as in continual pre-training)
     c.replay.clusters_per_task = 1  # AMR arms per finished task: 1 = task arms, >1 = k-means on the model's embeddings
+    # how clusters_per_task > 1 arms split a finished task: kmeans (on the model's embeddings, see `embeddings`) |
+    # groups (each row's group from the data, e.g. a mixture task's source: free, no embeddings or k-means; a task
+    # with fewer groups than arms leaves the rest empty, never drawn; a source without groups is one group)
+    c.replay.arm_labels = "kmeans"
     c.replay.max_arms = 0  # arms allocated up front (static shapes); 0 = tasks x clusters_per_task
     # AMR's reward (docs/REWARDS.md): loss | loss_increase (over `reference`) | marginal (loss drop after the update,
     # paid) | benefit (free: how much one more replayed row per step slows an arm's forgetting; reference 'sample')

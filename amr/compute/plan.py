@@ -176,7 +176,7 @@ def plan_strategy(
         per_step += methods_cost[0]  # amr.methods: loss terms' gradients, after_step
         per_chunk = chunk * per_step + costs.forward(probe)
         boundary = methods_cost[1]  # amr.methods: their task-end pass (e.g. EWC's Fisher)
-        if is_amr and clusters > 1:
+        if is_amr and clusters > 1 and r.get("arm_labels", "kmeans") == "kmeans":
             if r.get("embeddings", "paid") == "free":  # only rows the task's steps never reach are embedded
                 unvisited = unvisited_rows(max_task_rows, steps, new_rows)
                 boundary += _batches(unvisited, eval_batch) * costs.train_embed(eval_batch)

@@ -14,7 +14,8 @@ appearance: a recurring source brings new rows each time). No held-out window sh
 document with a train window, and train windows equal to any held-out window are dropped. Each task's train set holds `max_train_per_task // k` windows
 of each of its k sources (seeded shuffle); its test set, the task's mixture, holds the first
 `test_per_task // k` held-out windows of each source; `Task.sources` holds every one of its
-sources' held-out windows (the same array wherever the source recurs).
+sources' held-out windows (the same array wherever the source recurs), and `Task.train_groups` each
+train window's source (its index in the task spec).
 """
 
 from __future__ import annotations
@@ -63,6 +64,16 @@ def _check_sizes(cfg: dict, domains) -> None:
             )
 
 
+def mix(parts: list[np.ndarray], rng: np.random.Generator, held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, groups): the sources' train windows `parts` shuffled together, without any window equal to a
+    held-out one, and int32 each window's source (its index in `parts`)."""
+    groups = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
+    order = splits.shuffle_cap(np.arange(len(groups)), 0, rng)  # the same draw as shuffling the rows themselves
+    train, groups = np.concatenate(parts)[order], groups[order]
+    keep = splits.unshared_rows(train, held_out)
+    return train[keep], groups[keep]
+
+
 def mixture_tasks(cfg: dict) -> list[Task]:
     domains = cfg["domains"]
     schedule = source_schedule(domains)  # every spec is checked before any data is read
@@ -90,9 +101,8 @@ def mixture_tasks(cfg: dict) -> list[Task]:
     for t, spec in enumerate(domains):
         names = parse_task(spec)
         rng = splits.domain_rng(cfg["seed"], "mixture-task", spec)
-        train = splits.shuffle_cap(np.concatenate([train_parts[(s, t)] for s in names]), 0, rng)
-        train = splits.drop_shared_rows(train, all_held)  # no window equal to any source's held-out one
+        train, groups = mix([train_parts[(s, t)] for s in names], rng, all_held)
         n_test = cfg["test_per_task"] // len(names)
         test = np.concatenate([held_out[s][:n_test] for s in names])
-        tasks.append(Task(spec, train, test, {s: held_out[s] for s in names}))
+        tasks.append(Task(spec, train, test, {s: held_out[s] for s in names}, train_groups=groups))
     return tasks

@@ -32,14 +32,20 @@ def shuffle_cap(x: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray
     return x[perm[:cap] if cap else perm]
 
 
+def unshared_rows(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """bool[len(train)]: the rows of `train` that equal no row of `test`."""
+    if len(train) == 0 or len(test) == 0:
+        return np.ones((len(train),), bool)
+    test_rows = {bytes(r) for r in np.ascontiguousarray(test).reshape(len(test), -1).view(np.uint8)}
+    flat = np.ascontiguousarray(train).reshape(len(train), -1).view(np.uint8)
+    return np.fromiter((bytes(r) not in test_rows for r in flat), dtype=bool, count=len(train))
+
+
 def drop_shared_rows(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     """`train` without the rows that are exactly equal to some row of `test`."""
     if len(train) == 0 or len(test) == 0:
         return train
-    test_rows = {bytes(r) for r in np.ascontiguousarray(test).reshape(len(test), -1).view(np.uint8)}
-    flat = np.ascontiguousarray(train).reshape(len(train), -1).view(np.uint8)
-    keep = np.fromiter((bytes(r) not in test_rows for r in flat), dtype=bool, count=len(train))
-    return train[keep]
+    return train[unshared_rows(train, test)]
 
 
 def byte_windows(data: bytes, seq_len: int) -> np.ndarray:

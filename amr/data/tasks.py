@@ -38,20 +38,44 @@ class Task:
     `sources` (the `mixture` source; empty elsewhere): source name -> that source's held-out
     rows, for each source the task mixes; a source that recurs in several tasks has the same
     array in each. None of them overlaps any task's train rows.
+    `train_groups` (the `mixture` source; None elsewhere): int32 [N_train], each train row's group,
+    the index of its source in `sources`' order; `replay.arm_labels = "groups"` makes them arms.
     """
 
     name: str
     train: np.ndarray  # [N_train, ...]
     test: np.ndarray  # [N_test, ...], same trailing shape, never overlapping train
     sources: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)  # name -> [N_src, ...]
+    train_groups: np.ndarray | None = None  # int32 [N_train] in [0, groups) or None: one group
 
     def __post_init__(self):
+        g = self.train_groups
+        if g is not None and (
+            g.shape != (len(self.train),) or not np.issubdtype(g.dtype, np.integer) or (g.size and g.min() < 0)
+        ):
+            raise ValueError(
+                f"Task {self.name!r}: train_groups must be non-negative ints, one per train row "
+                f"({len(self.train)}), got {g.dtype}{g.shape}."
+            )
         for what, a in [("test", self.test)] + [(f"sources[{k!r}]", v) for k, v in self.sources.items()]:
             if self.train.shape[1:] != a.shape[1:] or self.train.dtype != a.dtype:
                 raise ValueError(
                     f"Task {self.name!r}: train {self.train.dtype}{self.train.shape} and {what} "
                     f"{a.dtype}{a.shape} must share dtype and trailing shape."
                 )
+
+
+def num_groups(task: Task) -> int:
+    """How many groups a task's train rows fall in (1 without `train_groups`)."""
+    g = task.train_groups
+    return 1 if g is None or not g.size else int(g.max()) + 1
+
+
+def group_labels(task: Task) -> np.ndarray:
+    """int32 [N_train]: each train row's group (all 0 without `train_groups`: the task is one group)."""
+    if task.train_groups is None:
+        return np.zeros((len(task.train),), np.int32)
+    return task.train_groups.astype(np.int32, copy=False)
 
 
 def _common(domains: tuple, max_train: int, test_per_task: int) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""Arms from data: one arm per task, or k-means clusters of a task's embeddings.
+"""Arms from data: one arm per task, k-means clusters of a task's embeddings, or the data's own groups.
+
+`ARM_LABELS` names how k > 1 arms split a finished task: "kmeans" (below) or "groups", the group
+label the data gives each row (`amr.data.tasks.Task.train_groups`, e.g. a mixture task's source).
 
 `kmeans` is k-means in JAX: greedy k-means++ seeding (as scikit-learn does:
 2 + log k candidates per new centre, keep the one that lowers the potential
@@ -18,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+ARM_LABELS = ("kmeans", "groups")  # replay.arm_labels
 _ASSIGN_CHUNK = 16384  # rows per chunk when assigning large data sets (bounds N x k memory)
 
 

@@ -7,7 +7,7 @@ is all it takes to make a name valid everywhere.
 
 from __future__ import annotations
 
-from amr.replay import bandit, bandit_math, bandit_policies, policies
+from amr.replay import bandit, bandit_math, bandit_policies, clustering, policies
 
 STRATEGIES = tuple(policies.FACTORIES)  # replay strategies (make_replay's `name`)
 REWARDS = policies.REWARDS  # amr's reward
@@ -17,3 +17,4 @@ ESTIMATORS = tuple(bandit_policies.ESTIMATOR_FACTORIES)  # make_bandit's `estima
 NORMALIZERS = tuple(bandit_math.NORMALISERS)  # make_bandit's `normalize`
 AGGREGATES = bandit.AGGREGATES  # make_bandit's `aggregate`
 NEW_ARMS = bandit.NEW_ARMS  # make_bandit's `new_arms`
+ARM_LABELS = clustering.ARM_LABELS  # how k > 1 arms split a finished task (replay.arm_labels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from amr.compute.plan import check_new_rows
 from amr.data.python_text import TEXT_SOURCES
+from amr.data.tasks import num_groups as task_groups
 from amr.methods import check_config as check_methods
 from amr.replay import registry
 from amr.replay.share import PROFILES, SHARES
@@ -81,6 +82,21 @@ def validate(cfg, num_devices: int) -> None:
         check_methods(cfg)  # methods, method.*: names and hyperparameters (amr.methods.registry)
     except ValueError as err:
         raise ConfigError(str(err)) from None
+
+
+def validate_groups(cfg, tasks) -> None:
+    """With `replay.arm_labels = "groups"` and AMR among the strategies: every task's groups fit in
+    `replay.clusters_per_task` arms. ConfigError naming the key and the task otherwise (before any compile)."""
+    if cfg.replay.get("arm_labels", "kmeans") != "groups" or "amr" not in cfg.strategies:
+        return
+    k = cfg.replay.clusters_per_task
+    for t in tasks:
+        _require(
+            task_groups(t) <= k,
+            "replay.clusters_per_task",
+            f"task {t.name!r} has {task_groups(t)} groups (replay.arm_labels='groups'), more than the {k} arms "
+            f"per task; set it to at least {task_groups(t)}",
+        )
 
 
 def _validate_run(cfg) -> None:
@@ -168,10 +184,16 @@ def _validate_replay(cfg, num_devices: int) -> None:
         f"expected auto, sample, visit, train or probe, got {g('replay.reference')!r}",
     )
     _validate_benefit(cfg)
+    arm_labels = cfg.replay.get("arm_labels", "kmeans")  # configs written before the key existed: k-means
+    _require(
+        arm_labels in registry.ARM_LABELS,
+        "replay.arm_labels",
+        f"unknown arm labels {arm_labels!r}; expected one of {registry.ARM_LABELS}",
+    )
     _require(
         not (g("replay.reference") == "train" and g("replay.clusters_per_task") > 1),
         "replay.reference",
-        "'train' gives one reference per task; k-means arms (replay.clusters_per_task > 1) need 'probe'",
+        "'train' gives one reference per task; several arms per task (replay.clusters_per_task > 1) need 'probe'",
     )
     for key, lo in (("clusters_per_task", 1), ("ref_samples", 1), ("mir_candidates", 2), ("kmeans_iters", 1)):
         v = g("replay." + key)

@@ -43,6 +43,7 @@ def prepare(config, num_devices: int | None = None):
     model = make_model(config.model)
     tasks = make_tasks(config.data, min_examples=config.train.batch_size)
     _check_shapes(config, tasks, model)
+    config_check.validate_groups(config, tasks)
     return make_context(config, tasks, model, mesh)
 
 

@@ -3,6 +3,7 @@
     amr+steady     amr with one estimator step per arm per chunk and the pooled spread of single rewards
     amr+benefit    amr with the free marginal-benefit reward (docs/REWARDS.md)
     amr+clusters   amr over 4 k-means arms per task, from the training passes' free embeddings
+    amr+sources    amr over arms per source: a task's rows split by the group the data gives them (free)
     amr+controller amr with an adaptive replay share (amr.replay.share), its realised share in the results
     amr+plateau    amr with the tail schedule, whose stretch starts early once the new task stops learning
     uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded;
@@ -51,6 +52,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "cluster arms from free embeddings: 4 k-means clusters per task over the pooled representations the "
         "training passes already computed (no paid embedding pass, so no new rows trimmed for it)",
         {"replay.clusters_per_task": 4, "replay.embeddings": "free"},
+    ),
+    "sources": (
+        "arms per source: a finished task's rows split into arms by the group the data gives each row (a mixture "
+        "task's source; replay.arm_labels 'groups'), 2 per task (subpop mixes at most 2 sources; a one-source "
+        "task's second arm stays empty, never drawn): free, no embeddings, no k-means",
+        {"replay.arm_labels": "groups", "replay.clusters_per_task": 2},
     ),
     "controller": (
         "an adaptive replay share: each chunk's replay rows in [0, 4/32] of the batch, raised when replayed rows "

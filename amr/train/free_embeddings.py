@@ -40,7 +40,8 @@ def mode(cfg) -> str:
 
 def uses_buffer(cfg, strategy: str) -> bool:
     """Whether a run of `strategy` carries a buffer: free embeddings and k-means arms (AMR, k > 1)."""
-    return mode(cfg) == "free" and strategy == "amr" and cfg.replay.clusters_per_task > 1
+    kmeans = cfg.replay.get("arm_labels", "kmeans") == "kmeans"
+    return mode(cfg) == "free" and strategy == "amr" and cfg.replay.clusters_per_task > 1 and kmeans
 
 
 def empty(rows: int, dim: int, first_id: int = 0) -> EmbeddingBuffer:

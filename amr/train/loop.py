@@ -31,6 +31,7 @@ import numpy as np
 from amr.compute import ledger as budget
 from amr.compute.costs import kmeans_cost
 from amr.compute.measure import ChunkCost
+from amr.data.tasks import group_labels
 from amr.io import faults
 from amr.io.checkpoint import RunCheckpoints
 from amr.io.metrics_log import MetricsLog
@@ -117,15 +118,17 @@ class Run:
     def add_arms(self, state: TrainState, t: int, ledger: budget.Ledger, host_ref: float) -> TrainState:
         """Task t's train rows become arms of the replay state (charged to `ledger`'s current task).
 
-        One arm per task, or k-means clusters of the model's embeddings when
-        `replay.clusters_per_task > 1`. `host_ref` is the "train" reference loss (the task's
+        One arm per task, or with `replay.clusters_per_task > 1` k-means clusters of the model's embeddings
+        or, with `replay.arm_labels = "groups"`, the data's own group of each row (free). `host_ref` is the "train" reference loss (the task's
         training loss over its last chunk); "probe" references are measured here and paid.
         `state` must be replicated on the mesh; the result is too."""
         cfg, task = self.cfg, self.ctx.tasks[t]
         ids = self.ctx.offsets[t] + np.arange(len(task.train))
         k = self.plan.clusters_per_task
         key = jax.random.fold_in(jax.random.key(self.seed), 1000 + t)
-        if k > 1:
+        if k > 1 and cfg.replay.get("arm_labels", "kmeans") == "groups":
+            labels = group_labels(task)  # the data's own groups: no embeddings, no k-means, nothing to charge
+        elif k > 1:
             if state.embeddings is None:
                 emb, batches = self.embed_pass(state.params, task.train)
                 ledger.charge(
