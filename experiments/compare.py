@@ -16,7 +16,7 @@ every strategy that trims new rows to pay for its selection (`--same_split`), an
 allocations of the replay rows over past tasks (`--headroom`, `tilted@<tilt>`; the best of the grid is an
 optimistic reference for any task-level allocation). An entry `<strategy>+<name>` runs a named variant of
 `amr/runner/named_variants.py` (e.g. `amr+steady`), one idea at a time, paired with uniform by seed; names
-stack (`amr+tail+ewc`: the recommended AMR with EWC), and two that set one key to different values fail before any run.
+stack (`amr+tail+ewc`: the methods' AMR with EWC), and two that set one key to different values fail before any run.
 
 `--workers=2` splits the seeds over two processes pinned to their own cores (on this 2-core CPU host about
 1.5x the runs per hour; `amr/runner/sweep_workers.py`), then summarises all runs here as one sweep; with
