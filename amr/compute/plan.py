@@ -33,6 +33,7 @@ import dataclasses
 
 from amr.compute import ledger as budget
 from amr.compute.costs import CostModel, kmeans_flops
+from amr.replay import clustering
 from amr.train.free_embeddings import unvisited_rows
 
 
@@ -176,7 +177,7 @@ def plan_strategy(
         per_step += methods_cost[0]  # amr.methods: loss terms' gradients, after_step
         per_chunk = chunk * per_step + costs.forward(probe)
         boundary = methods_cost[1]  # amr.methods: their task-end pass (e.g. EWC's Fisher)
-        if is_amr and clusters > 1 and r.get("arm_labels", "kmeans") == "kmeans":
+        if is_amr and clusters > 1 and clustering.arm_labels(cfg) == "kmeans":
             if r.get("embeddings", "paid") == "free":  # only rows the task's steps never reach are embedded
                 unvisited = unvisited_rows(max_task_rows, steps, new_rows)
                 boundary += _batches(unvisited, eval_batch) * costs.train_embed(eval_batch)

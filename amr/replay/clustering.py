@@ -22,6 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 
 ARM_LABELS = ("kmeans", "groups")  # replay.arm_labels
+
+
+def arm_labels(cfg) -> str:
+    """`replay.arm_labels` of `cfg` ("kmeans" when the config predates the key)."""
+    return cfg.replay.get("arm_labels", "kmeans")
+
+
 _ASSIGN_CHUNK = 16384  # rows per chunk when assigning large data sets (bounds N x k memory)
 
 

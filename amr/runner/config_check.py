@@ -6,7 +6,7 @@ from amr.compute.plan import check_new_rows
 from amr.data.python_text import TEXT_SOURCES
 from amr.data.tasks import num_groups as task_groups
 from amr.methods import check_config as check_methods
-from amr.replay import registry
+from amr.replay import clustering, registry
 from amr.replay.share import PROFILES, SHARES
 from amr.train import free_embeddings
 from amr.train.state import OPTIMIZERS, SCHEDULES
@@ -87,15 +87,16 @@ def validate(cfg, num_devices: int) -> None:
 def validate_groups(cfg, tasks) -> None:
     """With `replay.arm_labels = "groups"` and AMR among the strategies: every task's groups fit in
     `replay.clusters_per_task` arms. ConfigError naming the key and the task otherwise (before any compile)."""
-    if cfg.replay.get("arm_labels", "kmeans") != "groups" or "amr" not in cfg.strategies:
+    if clustering.arm_labels(cfg) != "groups" or "amr" not in cfg.strategies:
         return
     k = cfg.replay.clusters_per_task
     for t in tasks:
+        n = task_groups(t)
         _require(
-            task_groups(t) <= k,
+            n <= k,
             "replay.clusters_per_task",
-            f"task {t.name!r} has {task_groups(t)} groups (replay.arm_labels='groups'), more than the {k} arms "
-            f"per task; set it to at least {task_groups(t)}",
+            f"task {t.name!r} has {n} groups (replay.arm_labels='groups'), more than the {k} arms "
+            f"per task; set it to at least {n}",
         )
 
 
@@ -184,7 +185,7 @@ def _validate_replay(cfg, num_devices: int) -> None:
         f"expected auto, sample, visit, train or probe, got {g('replay.reference')!r}",
     )
     _validate_benefit(cfg)
-    arm_labels = cfg.replay.get("arm_labels", "kmeans")  # configs written before the key existed: k-means
+    arm_labels = clustering.arm_labels(cfg)
     _require(
         arm_labels in registry.ARM_LABELS,
         "replay.arm_labels",

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from amr.replay import clustering
+
 MODES = ("paid", "free")
 KEY = "replay.embeddings"
 
@@ -40,7 +42,7 @@ def mode(cfg) -> str:
 
 def uses_buffer(cfg, strategy: str) -> bool:
     """Whether a run of `strategy` carries a buffer: free embeddings and k-means arms (AMR, k > 1)."""
-    kmeans = cfg.replay.get("arm_labels", "kmeans") == "kmeans"
+    kmeans = clustering.arm_labels(cfg) == "kmeans"
     return mode(cfg) == "free" and strategy == "amr" and cfg.replay.clusters_per_task > 1 and kmeans
 
 

@@ -126,7 +126,7 @@ class Run:
         ids = self.ctx.offsets[t] + np.arange(len(task.train))
         k = self.plan.clusters_per_task
         key = jax.random.fold_in(jax.random.key(self.seed), 1000 + t)
-        if k > 1 and cfg.replay.get("arm_labels", "kmeans") == "groups":
+        if k > 1 and clustering.arm_labels(cfg) == "groups":
             labels = group_labels(task)  # the data's own groups: no embeddings, no k-means, nothing to charge
         elif k > 1:
             if state.embeddings is None:
