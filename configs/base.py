@@ -53,6 +53,7 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.benefit_alpha = 0.2  # benefit: EMA rate in (0, 1] of each arm's (replay intensity, drift) moments
     c.replay.benefit_prior = 2.0  # benefit: pseudo-pairs (>= 0) shrinking an arm's slope toward the pooled slope
     # loss_increase reference: sample (each row's own loss when last trained on as new data, free) |
+    # task_end (that loss shifted to the row's task end: minus how much the task's training loss fell after it, free) |
     # visit (each row's loss at its last visit, new or replayed, free) |
     # train (the arm's task's last-chunk training loss, free, task arms only) | probe (ref_samples rows per arm, paid) | auto (= sample)
     c.replay.reference = "auto"

@@ -85,7 +85,7 @@ def test_config_check_names_arm_labels_and_a_task_with_more_groups_than_arms():
 def test_the_named_variant_sets_groups_and_configs_before_the_key_keep_kmeans():
     v = variants.parse_named("amr+sources", sweep.STRATEGIES)
     assert v.overrides == {"replay.arm_labels": "groups", "replay.clusters_per_task": 2}
-    assert not named_variants.configures_only_the_bandit("sources")
+    assert named_variants.configures_only_the_selection("sources")  # uniform never reads arm labels
     cfg = _mixture_config()
     del cfg.replay["arm_labels"]
     config_check.validate(cfg, 1)

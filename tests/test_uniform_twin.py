@@ -1,5 +1,5 @@
 """The recommended AMR's uniform twin: the same entry under uniform selection, minus the names that configure only
-the bandit (`fresh`, `steady`), which uniform draws never consult. The end-to-end test runs both spellings of the
+the selection (`fresh`, `steady`, `sources`, `anchored`), which uniform draws never read. The end-to-end test runs both spellings of the
 twin and finds them identical; the negative control finds the same names changing an `amr` run."""
 
 import pytest
@@ -13,8 +13,10 @@ def test_the_twin_drops_only_the_bandit_only_names():
     assert named_variants.uniform_twin("amr+tail+ewc") == "uniform+tail+ewc"  # a method is kept
     assert named_variants.uniform_twin("amr+steady") == "uniform"
     assert named_variants.RECOMMENDED_TWIN == named_variants.uniform_twin(named_variants.RECOMMENDED_AMR)
-    assert named_variants.configures_only_the_bandit("fresh") and named_variants.configures_only_the_bandit("steady")
-    assert not named_variants.configures_only_the_bandit("tail")  # negative control: the schedule is kept
+    assert named_variants.uniform_twin("amr+tail+fresh+steady+sources+anchored") == "uniform+tail"
+    assert all(map(named_variants.configures_only_the_selection, ("fresh", "steady", "sources", "anchored")))
+    assert not named_variants.configures_only_the_selection("tail")  # negative control: the schedule is kept
+    assert not named_variants.configures_only_the_selection("probes")  # nor paid probes (they trim new rows)
     with pytest.raises(ValueError, match="'amr' is not a named variant"):
         named_variants.uniform_twin("amr")
     with pytest.raises(ValueError, match="amr\\+tail\\+nosuch"):
@@ -32,6 +34,9 @@ def _loss_matrix(entry, tmp_path):
 
 @pytest.mark.slow
 def test_bandit_only_names_change_nothing_under_uniform_and_something_under_amr(tmp_path):
-    assert _loss_matrix("uniform+tail+fresh+steady", tmp_path) == _loss_matrix("uniform+tail", tmp_path)
+    assert _loss_matrix("uniform+tail+fresh+steady+sources+anchored", tmp_path) == _loss_matrix(
+        "uniform+tail", tmp_path
+    )
     # negative control: under amr the same names change the draws, so the losses
     assert _loss_matrix("amr+tail+fresh+steady", tmp_path) != _loss_matrix("amr+tail", tmp_path)
+    assert _loss_matrix("amr+tail+fresh+steady+anchored", tmp_path) != _loss_matrix("amr+tail+fresh+steady", tmp_path)

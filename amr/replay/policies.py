@@ -184,16 +184,24 @@ def _observe_benefit(bandit_fns, alpha, prior, state, arm_ids, increases, losses
     return state.replace(benefit=new, bandit=bandit_fns.observe(state.bandit, all_arms, benefit_K))
 
 
-def _record_sample_refs(records_new: bool, records_replayed: bool, state, sample_ids, losses, replayed: bool = False):
+def _record_sample_refs(
+    records_new: bool, records_replayed: bool, residual: bool, state, sample_ids, losses, replayed: bool = False
+):
     """Remembers rows' training losses as their per-sample reference; a no-op otherwise.
 
-    New-task rows are recorded for the 'sample' and 'visit' references; replayed rows
+    New-task rows are recorded for the 'sample', 'visit' and 'task_end' references; replayed rows
     (`replayed=True`) only for 'visit', whose reward is the loss regained since a row's
-    last visit. Non-finite losses and ids outside [0, capacity) are dropped."""
+    last visit. With `residual` ('task_end') a row keeps its loss minus the mean loss of the rows
+    recorded with it (one chunk's new rows): how much harder than its task's level at that time it
+    was; `add_task(anchor=...)` adds the task's level at its end (`anchor_sample_refs`). Non-finite
+    losses and ids outside [0, capacity) are dropped."""
     sample_ids, losses = base.check_ids_losses("record_new", sample_ids, losses)
     if not (records_replayed if replayed else records_new):
         return state
     losses = losses.reshape(-1).astype(jnp.float32)
+    if residual:
+        finite = jnp.isfinite(losses)
+        losses = losses - jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(jnp.sum(finite), 1)
     ids = sample_ids.reshape(-1)
     ids = jnp.where(jnp.isfinite(losses) & (ids >= 0), ids, state.sample_ref.shape[0])  # dropped
     return state.replace(sample_ref=state.sample_ref.at[ids].set(losses, mode="drop"))
@@ -217,7 +225,9 @@ def amr(
     `reference` (loss_increase): 'sample' (the trainer's default) compares a replayed row's loss
     with the row's *own* loss when it was last trained on as new data (`record_new`), which
     removes the row-to-row spread in difficulty; 'visit' also resets that reference whenever the
-    row is replayed; 'arm' compares with its arm's loss at the task end (`add_task(ref_losses)`).
+    row is replayed; 'task_end' shifts it to the row's task end: the loss a row had when last trained
+    on, minus how much its task's training loss fell after that (free; docs/REWARDS.md), so a task
+    whose loss fell steeply while it was trained does not look less forgotten than it is; 'arm' compares with its arm's loss at the task end (`add_task(ref_losses)`).
     'benefit' (free, `amr.replay.benefit`): how much one more replayed row per step slows an arm's
     forgetting, the slope of its loss-increase drift ('sample' reference only) on its replay
     intensity, estimated with EMA moments of rate `benefit_alpha` and shrunk toward the pooled
@@ -255,9 +265,12 @@ def amr(
         draws=base.arm_first_draws(arms),
         arm_probs=lambda state: bandit_fns.probs(state.bandit),
         bandit_fns=bandit_fns,
-        sample_refs=capacity if reference in ("sample", "visit") else 1,
+        sample_refs=capacity if reference in ("sample", "visit", "task_end") else 1,
         observe=observe,
-        record_new=functools.partial(_record_sample_refs, reference != "arm", reference == "visit"),
+        record_new=functools.partial(
+            _record_sample_refs, reference != "arm", reference == "visit", reference == "task_end"
+        ),
+        anchors_refs=reference == "task_end",
         rewards=rewards,
         uses_bandit=True,
         needs_loss_after=reward == "marginal",

@@ -194,6 +194,16 @@ def _record_nothing(state, sample_ids, losses, replayed: bool = False):
     return state
 
 
+def anchor_sample_refs(sample_ref, sample_ids, anchor):
+    """`sample_ref` with `anchor` added at `sample_ids` (rows never recorded stay NaN; ids outside it are
+    ignored). A NaN anchor leaves the task's references unknown (NaN): the bandit ignores their rewards
+    rather than read residuals as levels."""
+    ids = np.asarray(sample_ids, np.int64).reshape(-1)
+    ids = ids[(ids >= 0) & (ids < sample_ref.shape[0])]
+    level = np.float32(anchor)
+    return sample_ref.at[jnp.asarray(ids, jnp.int32)].add(level)
+
+
 def _no_rewards(state, arm_ids, losses, losses_after=None, sample_ids=None):
     raise ValueError("rewards: only the 'amr' policy turns losses into bandit rewards")
 
@@ -205,6 +215,7 @@ def make_policy(
     bandit_fns = fields.pop("bandit_fns", None) or bandit_lib.make_bandit(max_arms)
     sample_refs = fields.pop("sample_refs", 1)
     benefit_arms = fields.pop("benefit_arms", 0)  # > 0: the state keeps benefit moments of that many arms
+    anchors_refs = fields.pop("anchors_refs", False)  # 'task_end' reference: add_task(anchor=) shifts a task's refs
     # Probes the empty-memory/int32 limits now, not inside a trace.
     template = memory_lib.empty_index(max_arms, capacity, track_arms=track_arms)
 
@@ -217,11 +228,18 @@ def make_policy(
             benefit=benefit_lib.init(benefit_arms) if benefit_arms else None,
         )
 
-    def add_task(state, sample_ids, cluster_labels, task_id, ref_losses=None, num_clusters=None):
+    def add_task(state, sample_ids, cluster_labels, task_id, ref_losses=None, num_clusters=None, anchor=None):
         """Host side: a finished task's samples become arms. Same shapes out as in.
 
         `ref_losses` (f32[num_clusters], optional): each new arm's loss at its task end, the
-        reference of loss_increase with reference='arm'."""
+        reference of loss_increase with reference='arm'. `anchor` (reference 'task_end' only): the
+        task's training loss at its end, added to its rows' residual references (`_record_sample_refs`)."""
+        if anchor is not None and not anchors_refs:
+            raise ValueError(f"anchor: only the 'task_end' reference anchors its rows' references ({name})")
+        if anchors_refs:
+            if anchor is None:
+                raise ValueError("anchor: the 'task_end' reference needs the task's training loss at its end")
+            state = state.replace(sample_ref=anchor_sample_refs(state.sample_ref, sample_ids, anchor))
         memory, arm_ids = memory_lib.add_task(
             state.memory, sample_ids, cluster_labels, task_id, num_clusters=num_clusters
         )

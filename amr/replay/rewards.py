@@ -4,7 +4,8 @@
 
 'loss' is the replayed row's loss; 'loss_increase' (and 'benefit', whose estimator in
 `amr.replay.benefit` reads loss increases) its loss minus a reference: the row's own loss when last
-trained on ('sample', 'visit') or its arm's task-end loss ('arm'); 'marginal' its loss minus its loss
+trained on ('sample', 'visit'; 'task_end' shifts that loss to the row's task end) or its arm's task-end
+loss ('arm'); 'marginal' its loss minus its loss
 after the update. A reward is NaN where its reference is unknown (the bandit then ignores it).
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable
 import jax.numpy as jnp
 
 REWARDS = ("loss", "loss_increase", "marginal", "benefit")
-REFERENCES = ("sample", "visit", "arm")  # loss_increase's reference; the first is the default
+REFERENCES = ("sample", "visit", "arm", "task_end")  # loss_increase's reference; the first is the default
 
 
 def at_or_nan(x_N, ids):

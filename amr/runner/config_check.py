@@ -180,9 +180,9 @@ def _validate_replay(cfg, num_devices: int) -> None:
         f"unknown reward {g('replay.reward')!r}; expected one of {registry.REWARDS}",
     )
     _require(
-        g("replay.reference") in ("auto", "sample", "visit", "train", "probe"),
+        g("replay.reference") in ("auto", "sample", "visit", "task_end", "train", "probe"),
         "replay.reference",
-        f"expected auto, sample, visit, train or probe, got {g('replay.reference')!r}",
+        f"expected auto, sample, visit, task_end, train or probe, got {g('replay.reference')!r}",
     )
     _validate_benefit(cfg)
     arm_labels = clustering.arm_labels(cfg)

@@ -4,6 +4,7 @@
     amr+benefit    amr with the free marginal-benefit reward (docs/REWARDS.md)
     amr+clusters   amr over 4 k-means arms per task, from the training passes' free embeddings
     amr+sources    amr over arms per source: a task's rows split by the group the data gives them (free)
+    amr+anchored   amr whose loss-increase reference is each row's loss shifted to its task end (free)
     amr+controller amr with an adaptive replay share (amr.replay.share), its realised share in the results
     amr+plateau    amr with the tail schedule, whose stretch starts early once the new task stops learning
     uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded;
@@ -58,6 +59,12 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "task's source; replay.arm_labels 'groups'), 2 per task (subpop mixes at most 2 sources; a one-source "
         "task's second arm stays empty, never drawn): free, no embeddings, no k-means",
         {"replay.arm_labels": "groups", "replay.clusters_per_task": 2},
+    ),
+    "anchored": (
+        "a loss-increase reference anchored at each row's task end (replay.reference 'task_end'): the row's loss when "
+        "last trained on minus how much its task's training loss fell after that, so a task that was still learning "
+        "fast (the first, trained from scratch) does not look less forgotten than it is; free (docs/REWARDS.md)",
+        {"replay.reference": "task_end"},
     ),
     "controller": (
         "an adaptive replay share: each chunk's replay rows in [0, 4/32] of the batch, raised when replayed rows "
@@ -183,21 +190,26 @@ def twin(entry: str, base: str = "uniform") -> str:
 RECOMMENDED_AMR = "amr+tail+fresh+steady"
 
 
-def configures_only_the_bandit(name: str) -> bool:
-    """True for a named variant whose overrides are all `bandit.*` keys (`steady`, `fresh`): uniform selection
-    never consults the bandit, so such a name changes nothing under it."""
-    return all(key.startswith("bandit.") for key in VARIANTS[name][1])
+# Named variants that change only how AMR chooses among past rows, at no cost (no new rows trimmed): the bandit's
+# settings, the reward's reference and arms per source. Uniform draws never read them.
+SELECTION_ONLY = ("steady", "fresh", "sources", "anchored")
+
+
+def configures_only_the_selection(name: str) -> bool:
+    """True for a named variant of `SELECTION_ONLY` (`steady`, `fresh`, `sources`, `anchored`): uniform selection
+    never reads its overrides, so such a name changes nothing under it (tests/test_uniform_twin.py runs it)."""
+    return name in SELECTION_ONLY
 
 
 def uniform_twin(entry: str) -> str:
-    """`twin(entry)` without the names that configure only the bandit: the uniform run that the entry's selection is
-    compared with. `uniform_twin('amr+tail+fresh+steady')` -> `'uniform+tail'`; an entry of bandit-only names has
-    plain `'uniform'` as its twin."""
+    """`twin(entry)` without the names that configure only the selection: the uniform run that the entry's selection
+    is compared with. `uniform_twin('amr+tail+fresh+steady')` -> `'uniform+tail'`; an entry of selection-only names
+    has plain `'uniform'` as its twin."""
     parts = split(entry)
     if parts is None:
         raise ValueError(f"uniform_twin: {entry!r} is not a named variant '<strategy>{SEP}<name>'")
     merged_overrides(entry)  # a ValueError naming the entry for an unknown or repeated name
-    kept = [n for n in names(entry) if not configures_only_the_bandit(n)]
+    kept = [n for n in names(entry) if not configures_only_the_selection(n)]
     return SEP.join(["uniform", *kept])
 
 

@@ -120,7 +120,7 @@ class Run:
 
         One arm per task, or with `replay.clusters_per_task > 1` k-means clusters of the model's embeddings
         or, with `replay.arm_labels = "groups"`, the data's own group of each row (free). `host_ref` is the "train" reference loss (the task's
-        training loss over its last chunk); "probe" references are measured here and paid.
+        training loss over its last chunk) and the "task_end" anchor; "probe" references are measured here and paid.
         `state` must be replicated on the mesh; the result is too."""
         cfg, task = self.cfg, self.ctx.tasks[t]
         ids = self.ctx.offsets[t] + np.arange(len(task.train))
@@ -155,7 +155,8 @@ class Run:
                 [per_row[labels[picks] == c].mean() if np.any(labels[picks] == c) else np.nan for c in range(k)],
                 np.float32,
             )
-        replay = self.policy.add_task(state.replay, ids, labels, t, ref, num_clusters=k)
+        anchor = {"anchor": host_ref} if self.reference == "task_end" else {}  # its residual refs, shifted to the end
+        replay = self.policy.add_task(state.replay, ids, labels, t, ref, num_clusters=k, **anchor)
         return state.replace(replay=step_lib.replicate(self.ctx.mesh, replay))
 
     def _free_embeddings(self, state: TrainState, task_rows: np.ndarray, ledger: budget.Ledger) -> np.ndarray:

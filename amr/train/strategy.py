@@ -103,8 +103,8 @@ def make_context(config, tasks, model, mesh) -> Context:
 
 
 def reference_mode(cfg, strategy: str) -> str:
-    """Where loss_increase's per-arm reference comes from: 'train' (free) or 'probe' (paid);
-    'benefit' always reads loss increases over 'sample'."""
+    """Where loss_increase's reference comes from: per row 'sample', 'visit' or 'task_end' (free), per arm
+    'train' (free) or 'probe' (paid); 'benefit' always reads loss increases over 'sample'."""
     if strategy == "amr" and cfg.replay.reward == "benefit":
         return "sample"
     if strategy != "amr" or cfg.replay.reward != "loss_increase":
@@ -297,7 +297,7 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
         candidates=cfg.replay.mir_candidates if name == "mir" else 1,
         mir_lr=cfg.replay.mir_lr,
         bandit=dict(cfg.bandit),
-        reference=reference if reference in ("sample", "visit") else "arm",
+        reference=reference if reference in ("sample", "visit", "task_end") else "arm",
         track_arms=host_memory.placement(cfg) != "host",
         task_tilt=cfg.replay.get("task_tilt", 0.0),
         benefit_alpha=cfg.replay.get("benefit_alpha", 0.2),
