@@ -51,7 +51,7 @@ from amr.replay import policy_base as base
 from amr.replay import sampling
 from amr.replay._checks import check_choice, check_int, check_real
 from amr.replay.policy_base import Candidates, ReplayPolicy, ReplayState, keep_all  # noqa: F401  (the public types)
-from amr.replay.rewards import REFERENCES, REWARDS  # noqa: F401  (REWARDS, REFERENCES: public)
+from amr.replay.rewards import PER_ROW_REFERENCES, REFERENCES, REWARDS  # noqa: F401  (REWARDS, REFERENCES: public)
 from amr.replay.rewards import reward_fn as reward_fn_of
 
 # ---------------------------------------------------------------- the policies without feedback
@@ -200,8 +200,7 @@ def _record_sample_refs(
         return state
     losses = losses.reshape(-1).astype(jnp.float32)
     if residual:
-        finite = jnp.isfinite(losses)
-        losses = losses - jnp.sum(jnp.where(finite, losses, 0.0)) / jnp.maximum(jnp.sum(finite), 1)
+        losses = losses - jnp.nanmean(losses)  # all NaN: every row stays NaN and is dropped below
     ids = sample_ids.reshape(-1)
     ids = jnp.where(jnp.isfinite(losses) & (ids >= 0), ids, state.sample_ref.shape[0])  # dropped
     return state.replace(sample_ref=state.sample_ref.at[ids].set(losses, mode="drop"))
@@ -227,7 +226,8 @@ def amr(
     removes the row-to-row spread in difficulty; 'visit' also resets that reference whenever the
     row is replayed; 'task_end' shifts it to the row's task end: the loss a row had when last trained
     on, minus how much its task's training loss fell after that (free; docs/REWARDS.md), so a task
-    whose loss fell steeply while it was trained does not look less forgotten than it is; 'arm' compares with its arm's loss at the task end (`add_task(ref_losses)`).
+    whose loss fell steeply while it was trained does not look less forgotten than it is; 'arm'
+    compares with its arm's loss at the task end (`add_task(ref_losses)`).
     'benefit' (free, `amr.replay.benefit`): how much one more replayed row per step slows an arm's
     forgetting, the slope of its loss-increase drift ('sample' reference only) on its replay
     intensity, estimated with EMA moments of rate `benefit_alpha` and shrunk toward the pooled
@@ -265,7 +265,7 @@ def amr(
         draws=base.arm_first_draws(arms),
         arm_probs=lambda state: bandit_fns.probs(state.bandit),
         bandit_fns=bandit_fns,
-        sample_refs=capacity if reference in ("sample", "visit", "task_end") else 1,
+        sample_refs=capacity if reference in PER_ROW_REFERENCES else 1,
         observe=observe,
         record_new=functools.partial(
             _record_sample_refs, reference != "arm", reference == "visit", reference == "task_end"

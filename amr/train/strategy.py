@@ -297,7 +297,7 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
         candidates=cfg.replay.mir_candidates if name == "mir" else 1,
         mir_lr=cfg.replay.mir_lr,
         bandit=dict(cfg.bandit),
-        reference=reference if reference in ("sample", "visit", "task_end") else "arm",
+        reference=reference if reference in replay_lib.PER_ROW_REFERENCES else "arm",
         track_arms=host_memory.placement(cfg) != "host",
         task_tilt=cfg.replay.get("task_tilt", 0.0),
         benefit_alpha=cfg.replay.get("benefit_alpha", 0.2),
