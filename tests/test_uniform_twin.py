@@ -39,4 +39,7 @@ def test_bandit_only_names_change_nothing_under_uniform_and_something_under_amr(
     )
     # negative control: under amr the same names change the draws, so the losses
     assert _loss_matrix("amr+tail+fresh+steady", tmp_path) != _loss_matrix("amr+tail", tmp_path)
-    assert _loss_matrix("amr+tail+fresh+steady+anchored", tmp_path) != _loss_matrix("amr+tail+fresh+steady", tmp_path)
+    # anchored shifts the rewards, which moves the draws only through the chunks drawn after rewards: under `tail`
+    # these short tasks replay in one or two chunks, whose few draws the shift does not flip (a run of
+    # `amr+tail+fresh+steady+anchored` equals one without `anchored` here), so this control replays in every chunk
+    assert _loss_matrix("amr+steady+anchored", tmp_path) != _loss_matrix("amr+steady", tmp_path)
