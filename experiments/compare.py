@@ -19,7 +19,8 @@ optimistic reference for any task-level allocation). An entry `<strategy>+<name>
 stack (`amr+tail+ewc`: the methods' AMR with EWC), and two that set one key to different values fail before any run.
 
 `--workers=2` splits the seeds over two processes pinned to their own cores (on this 2-core CPU host about
-1.5x the runs per hour; `amr/runner/sweep_workers.py`), then summarises all runs here as one sweep; with
+1.5x the runs per hour; `amr/runner/sweep_workers.py`), summarises each benchmark into `--out` as soon as every
+worker has finished it, then all runs here as one sweep; with
 `--split=entries` each worker runs every seed of every other entry instead, so an entry's programs compile in
 one worker, not in each (a sweep of many entries, such as the companion methods').
 
@@ -89,27 +90,57 @@ def main(argv):
         if _WORKERS.value < 1:
             raise ValueError(f"workers: {_WORKERS.value} must be at least 1")
         if _WORKERS.value > 1:
+            sweep_workers.clear_done(_WORKDIR.value, _WORKERS.value, _BENCH.value)
             sweep_workers.run_workers(
-                "experiments.compare", sys.argv[1:], _WORKERS.value, _WORKDIR.value, path=_CHECKOUT
-            )  # from any directory: the workers import experiments.compare from this checkout
+                "experiments.compare",
+                sys.argv[1:],
+                _WORKERS.value,
+                _WORKDIR.value,
+                path=_CHECKOUT,  # from any directory: the workers import experiments.compare from this checkout
+                on_poll=_EarlySummaries(_BENCH.value, _WORKERS.value),
+            )
             print(f"   collected {sweep_workers.collect(_WORKDIR.value, _WORKERS.value)} finished runs", flush=True)
-        results = sweep.run_sweep(
-            _BENCH.value,
-            _STRATEGIES.value,
-            _SEEDS.value,
-            _WORKDIR.value,
-            _OUT.value,
-            _SMOKE.value,
-            get_config=benchmarks.get,
-            frontier=[int(k) for k in _FRONTIER.value if k],
-            same_split=_SAME_SPLIT.value,
-            headroom=[float(t) for t in _HEADROOM.value if t],
-            shard=shard,
-            split=_SPLIT.value,
-        )
+        results = _sweep(_BENCH.value, shard)
     except ValueError as err:
         raise app.UsageError(str(err)) from None
     print(sweep.markdown(results))
+
+
+def _sweep(benches, shard) -> dict:
+    return sweep.run_sweep(
+        benches,
+        _STRATEGIES.value,
+        _SEEDS.value,
+        _WORKDIR.value,
+        _OUT.value,
+        _SMOKE.value,
+        get_config=benchmarks.get,
+        frontier=[int(k) for k in _FRONTIER.value if k],
+        same_split=_SAME_SPLIT.value,
+        headroom=[float(t) for t in _HEADROOM.value if t],
+        shard=shard,
+        split=_SPLIT.value,
+    )
+
+
+class _EarlySummaries:
+    """While the workers run: each benchmark every worker has finished is collected and summarised into --out
+    at once (a long sweep's finished benchmarks can be committed before the rest ends). The final summary
+    after the workers redoes all of them; one that fails here is reported and left to it."""
+
+    def __init__(self, benches, workers: int):
+        self.pending, self.workers = list(benches), workers
+
+    def __call__(self) -> None:
+        for bench in sweep_workers.done_benchmarks(_WORKDIR.value, self.workers, self.pending):
+            self.pending.remove(bench)
+            sweep_workers.collect(_WORKDIR.value, self.workers)
+            try:
+                _sweep([bench], None)
+            except Exception as err:  # noqa: BLE001 (the workers go on; the final summary retries it)
+                print(f"   {bench}: summary before the end failed ({err!r}); the final summary retries", flush=True)
+                continue
+            print(f"   {bench}: every worker finished; summarised into {_OUT.value}", flush=True)
 
 
 if __name__ == "__main__":

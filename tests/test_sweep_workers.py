@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import pytest
@@ -162,6 +163,27 @@ def test_run_workers_pins_each_worker_and_collects_its_runs(tmp_path, monkeypatc
     assert sorted(os.listdir(os.path.join(wd, "bench", "runs"))) == ["echo_seed0.json", "echo_seed1.json"]
 
 
+def test_run_workers_polls_while_they_run_and_sees_each_finished_benchmark(tmp_path):
+    wd = str(tmp_path / "w")
+    seen = []
+
+    def on_poll():
+        if not seen and sweep_workers.done_benchmarks(wd, 2, ["other", "bench"]) == ["bench"]:
+            seen.append(time.monotonic())
+
+    codes = sweep_workers.run_workers(
+        "tests.support.echo_worker", ["--linger=3"], 2, wd, poll_seconds=0.05, path=ROOT, on_poll=on_poll
+    )
+    assert codes == [0, 0] and seen and time.monotonic() - seen[0] > 1.5  # seen while the workers lingered
+    sweep_workers.clear_done(wd, 2, ["bench"])
+    assert sweep_workers.done_benchmarks(wd, 2, ["bench"]) == []
+    # negative control: a benchmark one worker never finished is never done
+    wd2 = str(tmp_path / "w2")
+    assert sweep_workers.run_workers("tests.support.echo_worker", ["--fail=1"], 2, wd2, 0.05, ROOT) == [0, 3]
+    assert sweep_workers.done_benchmarks(wd2, 2, ["bench"]) == []
+    assert sweep_workers.done_benchmarks(wd2, 1, ["bench"]) == ["bench"]  # worker 0 alone did mark it
+
+
 def test_run_workers_reports_a_failed_worker_and_needs_the_path_elsewhere(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     wd = str(tmp_path / "w")
@@ -228,6 +250,25 @@ def test_a_shard_without_seeds_runs_nothing_and_does_not_fail(tmp_path, monkeypa
     results = _sweep(tmp_path, None, (1, 2))  # smoke: seeds (0,)
     assert calls == [] and results["benchmarks"] == {}
     assert "no seed in shard 1/2" in capsys.readouterr().out
+    assert os.path.exists(tmp_path / "r" / "digits" / sweep_workers.DONE_MARK)  # its empty share is finished
+
+
+@pytest.mark.parametrize("split", ["seeds", "entries"])
+def test_a_shard_marks_each_benchmark_after_its_runs_and_a_whole_sweep_does_not(tmp_path, monkeypatch, split):
+    def train_then_look(config, workdir, progress=True):
+        assert not os.path.exists(os.path.join(workdir, sweep_workers.DONE_MARK))  # not before its runs
+        return _fake_train_and_evaluate(config, workdir, progress)
+
+    monkeypatch.setattr(sweep, "train_and_evaluate", train_then_look)
+    sweep.run_sweep(
+        ["digits", "text"], ["uniform"], [0, 1], str(tmp_path / "s"), str(tmp_path / "s.json"), smoke=True,
+        progress=False, get_config=benchmarks.get, frontier=(), same_split=False, headroom=(), shard=(0, 2),
+        split=split,
+    )  # fmt: skip
+    for b in ("digits", "text"):
+        assert _read(str(tmp_path / "s" / b / sweep_workers.DONE_MARK)) == "0/2\n"
+    _sweep(tmp_path, [0, 1], None, name="whole")  # negative control: not a worker, no mark
+    assert not os.path.exists(tmp_path / "whole" / "digits" / sweep_workers.DONE_MARK)
 
 
 @pytest.mark.parametrize("shard", [(2, 2), (0, 0), (-1, 2), (3, 2), (1,), (0, 1, 2), 3, (0.5, 2), ("0", "2")])
@@ -322,10 +363,18 @@ def wiring():
 def test_compare_splits_over_workers_then_sweeps_everything_itself(wiring):
     seen = wiring["split"]
     argv = ["--workers=2", "--workdir=wd", "--seeds=0,1", "--benchmarks=digits"]
-    assert seen["run_workers"] == [["experiments.compare", argv, 2, "wd"], {"path": ROOT}]
+    assert seen["run_workers"] == [["experiments.compare", argv, 2, "wd"], {"path": ROOT, "on_poll": "_EarlySummaries"}]
     assert seen["collect"] == [["wd", 2], {}]
     args, kwargs = seen["run_sweep"]
     assert args[:4] == [["digits"], list(sweep.STRATEGIES), ["0", "1"], "wd"] and kwargs["shard"] is None
+
+
+def test_compare_summarises_each_benchmark_once_every_worker_has_finished_it(wiring):
+    assert wiring["early"] == [
+        [["digits"], None],  # while the workers run: both marked digits
+        "workers end",  # text was marked by worker 0 only (worker 1's stale mark was cleared): not before the end
+        [["digits", "text"], None],
+    ]
 
 
 def test_compare_as_a_worker_runs_its_shard_alone(wiring):
@@ -379,6 +428,7 @@ def test_a_split_sweep_summarises_like_the_same_sweep_run_sequentially(tmp_path,
         assert sweep_workers.finished_run_files(os.path.join(wd, "workers", str(i))) == [
             f"tiny/runs/uniform_seed{i}.json"
         ]
+    assert sweep_workers.done_benchmarks(wd, 2, ["tiny"]) == ["tiny"]  # each worker marked it after its run
     assert sweep_workers.collect(wd, 2) == 2
     seconds = {i: _read(os.path.join(wd, "tiny", "runs", f"uniform_seed{i}.json.seconds")) for i in range(2)}
     split = tiny_sweep.sweep([0, 1], wd, str(tmp_path / "split.json"))["benchmarks"]["tiny"]

@@ -25,7 +25,7 @@ import os
 from amr.analysis import evidence, provenance, report
 from amr.analysis import stats as seed_stats
 from amr.replay import registry
-from amr.runner import config_check, variants
+from amr.runner import config_check, sweep_workers, variants
 from amr.runner.experiment import train_and_evaluate
 
 # The sweep's default strategies: the registered ones minus task_balanced, which the published
@@ -265,6 +265,7 @@ def run_sweep(
     }  # bad names fail first
     for b in [b for b, c in configs.items() if seed_shard is not None and not c.seeds]:
         print(f"== {b}: no seed in shard {shard[0]}/{shard[1]}; nothing to run", flush=True)
+        sweep_workers.mark_done(os.path.join(workdir, b), shard)  # its (empty) share of b is done
         del configs[b]  # a worker of more workers than seeds: nothing to run or summarise
     entries = _plan_entries(strategies, configs, frontier, headroom)
     results = {"benchmarks": {}}
@@ -276,6 +277,7 @@ def run_sweep(
         print(f"== {bench}: {config.strategies} x seeds {config.seeds} -> {bench_dir}", flush=True)
         if by_entries:
             _run_entry_shard(config, bench_dir, entries[bench], shard, same_split, progress)
+            sweep_workers.mark_done(bench_dir, shard)
             continue
         finished = train_and_evaluate(config, bench_dir, progress=progress)
         for v in entries[bench]:
@@ -287,6 +289,8 @@ def run_sweep(
         results["machine"] = report.machine_description()
         results["environment"] = provenance.environment()
         report.write_json_atomic(out, results)  # after every benchmark: nothing finished is lost
+        if shard is not None:
+            sweep_workers.mark_done(bench_dir, shard)  # after its runs and summary: the caller may summarise b
     with open(os.path.splitext(out)[0] + ".md", "w", encoding="utf-8") as f:
         f.write(markdown(results))
     return results

@@ -15,7 +15,11 @@ plain strategies, frontier, headroom and named entries in order), so each entry'
 worker only: in a sweep of many entries and few seeds per worker, the first run of an entry (its compile)
 otherwise happens in every worker;
 
-then copies every finished run file (`runs/<strategy>_seed<k>.json` with its `.seconds`, in benchmark and
+A worker marks each benchmark it has finished (`mark_done`: <worker workdir>/<benchmark>/shard_done); the caller
+summarises a benchmark as soon as every worker has marked it (`compare.py`'s `on_poll`), so a long split sweep
+writes each benchmark's results when it finishes, not only at the end.
+
+Then it copies every finished run file (`runs/<strategy>_seed<k>.json` with its `.seconds`, in benchmark and
 variant workdirs) into the same place under <workdir>, where the caller's ordinary sweep loads them as
 finished runs and writes the one summary. Workers run the same code, data and environment at the
 same time, so the runs are one sweep's. A worker that fails leaves its finished runs; the caller's
@@ -33,6 +37,7 @@ import time
 from amr.io import run_files
 
 WORKERS_DIR = "workers"
+DONE_MARK = "shard_done"  # in a worker's benchmark workdir: the worker finished that benchmark
 _DROPPED = ("workers", "workdir", "out", "shard")  # flags each worker gets its own value of
 
 
@@ -112,6 +117,33 @@ def collect(workdir: str, workers: int) -> int:
     return sum(copy_finished(os.path.join(workdir, WORKERS_DIR, str(i)), workdir) for i in range(workers))
 
 
+def mark_done(bench_dir: str, shard) -> None:
+    """A worker's mark that it finished its share of the benchmark in `bench_dir` (written last, atomically)."""
+    os.makedirs(bench_dir, exist_ok=True)
+    path = os.path.join(bench_dir, DONE_MARK)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(f"{shard[0]}/{shard[1]}\n")
+    os.replace(path + ".tmp", path)
+
+
+def _marks(workdir: str, workers: int, bench: str) -> list[str]:
+    return [os.path.join(workdir, WORKERS_DIR, str(i), bench, DONE_MARK) for i in range(workers)]
+
+
+def clear_done(workdir: str, workers: int, benches) -> None:
+    """Removes the workers' marks of `benches` (left by an earlier sweep in this workdir): a mark means this
+    sweep's worker finished the benchmark."""
+    for bench in benches:
+        for mark in _marks(workdir, workers, bench):
+            if os.path.exists(mark):
+                os.remove(mark)
+
+
+def done_benchmarks(workdir: str, workers: int, benches) -> list[str]:
+    """The benchmarks of `benches` (in order) that every one of `workers` has marked finished."""
+    return [b for b in benches if all(os.path.exists(m) for m in _marks(workdir, workers, b))]
+
+
 def pinned_command(module: str, cores: list[int], args: list[str]) -> list[str]:
     """`python -m module args` that first pins itself to `cores` (where the OS can: Linux).
 
@@ -134,12 +166,20 @@ def worker_env(path: str | None) -> dict[str, str]:
 
 
 def run_workers(
-    module: str, argv: list[str], workers: int, workdir: str, poll_seconds: float = 30.0, path: str | None = None
+    module: str,
+    argv: list[str],
+    workers: int,
+    workdir: str,
+    poll_seconds: float = 30.0,
+    path: str | None = None,
+    on_poll=None,
 ) -> list[int]:
     """Runs `python -m module` as `workers` pinned shards of the sweep and waits; returns their exit codes.
 
     `path`: a directory put first on the workers' PYTHONPATH, where `module` is found (else the current
-    directory must hold it). Interrupted (KeyboardInterrupt or any error here), it stops its workers."""
+    directory must hold it). `on_poll()`: called about twice a second while the workers run (the caller
+    summarises the benchmarks they have finished). Interrupted (KeyboardInterrupt or any error here, `on_poll`'s
+    included), it stops its workers."""
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
     sets = core_sets(workers, cores)
     env = worker_env(path)
@@ -155,6 +195,8 @@ def run_workers(
         next_report = time.monotonic() + poll_seconds
         while any(p.poll() is None for p in procs):
             time.sleep(min(0.5, poll_seconds))  # returns soon after the last worker ends
+            if on_poll is not None:
+                on_poll()
             if time.monotonic() >= next_report:
                 next_report += poll_seconds
                 done = sum(len(finished_run_files(os.path.join(workdir, WORKERS_DIR, str(i)))) for i in range(workers))

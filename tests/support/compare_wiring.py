@@ -5,7 +5,9 @@ A separate process: compare.py's absl flags share names with other experiments m
 """
 
 import json
+import os
 import sys
+import tempfile
 from unittest import mock
 
 from absl import app, flags
@@ -28,7 +30,7 @@ def _jsonable(x):
         return {k: _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_jsonable(v) for v in x]
-    return getattr(x, "__qualname__", repr(x)) if callable(x) else x
+    return getattr(x, "__qualname__", type(x).__qualname__) if callable(x) else x
 
 
 def run(argv):
@@ -56,5 +58,41 @@ def run(argv):
     return seen
 
 
+def early(workdir: str):
+    """compare --workers=2 over digits and text, with workers that mark digits finished by both, then text by one
+    only, polling after each: the sweeps run in that order (digits alone while the workers run, then all)."""
+    calls = []
+
+    def workers(module, argv, n, wd, path=None, on_poll=None):
+        for i in range(n):
+            sweep_workers.mark_done(os.path.join(wd, "workers", str(i), "digits"), (i, n))
+        on_poll()
+        on_poll()  # digits is summarised once
+        sweep_workers.mark_done(os.path.join(wd, "workers", "0", "text"), (0, n))
+        on_poll()  # text is not: worker 1 has not finished it
+        calls.append("workers end")
+        return [0] * n
+
+    def sweep_call(benches, *args, **kwargs):
+        calls.append([list(benches), kwargs["shard"]])
+        return {"benchmarks": {}}
+
+    stale = os.path.join(workdir, "workers", "1", "text")  # an earlier sweep's mark: cleared before the workers
+    sweep_workers.mark_done(stale, (1, 2))
+    argv = ["--workers=2", f"--workdir={workdir}", "--benchmarks=digits,text"]
+    flags.FLAGS.unparse_flags()
+    with (
+        mock.patch.object(sys, "argv", ["compare.py", *argv]),
+        mock.patch.object(sweep_workers, "run_workers", workers),
+        mock.patch.object(sweep, "run_sweep", sweep_call),
+    ):
+        flags.FLAGS(["compare.py", *argv])
+        compare.main(["compare.py"])
+    return calls
+
+
 if __name__ == "__main__":
-    print(json.dumps({name: run(argv) for name, argv in CASES.items()}))
+    seen = {name: run(argv) for name, argv in CASES.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        seen["early"] = early(tmp)
+    print(json.dumps(seen))
