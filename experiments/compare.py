@@ -132,9 +132,11 @@ class _EarlySummaries:
         self.pending, self.workers = list(benches), workers
 
     def __call__(self) -> None:
-        for bench in sweep_workers.done_benchmarks(_WORKDIR.value, self.workers, self.pending):
+        done = sweep_workers.done_benchmarks(_WORKDIR.value, self.workers, self.pending)
+        if done:
+            sweep_workers.collect(_WORKDIR.value, self.workers)  # once for all of them: it copies every finished run
+        for bench in done:
             self.pending.remove(bench)
-            sweep_workers.collect(_WORKDIR.value, self.workers)
             try:
                 _sweep([bench], None)
             except Exception as err:  # noqa: BLE001 (the workers go on; the final summary retries it)
