@@ -4,12 +4,15 @@ run for real against the same sweep run sequentially."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 
 import jax
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amr.runner import sweep, sweep_workers
 from configs import benchmarks
@@ -232,7 +235,7 @@ def test_a_shard_runs_every_nth_seed(tmp_path, monkeypatch, shard, kept):
     monkeypatch.setattr(sweep, "train_and_evaluate", _fake_train_and_evaluate)
     calls.clear()
     results = _sweep(tmp_path, [0, 1, 2, 3, 4], shard)
-    assert calls == [(str(tmp_path / "r" / "digits"), tuple(kept))]
+    assert set(calls) == {(str(tmp_path / "r" / "digits"), tuple(kept))}
     assert results["benchmarks"]["digits"]["seeds"] == kept
     assert sorted(os.listdir(tmp_path / "r" / "digits" / "runs")) == [f"uniform_seed{k}.json" for k in kept]
 
@@ -269,6 +272,62 @@ def test_a_shard_marks_each_benchmark_after_its_runs_and_a_whole_sweep_does_not(
         assert _read(str(tmp_path / "s" / b / sweep_workers.DONE_MARK)) == "0/2\n"
     _sweep(tmp_path, [0, 1], None, name="whole")  # negative control: not a worker, no mark
     assert not os.path.exists(tmp_path / "whole" / "digits" / sweep_workers.DONE_MARK)
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(0, 12), st.integers(1, 5), st.data())
+def test_staggered_orders_are_rotations_that_start_apart(length, n, data):
+    i = data.draw(st.integers(0, n - 1))
+    units = list(range(length))
+    got = sweep.staggered(units, (i, n))
+    assert sorted(got) == units  # every unit once
+    k = (i * length) // n
+    assert got == units[k:] + units[:k]
+    assert sweep.staggered(units, (0, n)) == units  # worker 0 keeps the sweep's order
+    if length >= n:  # the workers start on different units
+        assert len({sweep.staggered(units, (j, n))[0] for j in range(n)}) == n
+
+
+def _recording(order):
+    def fake(config, workdir, progress=True):
+        entry = os.path.basename(workdir) if os.path.basename(os.path.dirname(workdir)) == "variants" else "plain"
+        order.append((entry, tuple(config.strategies)))
+        return _fake_train_and_evaluate(config, workdir, progress)
+
+    return fake
+
+
+def _staggered_sweep(tmp_path, shard, name):
+    return sweep.run_sweep(
+        ["digits"], ["none", "uniform", "uniform@4/32", "uniform+tail"], [0, 1, 2, 3], str(tmp_path / name),
+        str(tmp_path / f"{name}.json"), smoke=True, progress=False, get_config=benchmarks.get, frontier=(),
+        same_split=False, headroom=(), shard=shard,
+    )  # fmt: skip
+
+
+def test_seed_shards_run_the_entries_staggered_and_summarise_the_same(tmp_path, monkeypatch):
+    """Worker 1 of 2 starts half-way through the entries (so the two do not compile the same programs at once);
+    worker 0 keeps the sweep's order; each summarises all of its entries, as a whole sweep of its seeds does."""
+    orders = {}
+    for i in (0, 1):
+        orders[i] = []
+        monkeypatch.setattr(sweep, "train_and_evaluate", _recording(orders[i]))
+        _staggered_sweep(tmp_path, (i, 2), f"w{i}")
+    runs, runs1 = orders[0], orders[1]
+    assert runs[:2] == [("plain", ("none",)), ("plain", ("uniform",))]  # negative control: worker 0 in order
+    assert runs[2:4] == [("uniform@4of32", ("uniform",)), ("uniform+tail", ("uniform",))]
+    assert runs1[:4] == [
+        ("uniform@4of32", ("uniform",)), ("uniform+tail", ("uniform",)), ("plain", ("none",)), ("plain", ("uniform",))
+    ]  # fmt: skip
+    assert runs[-1] == runs1[-1] == ("plain", ("none", "uniform"))  # then the summary loads every plain run
+    a, b = _runs(tmp_path / "w0"), _runs(tmp_path / "w1")
+    assert len(a) == len(b) == 4 * 2 and not a & b  # each worker on its own seeds
+    assert {re.sub(r"_seed\d", "", r) for r in a} == {re.sub(r"_seed\d", "", r) for r in b}  # of the same entries
+    summaries = [json.load(open(tmp_path / f"w{i}.json"))["benchmarks"]["digits"] for i in (0, 1)]
+    assert [x["seeds"] for x in summaries] == [[0, 2], [1, 3]]
+    assert list(summaries[0]["strategies"]) == list(summaries[1]["strategies"]) == [
+        "none", "uniform", "uniform@4/32", "uniform+tail"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("shard", [(2, 2), (0, 0), (-1, 2), (3, 2), (1,), (0, 1, 2), 3, (0.5, 2), ("0", "2")])

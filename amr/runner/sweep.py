@@ -218,6 +218,31 @@ def _run_entry_shard(config, bench_dir: str, entries, shard, same_split: bool, p
         _same_split_controls(c, bench_dir, progress, named=[v for v in _named(entries) if v.name in mine])
 
 
+def staggered(units: list, shard) -> list:
+    """`units` rotated by worker i's share of n: worker 0 starts at the first, worker 1 of 2 at the middle.
+
+    Workers of `split="seeds"` run the same entries on different seeds. In the same order they would compile
+    each entry's programs at the same time, and neither finds the other's in the shared compilation cache;
+    rotated, each compiles its first 1/n of the entries and, from then on, mostly reads what another worker
+    compiled (`amr.runner.compile_cache`). The results do not depend on the order."""
+    i, n = shard
+    k = (i * len(units)) // n
+    return list(units[k:]) + list(units[:k])
+
+
+def _run_staggered(config, bench_dir: str, entries, shard, progress: bool) -> None:
+    """A seed shard's plain strategies (one at a time) and entries, in `staggered` order."""
+    units = [("plain", s) for s in config.strategies] + [("entry", v) for v in entries]
+    for kind, unit in staggered(units, shard):
+        if kind == "entry":
+            _run_variant(config, bench_dir, unit, progress)
+            continue
+        c = copy.deepcopy(config)
+        c.strategies = (unit,)
+        c.baseline = config.baseline if config.baseline == unit else ""  # a baseline must be among the strategies
+        train_and_evaluate(c, bench_dir, progress=progress)
+
+
 def _is_shard(shard) -> bool:
     """(i, n) with integers 0 <= i < n."""
     ok = isinstance(shard, (tuple, list)) and len(shard) == 2 and all(isinstance(k, int) for k in shard)
@@ -279,9 +304,13 @@ def run_sweep(
             _run_entry_shard(config, bench_dir, entries[bench], shard, same_split, progress)
             sweep_workers.mark_done(bench_dir, shard)
             continue
-        finished = train_and_evaluate(config, bench_dir, progress=progress)
-        for v in entries[bench]:
-            _run_variant(config, bench_dir, v, progress)
+        if seed_shard is not None and seed_shard[1] > 1:
+            _run_staggered(config, bench_dir, entries[bench], seed_shard, progress)
+            finished = train_and_evaluate(config, bench_dir, progress=progress)  # loads the runs just made
+        else:
+            finished = train_and_evaluate(config, bench_dir, progress=progress)
+            for v in entries[bench]:
+                _run_variant(config, bench_dir, v, progress)
         ran = list(entries[bench])
         if same_split and REFERENCE in config.strategies:
             ran += _same_split_controls(config, bench_dir, progress, named=_named(entries[bench]))

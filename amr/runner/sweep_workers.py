@@ -8,7 +8,9 @@ This module runs
 
     worker i of n:  the same sweep on every n-th seed (`run_sweep(shard=(i, n))`), pinned to cores
                     i, i+n, ..., in its own workdir <workdir>/workers/<i> (a workdir is one process's:
-                    `amr.io.workdir_lock`), logging to <workdir>/workers/<i>.log;
+                    `amr.io.workdir_lock`), logging to <workdir>/workers/<i>.log; its entries start at
+                    the i/n-th (`sweep.staggered`), so the workers' first runs of an entry (its compiles)
+                    do not coincide and later ones read the other workers' programs from the shared cache;
 
 or, with `split="entries"` (`compare.py --split=entries`), every seed of every n-th entry of the sweep (its
 plain strategies, frontier, headroom and named entries in order), so each entry's programs compile in one
