@@ -31,6 +31,7 @@ all data seen so far, the upper reference, over budget by design).
 
 import os
 import sys
+import time
 
 from absl import app, flags, logging
 
@@ -97,9 +98,10 @@ def main(argv):
                 _WORKERS.value,
                 _WORKDIR.value,
                 path=_CHECKOUT,  # from any directory: the workers import experiments.compare from this checkout
-                on_poll=_EarlySummaries(_BENCH.value, _WORKERS.value),
+                on_poll=(early := _EarlySummaries(_BENCH.value, _WORKERS.value)),
             )
-            print(f"   collected {sweep_workers.collect(_WORKDIR.value, _WORKERS.value)} finished runs", flush=True)
+            collected = sweep_workers.collect(_WORKDIR.value, _WORKERS.value)
+            print(f"   workers done ({early.elapsed()}); collected {collected} finished runs", flush=True)
         results = _sweep(_BENCH.value, shard)
     except ValueError as err:
         raise app.UsageError(str(err)) from None
@@ -130,6 +132,11 @@ class _EarlySummaries:
 
     def __init__(self, benches, workers: int):
         self.pending, self.workers = list(benches), workers
+        self.started = time.monotonic()
+
+    def elapsed(self) -> str:
+        """Wall time since the workers started (a benchmark's place in the sweep's time budget)."""
+        return f"{(time.monotonic() - self.started) / 60:.1f} min after the workers started, {time.strftime('%H:%M:%S')}"
 
     def __call__(self) -> None:
         done = sweep_workers.done_benchmarks(_WORKDIR.value, self.workers, self.pending)
@@ -142,7 +149,7 @@ class _EarlySummaries:
             except Exception as err:  # noqa: BLE001 (the workers go on; the final summary retries it)
                 print(f"   {bench}: summary before the end failed ({err!r}); the final summary retries", flush=True)
                 continue
-            print(f"   {bench}: every worker finished; summarised into {_OUT.value}", flush=True)
+            print(f"   {bench}: every worker finished; summarised into {_OUT.value} ({self.elapsed()})", flush=True)
 
 
 if __name__ == "__main__":

@@ -429,11 +429,17 @@ def test_compare_splits_over_workers_then_sweeps_everything_itself(wiring):
 
 
 def test_compare_summarises_each_benchmark_once_every_worker_has_finished_it(wiring):
-    assert wiring["early"] == [
+    calls, printed = wiring["early"][:3], wiring["early"][3:]
+    assert calls == [
         [["digits"], None],  # while the workers run: both marked digits
         "workers end",  # text was marked by worker 0 only (worker 1's stale mark was cleared): not before the end
         [["digits", "text"], None],
     ]
+    # each early summary and the workers' end say when, for the sweep's time budget
+    assert [x.split(" (")[0] for x in printed] == [
+        "digits: every worker finished; summarised into docs/results.json", "workers done"
+    ]  # fmt: skip
+    assert all(re.search(r"\(\d+\.\d min after the workers started, \d\d:\d\d:\d\d\)", x) for x in printed)
 
 
 def test_compare_as_a_worker_runs_its_shard_alone(wiring):

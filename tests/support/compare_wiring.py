@@ -4,6 +4,8 @@ instead of run, and prints one JSON line {case: {call: [args, kwargs]} or {"usag
 A separate process: compare.py's absl flags share names with other experiments modules the suite imports.
 """
 
+import contextlib
+import io
 import json
 import os
 import sys
@@ -87,7 +89,10 @@ def early(workdir: str):
         mock.patch.object(sweep, "run_sweep", sweep_call),
     ):
         flags.FLAGS(["compare.py", *argv])
-        compare.main(["compare.py"])
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            compare.main(["compare.py"])
+    calls += [x.strip() for x in printed.getvalue().splitlines() if "after the workers started" in x]
     return calls
 
 
