@@ -60,12 +60,15 @@ def _cells(lines, bench, entry):
 
 
 def test_the_recommended_default_and_its_twin_are_named_variants():
-    assert REC == "amr+tail+fresh+steady" and TWIN == "uniform+tail"
+    assert REC == "amr+tail+fresh+steady+sources+anchored" and TWIN == "uniform+tail"
     a, b = variants.parse_named(REC, sweep.STRATEGIES), variants.parse_named(TWIN, sweep.STRATEGIES)
     assert (a.strategy, b.strategy) == ("amr", "uniform")
-    # only the selection differs: the overrides the twin lacks configure the bandit, which uniform never consults
-    assert {k: v for k, v in a.overrides.items() if not k.startswith("bandit.")} == b.overrides
-    assert set(a.overrides) - set(b.overrides) == {"bandit.aggregate", "bandit.normalize", "bandit.new_arms"}
+    # only the selection differs: the overrides the twin lacks configure the bandit, its arms and its reward's
+    # reference, which uniform never consults
+    selection = {"bandit.aggregate", "bandit.normalize", "bandit.new_arms", "replay.arm_labels"}
+    selection |= {"replay.clusters_per_task", "replay.reference"}
+    assert {k: v for k, v in a.overrides.items() if k not in selection} == b.overrides
+    assert set(a.overrides) - set(b.overrides) == selection
     assert named_variants.twin("amr+back") == "uniform+back"
     with pytest.raises(ValueError, match="not a named variant"):
         named_variants.twin("amr")

@@ -186,8 +186,10 @@ def twin(entry: str, base: str = "uniform") -> str:
 
 # The recommended default AMR: `amr+tail` was chosen on the development benchmark `text` (session 10); probe 6
 # (docs/DEVELOPMENT.md) adopted `fresh` and `steady` on top of it by a rule applied on the development benchmarks
-# (text, styles) and written down before the held-out ones (subpop, digits) ran.
-RECOMMENDED_AMR = "amr+tail+fresh+steady"
+# (text, styles) and written down before the held-out ones (subpop, digits) ran; probes 8 and 9 adopted `sources`
+# (arms per source) and `anchored` (the reward's reference at the task's end) by rules written before their runs.
+# Its twin stays `uniform+tail`: the four selection-only names configure nothing uniform reads.
+RECOMMENDED_AMR = "amr+tail+fresh+steady+sources+anchored"
 
 
 # Named variants that change only how AMR chooses among past rows, at no cost (no new rows trimmed): the bandit's
