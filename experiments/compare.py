@@ -136,7 +136,9 @@ class _EarlySummaries:
 
     def elapsed(self) -> str:
         """Wall time since the workers started (a benchmark's place in the sweep's time budget)."""
-        return f"{(time.monotonic() - self.started) / 60:.1f} min after the workers started, {time.strftime('%H:%M:%S')}"
+        return (
+            f"{(time.monotonic() - self.started) / 60:.1f} min after the workers started, {time.strftime('%H:%M:%S')}"
+        )
 
     def __call__(self) -> None:
         done = sweep_workers.done_benchmarks(_WORKDIR.value, self.workers, self.pending)
