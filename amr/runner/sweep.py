@@ -198,6 +198,14 @@ def check_split(split: str) -> None:
         raise ValueError(f"split: {split!r} is not one of {SPLITS}")
 
 
+def _with_strategies(config, strategies: tuple):
+    """A copy of `config` running only `strategies`; its baseline kept if among them (a config's baseline must be)."""
+    c = copy.deepcopy(config)
+    c.strategies = strategies
+    c.baseline = config.baseline if config.baseline in strategies else ""
+    return c
+
+
 def _run_entry_shard(config, bench_dir: str, entries, shard, same_split: bool, progress: bool) -> None:
     """Worker i of n (`split="entries"`): every seed of the i-th of every n entries, in the sweep's order
     (plain strategies, then the frontier, headroom and named entries), and the same-split controls of its
@@ -205,11 +213,8 @@ def _run_entry_shard(config, bench_dir: str, entries, shard, same_split: bool, p
     i, n = shard
     names = list(config.strategies) + [v.name for v in entries]
     mine = set(names[i::n])
-    plain = tuple(s for s in config.strategies if s in mine)
-    c = copy.deepcopy(config)
-    c.strategies = plain
-    c.baseline = config.baseline if config.baseline in plain else ""  # a config's baseline must be among its strategies
-    if plain:
+    c = _with_strategies(config, tuple(s for s in config.strategies if s in mine))
+    if c.strategies:
         train_and_evaluate(c, bench_dir, progress=progress)
     for v in entries:
         if v.name in mine:
@@ -237,10 +242,7 @@ def _run_staggered(config, bench_dir: str, entries, shard, progress: bool) -> No
         if kind == "entry":
             _run_variant(config, bench_dir, unit, progress)
             continue
-        c = copy.deepcopy(config)
-        c.strategies = (unit,)
-        c.baseline = config.baseline if config.baseline == unit else ""  # a baseline must be among the strategies
-        train_and_evaluate(c, bench_dir, progress=progress)
+        train_and_evaluate(_with_strategies(config, (unit,)), bench_dir, progress=progress)
 
 
 def _is_shard(shard) -> bool:
