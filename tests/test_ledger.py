@@ -175,3 +175,32 @@ def test_a_varying_share_pays_distillation_on_every_replay_slot():
     assert few[0] < 0.5 * slots[0]
     under = plan_lib.plan_strategy(cfg, "uniform", s.costs, 1, 256, methods_cost=few)
     assert under.trimmed_rows < s.plan.trimmed_rows
+
+
+def _mlp_scan(x, w1, w2):
+    def body(c, _):
+        return jnp.tanh(c @ w1) @ w2 + c, None
+
+    return jax.lax.scan(body, x, None, length=3)[0].sum()
+
+
+def test_cheap_analysis_compile_reads_the_default_compiles_flops():
+    args = [jax.ShapeDtypeStruct(s, jnp.float32) for s in ((8, 16), (16, 32), (32, 16))]
+    assert budget.analysis_options()  # the CPU backend: the cheap options are in use
+    fns = (measure.unrolled(_mlp_scan), jax.grad(_mlp_scan, argnums=(1, 2)))
+    for fn in fns:
+        lowered = jax.jit(fn).trace(*args).lower()
+        default = lowered.compile().cost_analysis()["flops"]
+        cheap = lowered.compile(compiler_options=budget.analysis_options()).cost_analysis()["flops"]
+        assert cheap == default > 0
+    assert (
+        budget.compiled_flops(fns[0], *args) == jax.jit(fns[0]).trace(*args).lower().compile().cost_analysis()["flops"]
+    )
+
+
+def test_negative_control_the_analysis_options_reach_the_compiler(monkeypatch):
+    monkeypatch.setattr(budget, "ANALYSIS_OPTIONS", {"xla_no_such_option_for_amr": True})
+    monkeypatch.setattr(budget, "_FLOPS_BY_PROGRAM", {})  # no remembered number hides the compile
+    x = jax.ShapeDtypeStruct((3, 5), jnp.float32)
+    with pytest.warns(UserWarning, match="xla_no_such_option_for_amr"):  # rejected: the default compile counts
+        assert budget.compiled_flops(lambda a: (a * 7.0).sum(), x) > 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -43,8 +44,27 @@ def compiled_flops(fn: Callable, *args: Any, **kwargs: Any) -> float:
     return remembered(program_key(traced.jaxpr), lambda: _analysed_flops(traced, fn))
 
 
+# A program compiled only to read its cost analysis never runs. XLA's cost analysis reads the HLO that XLA's
+# HLO passes produce; the options below only make the CPU backend's LLVM code generation cheap (about a third
+# less compile time for the ledger's unrolled probes, which dominated a sweep's compiling), so the FLOPs are
+# the same as the default compile's (tests/test_ledger.py compares both).
+ANALYSIS_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
+
+def analysis_options() -> dict[str, Any] | None:
+    """Compiler options for a program compiled to be analysed, not run (cheap codegen on CPU only)."""
+    return dict(ANALYSIS_OPTIONS) if jax.default_backend() == "cpu" else None
+
+
 def _analysed_flops(traced, fn) -> float:
-    analysis = traced.lower().compile().cost_analysis()
+    lowered = traced.lower()
+    try:
+        analysis = lowered.compile(compiler_options=analysis_options()).cost_analysis()
+    except Exception as e:  # an XLA that no longer knows an option: the default compile reads the same FLOPs
+        warnings.warn(
+            f"analysis compile options {ANALYSIS_OPTIONS} rejected ({e}); compiling with defaults", stacklevel=2
+        )
+        analysis = lowered.compile().cost_analysis()
     if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
         analysis = analysis[0] if analysis else {}
     flops = float((analysis or {}).get("flops", 0.0))
