@@ -57,13 +57,14 @@ def analysis_options() -> dict[str, Any] | None:
 
 
 def _analysed_flops(traced, fn) -> float:
-    lowered = traced.lower()
-    try:
-        analysis = lowered.compile(compiler_options=analysis_options()).cost_analysis()
-    except Exception as e:  # an XLA that no longer knows an option: the default compile reads the same FLOPs
-        warnings.warn(
-            f"analysis compile options {ANALYSIS_OPTIONS} rejected ({e}); compiling with defaults", stacklevel=2
-        )
+    lowered, options = traced.lower(), analysis_options()
+    analysis = None
+    if options:
+        try:
+            analysis = lowered.compile(compiler_options=options).cost_analysis()
+        except Exception as e:  # an XLA that no longer knows an option: the default compile reads the same FLOPs
+            warnings.warn(f"analysis compile options {options} rejected ({e}); compiling with defaults", stacklevel=2)
+    if analysis is None:
         analysis = lowered.compile().cost_analysis()
     if isinstance(analysis, (list, tuple)):  # older jax returned one dict per device
         analysis = analysis[0] if analysis else {}
