@@ -17,7 +17,9 @@ def test_sums_per_benchmark_and_the_verdict_against_the_target():
     lines = results_cost.cost_section(benches, workers=2)
     assert "| text | 20 | 20 | 1.50 | 0.75 | none |" in lines
     assert "| **all** | 30 | 30 | 2.00 | 1.00 | |" in lines
-    assert lines[-2] == "The whole sweep took at most 1.00 h with 2 workers: it meets the 2.5-h target."
+    assert lines[-2] == (
+        "The whole sweep's runs take 1.00 h of 2 workers' time, split evenly: it meets the 2.5-h target."
+    )
     slow = {"text": _bench(uniform=(10, 6 * 3600.0))}  # negative control: 3 h with 2 workers misses
     assert "**misses** the 2.5-h target" in results_cost.cost_section(slow, workers=2)[-2]
 
