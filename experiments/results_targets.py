@@ -95,7 +95,8 @@ def targets(bench: str, entry: dict, name: str = "amr") -> dict:
 
 def selection_adds(entry: dict) -> dict | None:
     """RECOMMENDED against its uniform twin (same schedule, uniform selection), paired by seed: Δ of average
-    forgetting and of final average loss; and the twin against uniform (the schedule alone). None unless both ran."""
+    forgetting and of final average loss; the twin against uniform (the schedule alone); and where each lies
+    against uniform's frontier (`evidence.vs_frontier`; None without a frontier). None unless both ran."""
     s = entry["strategies"]
     if RECOMMENDED not in s or TWIN not in s:
         return None
@@ -104,6 +105,8 @@ def selection_adds(entry: dict) -> dict | None:
         "forgetting": evidence.paired(a, b),
         "final_loss": evidence.paired(a, b, "final_avg_loss"),
         "schedule_alone": evidence.paired(b, s.get(evidence.REFERENCE)),
+        "twin_frontier": evidence.vs_frontier(entry, TWIN),
+        "frontier": evidence.vs_frontier(entry, RECOMMENDED),
     }
 
 
@@ -195,22 +198,25 @@ def missed_lines(rows: list[dict]) -> list[str]:
 
 def selection_table(benchmarks: dict[str, dict]) -> str:
     """Per benchmark: RECOMMENDED − TWIN (what the selection adds to the schedule) in average forgetting and final
-    average loss, and TWIN − uniform (what the schedule alone gives) in average forgetting; — when not run."""
+    average loss, TWIN − uniform (what the schedule alone gives) in average forgetting, and where TWIN and then
+    RECOMMENDED lie against uniform's frontier (the schedule's place, then the selection's move); — when not run."""
     lines = [
         f"| benchmark | avg forgetting Δ (`{RECOMMENDED}` − `{TWIN}`) "
         f"| final avg loss Δ (`{RECOMMENDED}` − `{TWIN}`) | paired seeds "
-        f"| schedule alone: avg forgetting Δ (`{TWIN}` − uniform) |",
-        "| --- | --- | --- | ---: | --- |",
+        f"| schedule alone: avg forgetting Δ (`{TWIN}` − uniform) "
+        f"| schedule alone: `{TWIN}` below uniform frontier (margin) "
+        f"| with the selection: `{RECOMMENDED}` below uniform frontier (margin) |",
+        "| --- | --- | --- | ---: | --- | --- | --- |",
     ]
     for bench, entry in benchmarks.items():
         d = selection_adds(entry)
         if d is None:
-            lines.append(f"| {bench} | — | — | — | — |")
+            lines.append(f"| {bench} | — | — | — | — | — | — |")
             continue
         seeds = len((d["forgetting"] or {}).get("seeds", []))
         lines.append(
             f"| {bench} | {_delta(d['forgetting'])} | {_delta(d['final_loss'])} | {seeds} | "
-            f"{_delta(d['schedule_alone'])} |"
+            f"{_delta(d['schedule_alone'])} | {_frontier_cell(d['twin_frontier'])} | {_frontier_cell(d['frontier'])} |"
         )
     return "\n".join(lines)
 
@@ -265,8 +271,9 @@ def targets_section(benchmarks: dict[str, dict]) -> list[str]:
         "",
         f"`{TWIN}` runs the same replay schedule as `{RECOMMENDED}` with uniform selection (names that configure "
         "only the bandit change nothing under uniform, `tests/test_uniform_twin.py`), so their paired "
-        "difference is what the bandit's selection adds; the last column is what the schedule alone gives over "
-        "uniform. Paired Δ by seed, mean ± 95% CI (bold: the interval excludes 0; negative = forgets less, or a "
+        "difference is what the bandit's selection adds; the fifth column is what the schedule alone gives over "
+        "uniform, and the last two place the twin and then the recommended AMR against uniform's frontier (as in the "
+        "Targets table): where the schedule alone lands, and where the selection moves it. Paired Δ by seed, mean ± 95% CI (bold: the interval excludes 0; negative = forgets less, or a "
         "lower final loss); — where these runs lack either entry.",
         "",
         selection_table(benchmarks),

@@ -127,7 +127,20 @@ def test_what_the_selection_adds_is_the_seed_paired_difference_with_the_twin():
     assert d["schedule_alone"]["mean"] == pytest.approx(np.mean(-0.05 * U_AF - JITTER))
     table = results_page.selection_table({"text": entry, "styles": {"strategies": {"uniform": {}}}})
     assert f"| text | {results_page._delta(d['forgetting'])} | {results_page._delta(d['final_loss'])} | 10 |" in table
-    assert "| styles | — | — | — | — |" in table
+    assert "| styles | — | — | — | — | — | — |" in table
+    # both at uniform's new-task loss, where the frontier's least forgetting is uniform's own
+    m = entry["strategies"]["uniform"]["avg_forgetting_mean"]
+    twin, rec = d["twin_frontier"], d["frontier"]
+    assert twin["below"] and twin["margin"] == pytest.approx(entry["strategies"][TWIN]["avg_forgetting_mean"] - m)
+    assert rec["below"] and rec["margin"] == pytest.approx(entry["strategies"][REC]["avg_forgetting_mean"] - m)
+    (text_row,) = [line for line in table.splitlines() if line.startswith("| text |")]
+    assert text_row.endswith(
+        f"| yes ({twin['margin']:+.4f}, at `uniform`) | yes ({rec['margin']:+.4f}, at `uniform`) |"
+    )
+    # negative control: a twin that forgets more than uniform at the same new-task loss is above the frontier
+    above = results_page.selection_adds(_bench(twin_ratio=1.1))["twin_frontier"]
+    assert not above["below"] and above["margin"] > 0
+    assert "| **no** (+" in results_page.selection_table({"text": _bench(twin_ratio=1.1)})
 
 
 def test_results_without_the_recommended_entry_or_per_seed_final_loss_still_render(tmp_path):
