@@ -21,17 +21,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from amr.analysis import evidence, evidence_md  # noqa: E402
 from amr.runner import named_variants  # noqa: E402
 from experiments.results_page import code_check  # noqa: E402
+from experiments.results_targets import _delta  # noqa: E402
 
 REC, TWIN = named_variants.RECOMMENDED_AMR, named_variants.RECOMMENDED_TWIN
 PAIRS = (("amr", "uniform"), (REC, "uniform"), (REC, TWIN))  # (entry, reference): paired a − b by seed
 
 
 def _cell(d: dict | None) -> str:
-    """mean ± CI95 over the shared seeds, bold when the interval excludes 0; — when either entry is missing."""
-    if d is None:
-        return "—"
-    text = f"{d['mean']:+.4f} ± {d['ci95']:.4f}"
-    return f"**{text}**" if d["excludes_zero"] else text
+    """The results page's paired Δ (mean ± CI95, bold when the interval excludes 0); — when either entry is missing."""
+    return "—" if d is None else _delta(d)
 
 
 def paired_rows(benchmarks: dict[str, dict]) -> str:
