@@ -1,0 +1,284 @@
+"""docs/results/ABLATIONS.md: issue #12's ideas one at a time, each against uniform at the same replay share.
+
+    python -m experiments.ablation_page --results=docs/results/ablations.json --out=docs/results/ABLATIONS.md
+
+Reads a `compare.py` JSON of the evidence sweep extended by named variants (the same frozen commit and workdir,
+so `uniform`, `amr`, the recommended AMR, its twin and uniform's frontier are the evidence sweep's own runs) and
+writes two tables per benchmark: each idea added alone to the paper's `amr`, and each idea removed from the
+recommended AMR. Every entry is compared with uniform at the same replay share: uniform at its exact new/replay
+split when it trimmed new rows (`--same_split`), else its uniform twin (the same schedule, uniform selection) when
+that ran, else plain `uniform` when the realised shares are equal, else
+uniform's frontier interpolated seed by seed at the entry's realised share (`evidence.share_matched`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from amr.analysis import evidence, stats  # noqa: E402
+from amr.runner import named_variants, variants  # noqa: E402
+from experiments.results_page import code_check  # noqa: E402
+from experiments.results_targets import _delta, _frontier_cell  # noqa: E402
+
+REC = named_variants.RECOMMENDED_AMR
+BASE = "amr"
+SHARE_TOL = 1e-6  # realised shares closer than this are the same share
+ITEMS = {  # named variant -> the idea of issue #12 it ablates
+    "clusters": "1: cluster arms from free embeddings",
+    "steady": "2: a steadier bandit",
+    "benefit": "3: the marginal-benefit reward",
+    "anchored": "3: the loss-increase reference at the task end",
+    "controller": "4: an adaptive replay share (controller)",
+    "tail": "4: a replay schedule at the same mean share",
+    "fresh": "2: the bandit starts every task afresh",
+    "sources": "1: arms per source (free, no embeddings)",
+}
+UNSURE = "—"
+
+
+def _mean(entry: dict, key: str, seeds) -> float:
+    v = evidence.per_seed(entry, key)
+    return float(np.mean([v[k] for k in seeds]))
+
+
+def reference(entry: dict, name: str) -> dict | None:
+    """Uniform at `name`'s replay share (see the module's docstring for the order): {"label", "forgetting" (paired Δ), "ratio", "final_loss", "new_rel"}; the
+    last two are None against the interpolated frontier; None when no uniform run has that share."""
+    s = entry["strategies"]
+    e = s[name]
+    twin = named_variants.uniform_twin(name) if named_variants.split(name) else None
+    ref = None
+    if variants.split_name(name) in s:  # the entry trimmed new rows (to pay for k-means): uniform at its split
+        ref = variants.split_name(name)
+    elif twin in s:
+        ref = twin
+    elif "uniform" in s and e.get("replay_share") is not None and s["uniform"].get("replay_share") is not None:
+        if abs(float(e["replay_share"]) - float(s["uniform"]["replay_share"])) <= SHARE_TOL:
+            ref = "uniform"
+    if ref is not None:
+        d = evidence.paired(e, s[ref])
+        if d is None:
+            return None
+        new = evidence.paired_values(e, s[ref], stats.NEW_TASK_LOSS)
+        return {
+            "label": f"`{ref}`",
+            "forgetting": d,
+            "ratio": _mean(e, "avg_forgetting", d["seeds"]) / _mean(s[ref], "avg_forgetting", d["seeds"]),
+            "final_loss": evidence.paired(e, s[ref], "final_avg_loss"),
+            "new_rel": float(np.mean(new[1]) / np.mean(new[2]) - 1) if new[0] else None,
+        }
+    matched = evidence.share_matched(entry).get(name) or {}
+    if not matched.get("vs_uniform_at_share"):
+        return None
+    lo, hi = (32 * x for x in matched["between"])
+    return {
+        "label": f"uniform's frontier at {32 * matched['replay_share']:.2f}/32 (between {lo:g}/32 and {hi:g}/32)",
+        "forgetting": matched["vs_uniform_at_share"],
+        "ratio": matched["ratio"],
+        "final_loss": None,
+        "new_rel": None,
+    }
+
+
+def added(entry: dict) -> list[str]:
+    """The entries that add one named variant to `amr`, in the sweep's order."""
+    return [
+        n
+        for n in entry["strategies"]
+        if named_variants.split(n) and n.split(named_variants.SEP)[0] == BASE and len(named_variants.names(n)) == 1
+    ]
+
+
+def removed(entry: dict) -> dict[str, str]:
+    """{entry: the name it lacks} for the entries that are the recommended AMR with one named variant removed."""
+    rec = named_variants.names(REC)
+    out = {}
+    for n in entry["strategies"]:
+        parts = named_variants.split(n)
+        if not parts or parts[0] != BASE:
+            continue
+        have = named_variants.names(n)
+        lacks = [x for x in rec if x not in have]
+        if len(have) == len(rec) - 1 and len(lacks) == 1 and set(have) <= set(rec):
+            out[n] = lacks[0]
+    return out
+
+
+def _share(e: dict) -> str:
+    share = e.get("replay_share")
+    return UNSURE if share is None else f"{32 * float(share):.2f}/32"
+
+
+def _ref_cells(ref: dict | None) -> list[str]:
+    if ref is None:
+        return ["none at this share", UNSURE, UNSURE, UNSURE, UNSURE]
+    new = UNSURE if ref["new_rel"] is None else f"{100 * ref['new_rel']:+.2f}%"
+    final = UNSURE if ref["final_loss"] is None else _delta(ref["final_loss"])
+    ratio = UNSURE if ref["ratio"] is None else f"{ref['ratio']:.3f}"
+    return [ref["label"], ratio, _delta(ref["forgetting"]), new, final]
+
+
+def added_table(entry: dict) -> str | None:
+    names = added(entry)
+    if not names:
+        return None
+    s = entry["strategies"]
+    lines = [
+        "| entry | idea (#12 item) | realised share | uniform at the same share | forgetting / it | "
+        "avg forgetting Δ vs it | new-task loss vs it | final avg loss Δ vs it | avg forgetting Δ vs `amr` | "
+        "below uniform frontier (margin) |",
+        "| --- | --- | ---: | --- | ---: | --- | ---: | --- | --- | --- |",
+    ]
+    for n in names:
+        idea = ITEMS.get(named_variants.names(n)[0], UNSURE)
+        vs_amr = evidence.paired(s[n], s.get(BASE)) if BASE in s else None
+        cells = [
+            f"`{n}`",
+            idea,
+            _share(s[n]),
+            *_ref_cells(reference(entry, n)),
+            UNSURE if vs_amr is None else _delta(vs_amr),
+            _frontier_cell(evidence.vs_frontier(entry, n)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def removed_table(entry: dict) -> str | None:
+    lacks = removed(entry)
+    s = entry["strategies"]
+    if not lacks or REC not in s:
+        return None
+    lines = [
+        f"| entry | removed from `{REC}` | avg forgetting Δ vs `{REC}` (> 0: the idea helps) | final avg loss Δ vs "
+        f"`{REC}` | uniform at the same share | forgetting / it | avg forgetting Δ vs it | "
+        "below uniform frontier (margin) |",
+        "| --- | --- | --- | --- | --- | ---: | --- | --- |",
+    ]
+    for n, name in lacks.items():
+        ref = _ref_cells(reference(entry, n))
+        cells = [
+            f"`{n}`",
+            f"`{name}` ({ITEMS.get(name, UNSURE)})",
+            _delta(evidence.paired(s[n], s[REC])),
+            _delta(evidence.paired(s[n], s[REC], "final_avg_loss")),
+            *ref[:3],
+            _frontier_cell(evidence.vs_frontier(entry, n)),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdicts(benchmarks: dict[str, dict]) -> str:
+    """Per idea added to `amr`: on which benchmarks it forgets significantly less, or more, than uniform at its
+    share, and where the difference is within noise."""
+    rows: dict[str, dict[str, list]] = {}
+    for bench, entry in benchmarks.items():
+        for n in added(entry):
+            ref = reference(entry, n)
+            d = None if ref is None else ref["forgetting"]
+            key = (
+                "n/a"
+                if d is None
+                else "less"
+                if d["excludes_zero"] and d["mean"] < 0
+                else ("more" if d["excludes_zero"] else "noise")
+            )
+            rows.setdefault(n, {"less": [], "more": [], "noise": [], "n/a": []})[key].append(bench)
+    lines = [
+        "| entry | forgets significantly less than uniform at its share | significantly more | within noise | "
+        "no uniform at its share |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for n, r in rows.items():
+        more = f"**{', '.join(r['more'])}**" if r["more"] else UNSURE
+        cells = [", ".join(r["less"]) or UNSURE, more, ", ".join(r["noise"]) or UNSURE, ", ".join(r["n/a"]) or UNSURE]
+        lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def command(benchmarks: dict[str, dict], out: str) -> str:
+    """The compare.py command that runs (or, in the evidence sweep's workdir, resumes and loads) these entries."""
+    kinds = (evidence.FRONTIER, evidence.HEADROOM, evidence.SAME_SPLIT)
+    names, shares, seeds, same = {}, {}, set(), False
+    for entry in benchmarks.values():
+        seeds |= set(entry.get("seeds", []))
+        for n, e in entry["strategies"].items():
+            kind = (e.get("variant") or {}).get("kind")
+            same |= kind == evidence.SAME_SPLIT
+            if kind == evidence.FRONTIER:
+                shares[n.split("@")[1].split("/")[0]] = None
+            elif kind not in kinds:
+                names[n] = None
+    return (
+        f"python -m experiments.compare --benchmarks={','.join(benchmarks)} --strategies={','.join(names)} "
+        f"--seeds={','.join(str(k) for k in sorted(seeds))} --frontier={','.join(sorted(shares, key=int))} "
+        f"--headroom= --same_split={str(same).lower()} --workers=2 --workdir=<workdir> --out={out}"
+    )
+
+
+def page(results: dict, source: str) -> str:
+    benchmarks = results["benchmarks"]
+    parts = [
+        "# Issue #12's ideas one at a time",
+        "",
+        f"<!-- Generated by `python -m experiments.ablation_page --results={source}`; do not edit by hand. -->",
+        "",
+        __doc__.split("\n\n", 2)[2].strip().replace("\n", " ")
+        + " Paired Δ by seed, mean ± 95% CI (bold: the interval excludes 0; negative = forgets less, or a lower final "
+        "loss); the frontier column places the entry's point (new-task loss over tasks 2..T, average forgetting) "
+        "against uniform's frontier as the Targets table of docs/RESULTS.md does; — where these runs lack what a "
+        "cell needs.",
+        "",
+        "Regenerate from the evidence sweep's commit, in its workdir (restore its run files with "
+        "`python -m experiments.carry_runs docs/results/runs/<sweep> <workdir>`; the runs there load):",
+        "",
+        "```bash",
+        command(benchmarks, source),
+        f"python -m experiments.ablation_page --results={source}",
+        "```",
+        "",
+    ]
+    if any(added(e) for e in benchmarks.values()):
+        parts += [
+            "## Each idea added to `amr`: where it forgets less than uniform at its share",
+            "",
+            verdicts(benchmarks),
+            "",
+        ]
+    for bench, entry in benchmarks.items():
+        parts += [f"## {bench}", "", code_check(entry), ""]
+        for title, table in (
+            ("One idea added to the paper's `amr`", added_table(entry)),
+            ("One idea removed from the recommended AMR", removed_table(entry)),
+        ):
+            if table:
+                parts += [f"### {bench}: {title}", "", table, ""]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results", default="docs/results/ablations.json", help="compare.py's JSON of the ablations")
+    ap.add_argument("--out", default="docs/results/ABLATIONS.md", help="the page")
+    args = ap.parse_args(argv)
+    if not os.path.exists(args.results):
+        ap.error(f"results: {args.results!r} does not exist (run the ablation sweep first)")
+    with open(args.results, encoding="utf-8") as f:
+        results = json.load(f)
+    if not results.get("benchmarks"):
+        ap.error(f"results: {args.results!r} has no benchmarks")
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write(page(results, args.results))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
