@@ -137,3 +137,16 @@ def test_the_cli_writes_the_page_and_names_a_missing_results_file(tmp_path):
     assert text.startswith("# Issue #12's ideas one at a time") and "### text: One idea removed" in text
     missing = _cli(f"--results={tmp_path / 'absent.json'}", f"--out={tmp_path / 'other.md'}")
     assert missing.returncode != 0 and "absent.json" in missing.stderr and not (tmp_path / "other.md").exists()
+
+
+def test_the_committed_page_is_what_the_committed_results_give():
+    """docs/results/ABLATIONS.md is regenerated, never edited: the page from docs/results/ablations.json equals it,
+    and a changed run (negative control) changes the page."""
+    source = "docs/results/ablations.json"
+    with open(os.path.join(ROOT, source), encoding="utf-8") as f:
+        results = json.load(f)
+    with open(os.path.join(ROOT, "docs", "results", "ABLATIONS.md"), encoding="utf-8") as f:
+        committed = f.read()
+    assert ablation_page.page(results, source) == committed
+    results["benchmarks"]["styles"]["strategies"]["amr+steady"]["avg_forgetting_per_seed"][0] += 0.05
+    assert ablation_page.page(results, source) != committed
