@@ -265,7 +265,9 @@ def targets_section(benchmarks: dict[str, dict]) -> list[str]:
         "No per-benchmark setting is passed off as the method: each entry runs the same settings on every benchmark. "
         "Why a target is missed: the table below separates what the selection adds from what the schedule gives, "
         "the headroom section bounds what any fixed allocation over past tasks could gain, and each benchmark's "
-        "section has the same-split controls.",
+        "section has the same-split controls; [docs/results/ABLATIONS.md](results/ABLATIONS.md) adds each of issue "
+        "#12's ideas alone to `amr` and removes each alone from the recommended AMR, every entry against uniform at "
+        "its replay share.",
         "",
         f"### What the selection adds: `{RECOMMENDED}` against `{TWIN}`",
         "",
