@@ -127,7 +127,11 @@ def test_what_the_selection_adds_is_the_seed_paired_difference_with_the_twin():
     assert d["schedule_alone"]["mean"] == pytest.approx(np.mean(-0.05 * U_AF - JITTER))
     table = results_page.selection_table({"text": entry, "styles": {"strategies": {"uniform": {}}}})
     assert f"| text | {results_page._delta(d['forgetting'])} | {results_page._delta(d['final_loss'])} | 10 |" in table
-    assert "| styles | — | — | — | — | — | — |" in table
+    assert "| styles | — | — | — | — | — | — | — |" in table
+    # the twin and the recommended AMR at uniform's new-task loss; negative control: 2.5% above it is bold
+    assert f"| {results_page._delta(d['schedule_alone'])} | +0.00% → +0.00% |" in table
+    late = results_page.selection_table({"text": _bench(rec_new=2.05)})
+    assert "| +0.00% → **+2.50%** |" in late
     # both at uniform's new-task loss, where the frontier's least forgetting is uniform's own
     m = entry["strategies"]["uniform"]["avg_forgetting_mean"]
     twin, rec = d["twin_frontier"], d["frontier"]
