@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from amr.analysis import evidence, stats  # noqa: E402
+from amr.analysis import evidence, plots, stats  # noqa: E402
 from amr.runner import named_variants, variants  # noqa: E402
 from experiments.results_page import code_check  # noqa: E402
 from experiments.results_targets import _delta, _frontier_cell  # noqa: E402
@@ -41,6 +41,7 @@ ITEMS = {  # named variant -> the idea of issue #12 it ablates
     "sources": "1: arms per source (free, no embeddings)",
 }
 UNSURE = "—"
+FIGURE = "ablations.png"  # the forest plot, written beside the page
 
 
 def _mean(entry: dict, key: str, seeds) -> float:
@@ -204,6 +205,28 @@ def verdicts(benchmarks: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def forest(benchmarks: dict[str, dict]) -> tuple[list[str], dict[str, list]]:
+    """The figure's rows (each idea added to `amr`, then the recommended AMR and each idea removed from it, in the
+    sweep's order) and, per benchmark, each row's paired Δ of average forgetting against uniform at its share as
+    (mean, ci95), None where the benchmark lacks the entry or uniform at its share."""
+    names: dict[str, str] = {}
+    for entry in benchmarks.values():
+        names.update({n: n for n in added(entry)})
+    for entry in benchmarks.values():
+        if removed(entry) and REC in entry["strategies"]:
+            names[REC] = "recommended"
+        names.update({n: f"recommended − {lacks}" for n, lacks in removed(entry).items()})
+    panels = {}
+    for bench, entry in benchmarks.items():
+        cells = []
+        for n in names:
+            ref = reference(entry, n) if n in entry["strategies"] else None
+            d = None if ref is None else ref["forgetting"]
+            cells.append(None if d is None else (d["mean"], d["ci95"]))
+        panels[bench] = cells
+    return list(names.values()), panels
+
+
 def command(benchmarks: dict[str, dict], out: str) -> str:
     """The compare.py command that runs (or, in the evidence sweep's workdir, resumes and loads) these entries."""
     kinds = (evidence.FRONTIER, evidence.HEADROOM, evidence.SAME_SPLIT)
@@ -224,7 +247,8 @@ def command(benchmarks: dict[str, dict], out: str) -> str:
     )
 
 
-def page(results: dict, source: str) -> str:
+def page(results: dict, source: str, figure: str | None = None) -> str:
+    """The page's markdown; `figure` is the forest plot's path relative to the page (not linked when None)."""
     benchmarks = results["benchmarks"]
     parts = [
         "# Issue #12's ideas one at a time",
@@ -253,6 +277,15 @@ def page(results: dict, source: str) -> str:
             verdicts(benchmarks),
             "",
         ]
+    if figure:
+        parts += [
+            f"![Paired Δ of average forgetting against uniform at the same share, per benchmark]({figure})",
+            "",
+            "Each entry's paired Δ of average forgetting against uniform at its replay share (mean ± 95% CI over "
+            "seeds; green: forgets significantly less, red: significantly more, grey: within noise; no point where "
+            "a benchmark lacks the entry or uniform at its share).",
+            "",
+        ]
     for bench, entry in benchmarks.items():
         parts += [f"## {bench}", "", code_check(entry), ""]
         for title, table in (
@@ -275,9 +308,20 @@ def main(argv=None) -> None:
         results = json.load(f)
     if not results.get("benchmarks"):
         ap.error(f"results: {args.results!r} has no benchmarks")
+    rows, panels = forest(results["benchmarks"])
+    figure = None
+    if rows:
+        figure = FIGURE
+        plots.plot_paired_forest(
+            panels,
+            rows,
+            os.path.join(os.path.dirname(os.path.abspath(args.out)), figure),
+            xlabel="Δ avg forgetting vs uniform at its share",
+            title="Issue #12's ideas one at a time (negative: forgets less)",
+        )
     with open(args.out, "w", encoding="utf-8") as f:
-        f.write(page(results, args.results))
-    print(f"wrote {args.out}")
+        f.write(page(results, args.results, figure))
+    print(f"wrote {args.out}" + (f" and {figure} beside it" if figure else ""))
 
 
 if __name__ == "__main__":

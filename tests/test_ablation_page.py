@@ -107,6 +107,21 @@ def test_the_verdicts_and_the_removed_ideas():
     assert row[4] == f"`{TWIN}`"
 
 
+def test_the_figure_has_each_entry_against_uniform_at_its_share():
+    results = _results()
+    rows, panels = ablation_page.forest(results["benchmarks"])
+    names = ["amr+steady", "amr+benefit", "amr+controller", "amr+tail", REC, NO_FRESH]
+    assert rows == names[:4] + ["recommended", "recommended − fresh"]
+    entry = results["benchmarks"]["text"]
+    for name, cell in zip(names, panels["text"]):
+        ref = ablation_page.reference(entry, name)
+        if ref is None:  # negative control: amr+controller has no uniform at its share, so no point
+            assert name == "amr+controller" and cell is None
+        else:
+            assert cell == (ref["forgetting"]["mean"], ref["forgetting"]["ci95"])
+    assert ablation_page.forest({"text": {"strategies": {"uniform": {}, "amr": {}}}}) == ([], {"text": []})
+
+
 def test_a_sweep_without_variants_renders_no_tables():
     results = _results()
     s = results["benchmarks"]["text"]["strategies"]
@@ -135,6 +150,7 @@ def test_the_cli_writes_the_page_and_names_a_missing_results_file(tmp_path):
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert text.startswith("# Issue #12's ideas one at a time") and "### text: One idea removed" in text
+    assert f"]({ablation_page.FIGURE})" in text and (tmp_path / ablation_page.FIGURE).stat().st_size > 0
     missing = _cli(f"--results={tmp_path / 'absent.json'}", f"--out={tmp_path / 'other.md'}")
     assert missing.returncode != 0 and "absent.json" in missing.stderr and not (tmp_path / "other.md").exists()
 
@@ -147,6 +163,6 @@ def test_the_committed_page_is_what_the_committed_results_give():
         results = json.load(f)
     with open(os.path.join(ROOT, "docs", "results", "ABLATIONS.md"), encoding="utf-8") as f:
         committed = f.read()
-    assert ablation_page.page(results, source) == committed
+    assert ablation_page.page(results, source, ablation_page.FIGURE) == committed
     results["benchmarks"]["styles"]["strategies"]["amr+steady"]["avg_forgetting_per_seed"][0] += 0.05
-    assert ablation_page.page(results, source) != committed
+    assert ablation_page.page(results, source, ablation_page.FIGURE) != committed

@@ -165,6 +165,28 @@ def test_plot_ablation_bad_input(tmp_path):
         plots.plot_ablation([1, 2], [0.1, 0.2], [0.1, 0.1], baselines={"u": float("nan")}, **kw)
 
 
+def test_plot_paired_forest(tmp_path):
+    path = tmp_path / "forest.png"
+    panels = {"text": [(-0.01, 0.004), (0.002, 0.005), None], "styles": [(0.01, 0.003), None, (-0.02, 0.01)]}
+    out = plots.plot_paired_forest(panels, ["a", "b", "c"], path, xlabel="Δ", title="t")
+    _assert_png(path, out)
+
+
+def test_plot_paired_forest_bad_input(tmp_path):
+    kw = dict(path=tmp_path / "x.png", xlabel="x", title="t")
+    with pytest.raises(ValueError, match=r"panels\['text'\] has 1 values for 2 rows"):
+        plots.plot_paired_forest({"text": [(0.1, 0.1)]}, ["a", "b"], **kw)
+    with pytest.raises(ValueError, match=r"panels\['text'\]\[0\] must be \(mean, ci half-width\)"):
+        plots.plot_paired_forest({"text": [(0.1, 0.1, 0.2)]}, ["a"], **kw)
+    with pytest.raises(ValueError, match="half-widths must be >= 0"):
+        plots.plot_paired_forest({"text": [(0.1, -0.1)]}, ["a"], **kw)
+    with pytest.raises(ValueError, match="rows"):
+        plots.plot_paired_forest({"text": []}, [], **kw)
+    with pytest.raises(ValueError, match="panels"):
+        plots.plot_paired_forest({}, ["a"], **kw)
+    assert not (tmp_path / "x.png").exists()
+
+
 # ---------------------------------------------------------------- markdown
 
 

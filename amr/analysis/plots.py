@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 __all__ = [
     "plot_loss_matrix",
@@ -24,6 +25,7 @@ __all__ = [
     "plot_forgetting_vs_flops",
     "plot_ablation",
     "plot_pareto",
+    "plot_paired_forest",
 ]
 
 _DPI = 110
@@ -457,3 +459,52 @@ def _method_legend(ax, marker: dict, colour: dict) -> None:
         title_fontsize=7,
         frameon=False,
     )
+
+
+def plot_paired_forest(panels: Mapping[str, Sequence], rows: Sequence[str], path, xlabel: str, title: str) -> str:
+    """Paired differences with their 95% intervals, one panel per group (e.g. per benchmark), one row per entry.
+
+    `panels` maps a panel title to a sequence aligned with `rows`: (mean, ci half-width) per row, or None where
+    that panel has no value for the row. A point whose interval excludes 0 is coloured by its sign (below 0 green,
+    above 0 red), else grey; a dotted line marks 0.
+    """
+    rows = [str(r) for r in rows]
+    if not rows:
+        raise ValueError("rows must be a non-empty sequence of labels")
+    if not panels:
+        raise ValueError("panels must map at least one title to its values")
+    values = {}
+    for name, vals in panels.items():
+        if len(vals) != len(rows):
+            raise ValueError(f"panels[{name!r}] has {len(vals)} values for {len(rows)} rows")
+        m_R = np.full(len(rows), np.nan)
+        c_R = np.full(len(rows), np.nan)
+        for i, v in enumerate(vals):
+            if v is None:
+                continue
+            a = _array(v, f"panels[{name!r}][{i}]", 1)
+            if a.shape != (2,):
+                raise ValueError(f"panels[{name!r}][{i}] must be (mean, ci half-width) or None, got {v!r}")
+            m_R[i], c_R[i] = a
+        if np.any(c_R < 0):
+            raise ValueError(f"panels[{name!r}]: ci half-widths must be >= 0")
+        values[name] = (m_R, c_R)
+
+    fig = _new_figure(2.6 * len(panels) + 2.0, 0.32 * len(rows) + 1.4)
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    y = np.arange(len(rows))[::-1].astype(np.float64)  # the first row on top
+    for ax, (name, (m_R, c_R)) in zip(axes, values.items()):
+        ax.axvline(0.0, color="0.3", ls=":", lw=1.0)
+        for i in np.flatnonzero(np.isfinite(m_R)):
+            lo, hi = m_R[i] - c_R[i], m_R[i] + c_R[i]
+            colour = "C2" if hi < 0 else "C3" if lo > 0 else "0.55"
+            ax.errorbar(m_R[i], y[i], xerr=c_R[i], fmt="o", color=colour, ms=5, capsize=3)
+        ax.set_title(str(name))
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(y, rows, fontsize=8)
+    axes[0].set_ylim(-0.7, len(rows) - 0.3)
+    fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
