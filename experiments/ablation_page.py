@@ -13,8 +13,6 @@ uniform's frontier interpolated seed by seed at the entry's realised share (`evi
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
@@ -24,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from amr.analysis import evidence, plots, stats  # noqa: E402
 from amr.runner import named_variants, variants  # noqa: E402
+from experiments import page_cli  # noqa: E402
 from experiments.results_page import code_check  # noqa: E402
 from experiments.results_targets import _delta, _frontier_cell  # noqa: E402
 
@@ -298,16 +297,9 @@ def page(results: dict, source: str, figure: str | None = None) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--results", default="docs/results/ablations.json", help="compare.py's JSON of the ablations")
-    ap.add_argument("--out", default="docs/results/ABLATIONS.md", help="the page")
-    args = ap.parse_args(argv)
-    if not os.path.exists(args.results):
-        ap.error(f"results: {args.results!r} does not exist (run the ablation sweep first)")
-    with open(args.results, encoding="utf-8") as f:
-        results = json.load(f)
-    if not results.get("benchmarks"):
-        ap.error(f"results: {args.results!r} has no benchmarks")
+    args, results = page_cli.parse(
+        argv, __doc__, "docs/results/ablations.json", "docs/results/ABLATIONS.md", "ablation sweep"
+    )
     rows, panels = forest(results["benchmarks"])
     figure = None
     if rows:

@@ -11,8 +11,6 @@ power table again, the paired differences against uniform and what the selection
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 
@@ -20,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from amr.analysis import evidence, evidence_md  # noqa: E402
 from amr.runner import named_variants  # noqa: E402
+from experiments import page_cli  # noqa: E402
 from experiments.results_page import code_check  # noqa: E402
 from experiments.results_targets import _delta  # noqa: E402
 
@@ -91,14 +90,7 @@ def page(results: dict, source: str) -> str:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--results", default="docs/results/power.json", help="compare.py's JSON of the extended sweep")
-    ap.add_argument("--out", default="docs/results/POWER.md", help="the page")
-    args = ap.parse_args(argv)
-    if not os.path.exists(args.results):
-        ap.error(f"results: {args.results!r} does not exist (run the extended sweep first)")
-    with open(args.results, encoding="utf-8") as f:
-        results = json.load(f)
+    args, results = page_cli.parse(argv, __doc__, "docs/results/power.json", "docs/results/POWER.md", "extended sweep")
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(page(results, args.results))
     print(f"wrote {args.out}")
