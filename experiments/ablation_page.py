@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from amr.analysis import evidence, plots, stats  # noqa: E402
+from amr.analysis import evidence, frontier_noise, plots, stats  # noqa: E402
 from amr.runner import named_variants, variants  # noqa: E402
 from experiments import page_cli  # noqa: E402
 from experiments.results_page import code_check  # noqa: E402
@@ -145,7 +145,7 @@ def added_table(entry: dict) -> str | None:
             _share(s[n]),
             *_ref_cells(reference(entry, n)),
             UNSURE if vs_amr is None else _delta(vs_amr),
-            _frontier_cell(evidence.vs_frontier(entry, n)),
+            _frontier_cell(evidence.vs_frontier(entry, n), frontier_noise.resampled_below(entry, n)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -170,7 +170,7 @@ def removed_table(entry: dict) -> str | None:
             _delta(evidence.paired(s[n], s[REC])),
             _delta(evidence.paired(s[n], s[REC], "final_avg_loss")),
             *ref[:3],
-            _frontier_cell(evidence.vs_frontier(entry, n)),
+            _frontier_cell(evidence.vs_frontier(entry, n), frontier_noise.resampled_below(entry, n)),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -257,7 +257,8 @@ def page(results: dict, source: str, figure: str | None = None) -> str:
         __doc__.split("\n\n", 2)[2].strip().replace("\n", " ")
         + " Paired Δ by seed, mean ± 95% CI (bold: the interval excludes 0; negative = forgets less, or a lower final "
         "loss); the frontier column places the entry's point (new-task loss over tasks 2..T, average forgetting) "
-        "against uniform's frontier as the Targets table of docs/RESULTS.md does; — where these runs lack what a "
+        "against uniform's frontier as the Targets table of docs/RESULTS.md does, with the share of seed resamples in "
+        "which it lies below; — where these runs lack what a "
         "cell needs.",
         "",
         "Regenerate from the evidence sweep's commit, in its workdir (restore its run files with "

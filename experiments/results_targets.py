@@ -1,7 +1,7 @@
 """The Targets section of docs/RESULTS.md: issue #12's targets per (benchmark, AMR entry), where they are missed,
 what the bandit's selection adds to the recommended schedule, and the regime checks (`experiments.results_page`)."""
 
-from amr.analysis import evidence, evidence_md, stats
+from amr.analysis import evidence, evidence_md, frontier_noise, stats
 from amr.runner import named_variants
 
 TARGET_RATIO = 0.9  # AMR's average forgetting at most this times uniform's
@@ -80,6 +80,7 @@ def targets(bench: str, entry: dict, name: str = "amr") -> dict:
     row["final_lower"] = None if final is None else bool(final["mean"] < 0 and final["excludes_zero"])
     row["frontier"] = evidence.vs_frontier(entry, name)  # None: n/a
     row["below_frontier"] = None if row["frontier"] is None else row["frontier"]["below"]
+    row["frontier_noise"] = frontier_noise.resampled_below(entry, name)
     row["vs_mir"] = evidence.paired(e, s.get(MIR), "final_avg_loss")  # None without mir (or its per-seed values)
     row["mir_ok"] = None if row["vs_mir"] is None else bool(row["vs_mir"]["mean"] <= 0)
     naive = s.get(evidence.NAIVE, {}).get("flops_total")
@@ -124,6 +125,8 @@ def selection_adds(entry: dict) -> dict | None:
         "new_task": (_new_task_cell(b), _new_task_cell(a)),
         "twin_frontier": evidence.vs_frontier(entry, TWIN),
         "frontier": evidence.vs_frontier(entry, RECOMMENDED),
+        "twin_noise": frontier_noise.resampled_below(entry, TWIN),
+        "noise": frontier_noise.resampled_below(entry, RECOMMENDED),
     }
 
 
@@ -170,7 +173,7 @@ def _target_cells(r: dict) -> list[str]:
         _delta(r["final"]),
         "n/a" if r["final_lower"] is None else _yes(r["final_lower"]),
         _yes(r["flops_ok"]),
-        _frontier_cell(r["frontier"]),
+        _frontier_cell(r["frontier"], r["frontier_noise"]),
         _delta(r["vs_mir"]),
         "n/a" if r["mir_ok"] is None else _yes(r["mir_ok"]),
         _yes(r["never_worse"]),
@@ -178,15 +181,17 @@ def _target_cells(r: dict) -> list[str]:
     ]
 
 
-def _frontier_cell(f: dict | None) -> str:
+def _frontier_cell(f: dict | None, noise: dict | None = None) -> str:
     """Below the frontier or not, with the margin (forgetting above the least the frontier reaches at a new-task
-    loss at most the entry's; negative = below) and the frontier points there; n/a without a frontier."""
+    loss at most the entry's; negative = below) and the frontier points there; n/a without a frontier. `noise`
+    (`frontier_noise.resampled_below`) adds the share of seed resamples in which the entry lies below."""
     if f is None:
         return "n/a"
+    tail = "" if noise is None else f"; below in {100 * noise['below']:.0f}% of seed resamples"
     if f["margin"] is None:
-        return "yes (left of the frontier)"
+        return f"yes (left of the frontier{tail})"
     where = " and ".join(f"`{x}`" for x in f["between"])
-    return f"{_yes(f['below'])} ({f['margin']:+.4f}, {'between' if len(f['between']) > 1 else 'at'} {where})"
+    return f"{_yes(f['below'])} ({f['margin']:+.4f}, {'between' if len(f['between']) > 1 else 'at'} {where}{tail})"
 
 
 def missed_lines(rows: list[dict]) -> list[str]:
@@ -236,7 +241,7 @@ def selection_table(benchmarks: dict[str, dict]) -> str:
         lines.append(
             f"| {bench} | {_delta(d['forgetting'])} | {_delta(d['final_loss'])} | {seeds} | "
             f"{_delta(d['schedule_alone'])} | {' → '.join(d['new_task'])} | "
-            f"{_frontier_cell(d['twin_frontier'])} | {_frontier_cell(d['frontier'])} |"
+            f"{_frontier_cell(d['twin_frontier'], d['twin_noise'])} | {_frontier_cell(d['frontier'], d['noise'])} |"
         )
     return "\n".join(lines)
 
@@ -260,7 +265,10 @@ def targets_section(benchmarks: dict[str, dict]) -> list[str]:
         "share and at every `uniform@k/32` share, consecutive shares joined by straight segments): no point of "
         "that curve has both a new-task loss and an average forgetting at most AMR's; the margin is AMR's "
         "forgetting minus the least the frontier reaches at a new-task loss at most AMR's (negative = below; an "
-        "entry left of the whole frontier is below, with no margin), beside the frontier points there; and final "
+        "entry left of the whole frontier is below, with no margin), beside the frontier points there and the share "
+        f"of {frontier_noise.RESAMPLES} seed resamples in which the point lies below (the seeds drawn with "
+        "replacement, the same draw for every entry; `amr/analysis/frontier_noise.py`: near 0% or 100% the seeds "
+        "decide the verdict, near 50% they do not; the target itself is judged on the means); and final "
         f"average loss at most MIR's (`{MIR}`; paired Δ by seed with a mean at most 0). Either is n/a, and not "
         f"met, without a frontier of two shares recording the new-task loss over tasks 2..T, or without `{MIR}` "
         "runs. Never worse: "

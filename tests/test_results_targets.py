@@ -139,12 +139,16 @@ def test_what_the_selection_adds_is_the_seed_paired_difference_with_the_twin():
     assert rec["below"] and rec["margin"] == pytest.approx(entry["strategies"][REC]["avg_forgetting_mean"] - m)
     (text_row,) = [line for line in table.splitlines() if line.startswith("| text |")]
     assert text_row.endswith(
-        f"| yes ({twin['margin']:+.4f}, at `uniform`) | yes ({rec['margin']:+.4f}, at `uniform`) |"
+        f"| yes ({twin['margin']:+.4f}, at `uniform`; below in 100% of seed resamples) "
+        f"| yes ({rec['margin']:+.4f}, at `uniform`; below in 100% of seed resamples) |"
     )
     # negative control: a twin that forgets more than uniform at the same new-task loss is above the frontier
     above = results_page.selection_adds(_bench(twin_ratio=1.1))["twin_frontier"]
     assert not above["below"] and above["margin"] > 0
     assert "| **no** (+" in results_page.selection_table({"text": _bench(twin_ratio=1.1)})
+    assert "at `uniform`; below in 0% of seed resamples) |" in results_page.selection_table(
+        {"text": _bench(twin_ratio=1.1)}
+    )
 
 
 def test_results_without_the_recommended_entry_or_per_seed_final_loss_still_render(tmp_path):
@@ -227,7 +231,7 @@ def test_a_dominated_entry_is_above_a_non_monotone_frontier_and_misses_the_targe
     assert r["below_frontier"] is False and not r["met"] and r["missed"] == ["below frontier"]
     cells = _cells(results_page.targets_section({"text": bench}), "text", REC)
     assert cells["below uniform frontier (margin)"] == (
-        f"**no** (+{0.25 * m:.4f}, between `uniform@4/32` and `uniform@8/32`)"
+        f"**no** (+{0.25 * m:.4f}, between `uniform@4/32` and `uniform@8/32`; below in 0% of seed resamples)"
     )
     assert cells["target met"] == "**no**"
 
@@ -239,7 +243,7 @@ def test_an_entry_below_the_frontier_meets_it_with_its_margin():
     f = r["frontier"]  # at new-task loss 2.0 the least forgetting is uniform's own (m): share 1/32 forgets more
     assert f["below"] and f["margin"] == pytest.approx(-0.15 * m) and f["between"] == ["uniform"] and r["met"]
     cell = _cells(results_page.targets_section({"text": bench}), "text", REC)["below uniform frontier (margin)"]
-    assert cell == f"yes ({-0.15 * m:+.4f}, at `uniform`)"
+    assert cell == f"yes ({-0.15 * m:+.4f}, at `uniform`; below in 100% of seed resamples)"
     bench["strategies"]["amr"]["avg_forgetting_mean"] = m  # amr's point is then uniform's: on the frontier, not below
     amr = results_page.targets("text", bench, "amr")
     assert amr["frontier"]["margin"] == 0 and not amr["frontier"]["below"] and "below frontier" in amr["missed"]
@@ -252,7 +256,7 @@ def test_an_entry_left_of_the_whole_frontier_is_below_without_a_margin():
     assert f["below"] and f["margin"] is None and "left of the whole frontier" in f["note"]
     assert r["met"] and r["missed"] == []
     cells = _cells(results_page.targets_section({"text": bench}), "text", REC)
-    assert cells["below uniform frontier (margin)"] == "yes (left of the frontier)"
+    assert cells["below uniform frontier (margin)"] == "yes (left of the frontier; below in 100% of seed resamples)"
 
 
 @pytest.mark.parametrize("frontier", [{}, None], ids=["uniform only", "no new-task loss"])
