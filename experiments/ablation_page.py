@@ -228,22 +228,7 @@ def forest(benchmarks: dict[str, dict]) -> tuple[list[str], dict[str, list]]:
 
 def command(benchmarks: dict[str, dict], out: str) -> str:
     """The compare.py command that runs (or, in the evidence sweep's workdir, resumes and loads) these entries."""
-    kinds = (evidence.FRONTIER, evidence.HEADROOM, evidence.SAME_SPLIT)
-    names, shares, seeds, same = {}, {}, set(), False
-    for entry in benchmarks.values():
-        seeds |= set(entry.get("seeds", []))
-        for n, e in entry["strategies"].items():
-            kind = (e.get("variant") or {}).get("kind")
-            same |= kind == evidence.SAME_SPLIT
-            if kind == evidence.FRONTIER:
-                shares[n.split("@")[1].split("/")[0]] = None
-            elif kind not in kinds:
-                names[n] = None
-    return (
-        f"python -m experiments.compare --benchmarks={','.join(benchmarks)} --strategies={','.join(names)} "
-        f"--seeds={','.join(str(k) for k in sorted(seeds))} --frontier={','.join(sorted(shares, key=int))} "
-        f"--headroom= --same_split={str(same).lower()} --workers=2 --workdir=<workdir> --out={out}"
-    )
+    return f"python -m experiments.compare {page_cli.compare_flags(benchmarks)} --workers=2 --workdir=<workdir> --out={out}"
 
 
 def page(results: dict, source: str, figure: str | None = None) -> str:

@@ -16,11 +16,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from amr.analysis import evidence, evidence_md  # noqa: E402
+from amr.analysis import evidence, evidence_md, frontier_noise  # noqa: E402
 from amr.runner import named_variants  # noqa: E402
 from experiments import page_cli  # noqa: E402
 from experiments.results_page import code_check  # noqa: E402
-from experiments.results_targets import _delta  # noqa: E402
+from experiments.results_targets import _delta, _frontier_cell  # noqa: E402
 
 REC, TWIN = named_variants.RECOMMENDED_AMR, named_variants.RECOMMENDED_TWIN
 PAIRS = (("amr", "uniform"), (REC, "uniform"), (REC, TWIN))  # (entry, reference): paired a − b by seed
@@ -50,12 +50,46 @@ def paired_rows(benchmarks: dict[str, dict]) -> str:
 
 def command(bench: str, entry: dict) -> str:
     """The compare.py command that ran (or resumes) a benchmark's extended entries at its seeds."""
-    seeds = ",".join(str(k) for k in entry.get("seeds", []))
-    names = ",".join(entry.get("strategies", {}))
-    return (
-        f"python -m experiments.compare --benchmarks={bench} --strategies={names} --seeds={seeds} --frontier= "
-        "--headroom= --same_split=false --workers=2 --workdir=<workdir> --out=docs/results/power.json"
-    )
+    flags = page_cli.compare_flags({bench: entry})
+    return f"python -m experiments.compare {flags} --workers=2 --workdir=<workdir> --out=docs/results/power.json"
+
+
+def frontier_rows(benchmarks: dict[str, dict]) -> str | None:
+    """Per benchmark with uniform's frontier at these seeds: where the twin and the recommended AMR lie against it,
+    with the share of seed resamples below (as in the Targets table); None when no benchmark has a frontier."""
+    lines = [
+        f"| benchmark | seeds | `{TWIN}` below uniform frontier (margin) | `{REC}` below uniform frontier (margin) |",
+        "| --- | ---: | --- | --- |",
+    ]
+    rows = 0
+    for bench, entry in benchmarks.items():
+        cells = []
+        for name in (TWIN, REC):
+            f = evidence.vs_frontier(entry, name)
+            cells.append("—" if f is None else _frontier_cell(f, frontier_noise.resampled_below(entry, name)))
+        noise = frontier_noise.resampled_below(entry, REC)
+        if cells[1] == "—":
+            continue
+        rows += 1
+        lines.append(f"| {bench} | {noise['seeds'] if noise else '—'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if rows else None
+
+
+def frontier_section(benchmarks: dict[str, dict]) -> list[str]:
+    table = frontier_rows(benchmarks)
+    if table is None:
+        return []
+    return [
+        "## Against uniform's frontier at these seeds",
+        "",
+        "Where uniform's frontier (`uniform@k/32`) ran to these seeds too: the Targets table's frontier verdict "
+        "(means over each entry's seeds) and the share of seed resamples in which the point lies below "
+        "(`amr/analysis/frontier_noise.py`, drawing from the seeds every point shares: the seeds column; near 0% or "
+        "100% the seeds decide it).",
+        "",
+        table,
+        "",
+    ]
 
 
 def page(results: dict, source: str) -> str:
@@ -83,6 +117,7 @@ def page(results: dict, source: str) -> str:
             "",
             paired_rows(benchmarks),
             "",
+            *frontier_section(benchmarks),
             *[f"- {b}: {code_check(e)}" for b, e in benchmarks.items()],
             "",
         ]

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from amr.analysis import evidence
+from amr.analysis import evidence, stats
 from amr.runner import named_variants
 from experiments import power_page
 from tests.support import summaries
@@ -41,6 +41,34 @@ def test_the_paired_rows_are_the_seed_paired_differences():
     # negative control: amr at uniform's forgetting plus a symmetric jitter is not significant, so not bold
     amr_u = evidence.paired(s["amr"], s["uniform"])
     assert not amr_u["excludes_zero"] and cells[2] == f"{amr_u['mean']:+.4f} ± {amr_u['ci95']:.4f}"
+
+
+def _with_frontier(results):
+    """`results` with uniform at 8/32 (new-task loss 2.02, 0.3x uniform's forgetting) beside uniform at 2/32."""
+    entry = results["benchmarks"]["text"]
+    entry["config"] = {"replay": {"fraction": 2 / 32}}
+    wide = stats.summarize(summaries.runs(0.3 * U_AF, U_FINAL, new=2.02))
+    wide["variant"] = {"kind": "frontier", "base": "uniform", "replay_fraction": 0.25}
+    entry["strategies"]["uniform@8/32"] = wide
+    return results
+
+
+def test_the_frontier_section_places_both_entries_at_the_extended_seeds():
+    assert power_page.frontier_rows(_results()["benchmarks"]) is None  # no frontier ran: no section
+    assert "## Against uniform's frontier" not in power_page.page(_results(), "power.json")
+    results = _with_frontier(_results())
+    table = power_page.frontier_rows(results["benchmarks"])
+    (row,) = [line for line in table.splitlines() if line.startswith("| text |")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "10"
+    # both lie at uniform's new-task loss with less forgetting than uniform in every seed: below in every resample
+    assert cells[2].startswith("yes (") and cells[3].endswith("; below in 100% of seed resamples)")
+    # negative control: a recommended AMR forgetting more than uniform at its new-task loss is above in every one
+    worse = _with_frontier(_results(rec_ratio=1.4))
+    (row,) = [line for line in power_page.frontier_rows(worse["benchmarks"]).splitlines() if "| text |" in line]
+    assert row.endswith("; below in 0% of seed resamples) |") and "| **no** (+" in row
+    page = power_page.page(results, "power.json")
+    assert "## Against uniform's frontier at these seeds" in page and " --frontier=8 " in page
 
 
 def test_a_missing_entry_is_a_dash_and_the_page_renders(tmp_path):
