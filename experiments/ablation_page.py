@@ -125,6 +125,11 @@ def _ref_cells(ref: dict | None) -> list[str]:
     return [ref["label"], ratio, _delta(ref["forgetting"]), new, final]
 
 
+def _frontier(entry: dict, name: str) -> str:
+    """The frontier cell of the Targets table: `name` against uniform's frontier, with its seed resamples."""
+    return _frontier_cell(evidence.vs_frontier(entry, name), frontier_noise.resampled_below(entry, name))
+
+
 def added_table(entry: dict) -> str | None:
     names = added(entry)
     if not names:
@@ -145,7 +150,7 @@ def added_table(entry: dict) -> str | None:
             _share(s[n]),
             *_ref_cells(reference(entry, n)),
             UNSURE if vs_amr is None else _delta(vs_amr),
-            _frontier_cell(evidence.vs_frontier(entry, n), frontier_noise.resampled_below(entry, n)),
+            _frontier(entry, n),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -170,7 +175,7 @@ def removed_table(entry: dict) -> str | None:
             _delta(evidence.paired(s[n], s[REC])),
             _delta(evidence.paired(s[n], s[REC], "final_avg_loss")),
             *ref[:3],
-            _frontier_cell(evidence.vs_frontier(entry, n), frontier_noise.resampled_below(entry, n)),
+            _frontier(entry, n),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -63,11 +63,11 @@ def frontier_rows(benchmarks: dict[str, dict]) -> str | None:
     ]
     rows = 0
     for bench, entry in benchmarks.items():
-        cells = []
+        cells, noise = [], None
         for name in (TWIN, REC):
             f = evidence.vs_frontier(entry, name)
-            cells.append("—" if f is None else _frontier_cell(f, frontier_noise.resampled_below(entry, name)))
-        noise = frontier_noise.resampled_below(entry, REC)
+            noise = None if f is None else frontier_noise.resampled_below(entry, name)  # REC's, after the loop
+            cells.append("—" if f is None else _frontier_cell(f, noise))
         if cells[1] == "—":
             continue
         rows += 1

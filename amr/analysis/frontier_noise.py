@@ -41,9 +41,8 @@ def resampled_below(
     means = {  # name -> (new-task loss, forgetting) means per resample, [B] each
         n: [np.asarray([v[k] for k in seeds])[draw_BS].mean(axis=1) for v in values[n]] for n in members
     }
-    below = 0
+    below, (new_B, forgetting_B) = 0, means[name]
     for b in range(resamples):
         curve = [(n, float(means[n][0][b]), float(means[n][1][b])) for n in members[:-1]]
-        point = means[name]
-        below += evidence.frontier_margin(curve, float(point[0][b]), float(point[1][b]))["below"]
+        below += evidence.frontier_margin(curve, float(new_B[b]), float(forgetting_B[b]))["below"]
     return {"below": below / resamples, "resamples": resamples, "seeds": len(seeds)}
