@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 from amr.analysis import evidence, evidence_md, plots, provenance
 from amr.runner import named_variants, sweep  # noqa: E402
 from experiments.results_cost import cost_section  # noqa: E402
+from experiments.results_headroom import headroom_section  # noqa: E402
 from experiments.results_methods import methods_section, pareto_groups  # noqa: E402
 from experiments.results_share import share_section  # noqa: E402
 from experiments.results_targets import (  # noqa: E402, F401 (the page's Targets section; tests reach it here too)
@@ -263,16 +264,9 @@ def page(results: dict, ablations: dict | None, out_dir: str, methods_results: d
         "",
         evidence_md.power_table(results["benchmarks"], ("amr", named_variants.RECOMMENDED_AMR)),
         "",
-        "## Headroom: how much could any task-level allocation gain?",
-        "",
-        "Fixed allocations of the replay rows over past tasks (`tilted@<t>`: task i of n gets mass ∝ "
-        "exp(t·i/(n−1)), oldest-first for t < 0, newest-first for t > 0), at uniform's share. The best of the grid "
-        "is chosen on the seeds it is reported on, so it is an optimistic reference, not a method; AMR's own "
-        "paired difference stands beside it (paired Δ of average forgetting, mean ± 95% CI; negative = forgets "
-        "less).",
-        "",
-        evidence_md.headroom_table(results["benchmarks"]),
-        "",
+    ]
+    parts += headroom_section(results["benchmarks"])
+    parts += [
         "## Benchmarks",
         "",
         "Each benchmark: the table of strategies (entries `uniform@k/32` are uniform at replay share k/32, the "

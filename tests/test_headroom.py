@@ -96,6 +96,64 @@ def test_headroom_table_on_the_results_page():
     without = {"strategies": {"uniform": entry([0.3, 0.2, 0.25])}}
     table = evidence_md.headroom_table({"a": with_grid, "b": without})
     row_a, row_b = table.splitlines()[2:]
+    assert evidence_md.headroom_table({"a": with_grid}, lambda bench: 0.5).splitlines()[0].endswith(" can win |")
     assert "`tilted@-2`" in row_a and "-0.0833" in row_a and "0.67×" in row_a
     assert row_b == "| b | n/a | n/a | n/a | n/a |"
     assert "tilted@-2" in "\n".join(evidence_md.headroom_lines(evidence.headroom(with_grid["strategies"])))
+
+
+def _grid_entry(uniform, best):
+    """A sweep entry with uniform and one grid allocation (per-seed average forgetting)."""
+    meta = variants.headroom([-2])[0].meta
+
+    def entry(values, **extra):
+        return {"seeds": list(range(len(values))), "avg_forgetting_per_seed": values,
+                "avg_forgetting_mean": float(np.mean(values)), **extra}  # fmt: skip
+
+    return {"strategies": {"uniform": entry(uniform), "tilted@-2": entry(best, variant=meta)}}
+
+
+UNIFORM = [0.30, 0.20, 0.25, 0.28]
+READINGS = {
+    "none": [0.31, 0.18, 0.26, 0.27],  # no significant gain
+    "short": [0.28, 0.18, 0.23, 0.26],  # gains 0.02 in every seed: 0.92x
+    "reaches": [0.20, 0.11, 0.16, 0.18],  # gains 0.09-0.10 in every seed: 0.62x
+}
+
+
+@pytest.mark.parametrize("kind", list(READINGS))
+def test_headroom_kind_reads_the_grid_against_the_ratio_target(kind):
+    from amr.analysis import evidence_md
+
+    h = evidence.headroom(_grid_entry(UNIFORM, READINGS[kind])["strategies"])
+    assert evidence_md.headroom_kind(h, 0.9) == kind
+    reading = evidence_md.headroom_reading(h, 0.9)
+    assert ("0.9×" in reading) == (kind != "none")
+
+
+def test_headroom_kind_depends_on_the_target_and_the_grid():
+    from amr.analysis import evidence_md
+
+    h = evidence.headroom(_grid_entry(UNIFORM, READINGS["short"])["strategies"])
+    assert evidence_md.headroom_kind(h, 0.95) == "reaches"  # a looser target is reached by the same grid
+    assert evidence_md.headroom_kind(None, 0.9) == "n/a"
+    # negative control: a grid that forgets more than uniform is never read as a gain, whatever the target
+    worse = evidence.headroom(_grid_entry(UNIFORM, [u + 0.05 for u in UNIFORM])["strategies"])
+    assert evidence_md.headroom_kind(worse, 2.0) == "none"
+
+
+def test_headroom_section_groups_benchmarks_by_reading():
+    from experiments.results_headroom import headroom_section, headroom_summary
+
+    benchmarks = {name: _grid_entry(UNIFORM, best) for name, best in READINGS.items()}
+    benchmarks["subpop"] = _grid_entry(UNIFORM, READINGS["reaches"])  # 0.62x: within subpop's stricter 0.8x too
+    summary = headroom_summary(benchmarks)
+    assert summary[0].startswith("- `none`: no allocation") and "not tuned" in summary[0]
+    assert summary[1].startswith("- `short`: the grid's best allocation forgets less")
+    assert summary[2].startswith("- `reaches`, `subpop`: the grid's best allocation reaches")
+    table = [line for line in "\n".join(headroom_section(benchmarks)).splitlines() if line.startswith("| short")][0]
+    assert table.endswith("| the best gains, short of the ratio target (0.92× > 0.9×) |")
+    assert (
+        headroom_summary({"a": {"strategies": {"uniform": _grid_entry(UNIFORM, UNIFORM)["strategies"]["uniform"]}}})
+        == []
+    )
