@@ -7,7 +7,7 @@ so `uniform`, `amr`, the recommended AMR, its twin and uniform's frontier are th
 writes two tables per benchmark: each idea added alone to the paper's `amr`, and each idea removed from the
 recommended AMR. Every entry is compared with uniform at the same replay share: uniform at its exact new/replay
 split when it trimmed new rows (`--same_split`), else its uniform twin (the same schedule, uniform selection) when
-that ran, else plain `uniform` when the realised shares are equal, else
+that ran, else plain `uniform` or a `uniform@k/32` frontier point when the realised shares are equal, else
 uniform's frontier interpolated seed by seed at the entry's realised share (`evidence.share_matched`).
 """
 
@@ -57,11 +57,17 @@ def reference(entry: dict, name: str) -> dict | None:
     ref = None
     if variants.split_name(name) in s:  # the entry trimmed new rows (to pay for k-means): uniform at its split
         ref = variants.split_name(name)
-    elif twin in s:
+    elif twin in s and twin != name:
         ref = twin
-    elif "uniform" in s and e.get("replay_share") is not None and s["uniform"].get("replay_share") is not None:
-        if abs(float(e["replay_share"]) - float(s["uniform"]["replay_share"])) <= SHARE_TOL:
-            ref = "uniform"
+    elif e.get("replay_share") is not None:  # uniform, or a frontier point, at the same realised share
+        same = [
+            n
+            for n, u in s.items()
+            if (n == "uniform" or (u.get("variant") or {}).get("kind") == evidence.FRONTIER)
+            and u.get("replay_share") is not None
+            and abs(float(e["replay_share"]) - float(u["replay_share"])) <= SHARE_TOL
+        ]
+        ref = same[0] if same else None
     if ref is not None:
         d = evidence.paired(e, s[ref])
         if d is None:

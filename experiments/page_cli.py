@@ -1,4 +1,4 @@
-"""The command line shared by the pages made from one compare.py JSON (ABLATIONS.md, POWER.md)."""
+"""The command line shared by the pages made from one compare.py JSON (ABLATIONS.md, POWER.md, a probe's page)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import os
 from amr.analysis import evidence
 
 
-def parse(argv, doc: str, results: str, out: str, sweep: str) -> tuple[argparse.Namespace, dict]:
+def parse(argv, doc: str, results: str, out: str, sweep: str, extra=None) -> tuple[argparse.Namespace, dict]:
     """--results (default `results`) and --out (default `out`), and the results loaded; exits with an error naming
-    the file when it does not exist (run `sweep` first) or holds no benchmarks, before anything is written."""
+    the file when it does not exist (run `sweep` first) or holds no benchmarks, before anything is written.
+    `extra(parser)` adds a page's own flags."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--results", default=results, help=f"compare.py's JSON of the {sweep}")
     ap.add_argument("--out", default=out, help="the page")
+    if extra is not None:
+        extra(ap)
     args = ap.parse_args(argv)
     if not os.path.exists(args.results):
         ap.error(f"results: {args.results!r} does not exist (run the {sweep} first)")
