@@ -7,7 +7,8 @@ or a same-split control): its realised replay share, its new-task loss against u
 uniform at the same share (as ABLATIONS.md chooses it: the exact split, the uniform twin, `uniform` or a
 `uniform@k/32` point at an equal realised share, else the frontier interpolated seed by seed) with the paired
 differences, and its place against uniform's frontier, over every share the probe ran and, with `--frontier_cap`,
-over the shares up to k/32 only (the evidence sweep's frontier), each with the share of seed resamples below.
+over the shares up to k/32 only (the evidence sweep's frontier), each with the share of seed resamples below; a
+Pareto plot per benchmark (`<page>_<benchmark>_pareto.png`, beside the page).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from amr.analysis import evidence  # noqa: E402
 from experiments import ablation_page, page_cli  # noqa: E402
-from experiments.results_page import code_check  # noqa: E402
+from experiments.results_page import _pareto_plot, code_check  # noqa: E402
 from experiments.results_targets import _new_task_cell  # noqa: E402
 
 UNIFORMS = (evidence.FRONTIER, evidence.HEADROOM, evidence.SAME_SPLIT)
@@ -72,7 +73,8 @@ def table(entry: dict, cap: float | None) -> str:
     return "\n".join(lines)
 
 
-def page(results: dict, source: str, cap: float | None) -> str:
+def page(results: dict, source: str, cap: float | None, figures: dict[str, str] | None = None) -> str:
+    """The page's markdown; `figures` maps a benchmark to its Pareto plot's path relative to the page."""
     benchmarks = results["benchmarks"]
     cap_flag = "" if cap is None else f" --frontier_cap={32 * cap:g}"
     parts = [
@@ -87,6 +89,8 @@ def page(results: dict, source: str, cap: float | None) -> str:
     ]
     for bench, entry in benchmarks.items():
         parts += [f"## {bench}", "", code_check(entry), "", table(entry, cap), ""]
+        if (figures or {}).get(bench):
+            parts += [f"![{bench}: forgetting against new-task loss, uniform's frontier]({figures[bench]})", ""]
     return "\n".join(parts)
 
 
@@ -104,9 +108,12 @@ def main(argv=None) -> None:
     if args.frontier_cap is not None and not 0 < args.frontier_cap <= 32:
         raise SystemExit(f"--frontier_cap: a share k of k/32 in 1..32, got {args.frontier_cap}")
     cap = None if args.frontier_cap is None else args.frontier_cap / 32
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    stem = os.path.splitext(os.path.basename(args.out))[0]
+    figures = {b: _pareto_plot(b, e, out_dir, prefix=stem) for b, e in results["benchmarks"].items()}
     with open(args.out, "w", encoding="utf-8") as f:
-        f.write(page(results, args.results, cap))
-    print(f"wrote {args.out}")
+        f.write(page(results, args.results, cap, figures))
+    print(f"wrote {args.out} and its Pareto plots beside it")
 
 
 if __name__ == "__main__":

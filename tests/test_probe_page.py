@@ -77,6 +77,7 @@ def test_cli_writes_the_page_and_names_a_bad_cap(tmp_path):
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert "## styles" in text and "shares ≤ 8/32" in text and "--frontier_cap=8`" in text
+    assert "](probe_styles_pareto.png)" in text and (tmp_path / "probe_styles_pareto.png").stat().st_size > 0
     out.unlink()
     bad = subprocess.run([*cmd, "--frontier_cap=40"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and "--frontier_cap" in bad.stderr and not out.exists()
