@@ -48,6 +48,12 @@ def _mean(entry: dict, key: str, seeds) -> float:
     return float(np.mean([v[k] for k in seeds]))
 
 
+def _ratio(forgetting: float, reference: float) -> float | None:
+    """`forgetting` / `reference`; None (no ratio) when the reference forgets nothing or less than nothing, where a
+    ratio would read backwards (0.8x of a negative forgetting is more forgetting)."""
+    return forgetting / reference if reference > 0 else None
+
+
 def reference(entry: dict, name: str) -> dict | None:
     """Uniform at `name`'s replay share (see the module's docstring for the order): {"label", "forgetting" (paired Δ), "ratio", "final_loss", "new_rel"}; the
     last two are None against the interpolated frontier; None when no uniform run has that share."""
@@ -76,7 +82,7 @@ def reference(entry: dict, name: str) -> dict | None:
         return {
             "label": f"`{ref}`",
             "forgetting": d,
-            "ratio": _mean(e, "avg_forgetting", d["seeds"]) / _mean(s[ref], "avg_forgetting", d["seeds"]),
+            "ratio": _ratio(_mean(e, "avg_forgetting", d["seeds"]), _mean(s[ref], "avg_forgetting", d["seeds"])),
             "final_loss": evidence.paired(e, s[ref], "final_avg_loss"),
             "new_rel": float(np.mean(new[1]) / np.mean(new[2]) - 1) if new[0] else None,
         }

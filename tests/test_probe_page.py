@@ -88,3 +88,18 @@ def test_page_without_a_cap_has_one_frontier_column(cap):
     page = probe_page.page({"benchmarks": {"styles": _entry()}}, "probe.json", cap)
     header = [line for line in page.splitlines() if line.startswith("| entry |")][0]
     assert header.count("below") == (1 if cap is None else 2)
+
+
+def test_no_ratio_against_a_reference_that_forgets_less_than_nothing():
+    entry = _entry()
+    s = entry["strategies"]
+    runs = {"uniform": summaries.runs(U_AF, U_FINAL), "u8": summaries.runs(-0.5 * U_AF, U_FINAL, new=2.01)}
+    s["uniform@8/32"] = dict(
+        summaries.entry(runs)["strategies"]["u8"], replay_share=0.25, variant=s["uniform@8/32"]["variant"]
+    )
+    row = _row(probe_page.table(entry, cap=None), "amr+s8")
+    assert row[3] == "`uniform@8/32`" and row[4] == "—"  # 0.4x of uniform's at a reference of -0.5x: no ratio
+    assert row[5].startswith("**+")  # the paired Δ still says it forgets more than that reference
+    # negative control: a reference that forgets a little still gives a ratio
+    s["uniform@8/32"] = dict(s["uniform@8/32"], **{"avg_forgetting_per_seed": [0.01] * 10, "avg_forgetting_mean": 0.01})
+    assert _row(probe_page.table(entry, cap=None), "amr+s8")[4] != "—"

@@ -192,7 +192,7 @@ def share_matched(entry: dict[str, Any]) -> dict[str, Any]:
             if len(seeds) > 1:
                 d = stats.paired_difference([mine[k] for k in seeds], at)
                 res["vs_uniform_at_share"] = _diff_summary({**d, "seeds": seeds})
-                res["ratio"] = float(sum(mine[k] for k in seeds) / sum(at)) if sum(at) else None
+                res["ratio"] = float(sum(mine[k] for k in seeds) / sum(at)) if sum(at) > 0 else None
                 res["between"] = [lo[0], hi[0]]
         out[name] = res
     return out
