@@ -293,10 +293,13 @@ def targets_section(benchmarks: dict[str, dict]) -> list[str]:
         "No per-benchmark setting is passed off as the method: each entry runs the same settings on every benchmark. "
         "Why a target is missed: the table below separates what the selection adds from what the schedule gives "
         "(in forgetting, in new-task loss and against the frontier), "
-        "the headroom section bounds what any fixed allocation over past tasks could gain, and each benchmark's "
+        "the headroom section bounds what any fixed allocation over past tasks could gain (and names the "
+        "benchmarks where none gains: reported as such, not tuned), and each benchmark's "
         "section has the same-split controls; [docs/results/ABLATIONS.md](results/ABLATIONS.md) adds each of issue "
         "#12's ideas alone to `amr` and removes each alone from the recommended AMR, every entry against uniform at "
-        "its replay share.",
+        "its replay share; [docs/DEVELOPMENT.md](DEVELOPMENT.md) has the development probes that looked for "
+        "defaults that would meet them, with their rules and results (the last tried replaying more where replay is "
+        "cheap, and the selection at a larger constant share).",
         "",
         f"### What the selection adds: `{RECOMMENDED}` against `{TWIN}`",
         "",
