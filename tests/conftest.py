@@ -2,7 +2,10 @@
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+# XLA's backend optimisation level 0: the tests compile hundreds of small programs once each, and on a fresh clone
+# (an empty compilation cache) LLVM's optimisation passes were most of the fast tier's time (19 minutes on 2 cores
+# against about 10 at level 0). Tests check values, never speed (benchmarks do that, at the default level).
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_backend_optimization_level=0")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import jax  # noqa: E402  (after the environment above)
