@@ -16,6 +16,9 @@ from amr.runner.experiment import train_and_evaluate
 from amr.train import loop as train_lib
 from configs import tiny
 
+# End-to-end runs (a module fixture trains a whole run): the slow tier, which CI runs after the fast one.
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -219,6 +219,7 @@ def test_host_placement_staleness0_equals_device(tmp_path):
     assert sorted(os.listdir(tmp_path / "h" / "memory")) == ["task0000.array_record", "task0000.json"]
 
 
+@pytest.mark.slow
 def test_host_staleness1_finishes_and_resumes_exactly(tmp_path, monkeypatch):
     reference = _run("host", str(tmp_path / "a"), staleness=1)
     assert reference["within_budget"] and np.all(np.isfinite(reference["loss_matrix"]))

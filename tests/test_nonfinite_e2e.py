@@ -21,6 +21,9 @@ from amr.runner import experiment
 from amr.train import loop as train_lib
 from configs import tiny
 
+# End-to-end runs (a module fixture trains a whole run): the slow tier, which CI runs after the fast one.
+pytestmark = pytest.mark.slow
+
 POISON = 0xFF
 POISONED_ROWS = tuple(range(5, 256, 16))  # 16 of task 0's 256 train rows; held-out rows stay clean
 STEPS = 16

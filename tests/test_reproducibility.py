@@ -14,6 +14,9 @@ from amr.runner import experiment
 from amr.train import loop as train_lib
 from configs import tiny
 
+# End-to-end runs (a module fixture trains a whole run): the slow tier, which CI runs after the fast one.
+pytestmark = pytest.mark.slow
+
 # |held-out loss (1 device) - held-out loss (n devices)| in nats, tiny config: measured 4.8e-7 at most (one float32
 # ulp at a loss of 4-5) for 2, 4 and 8 devices (docs/REPRODUCIBILITY.md); the bound leaves room for other CPUs.
 DEVICE_COUNT_ATOL = 1e-4
