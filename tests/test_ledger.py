@@ -159,6 +159,7 @@ def _distill_under_a_tail(share_max):
     return make_strategy(experiment.prepare(cfg), "uniform")
 
 
+@pytest.mark.slow  # a fresh clone compiles its programs for half a minute: the slow tier
 def test_a_varying_share_pays_distillation_on_every_replay_slot():
     """Under a replay schedule the compiled step has `share_max x batch` replay slots and distillation's teacher
     runs on all of them: the plan charges that, so the measured task stays within naive fine-tuning's FLOPs."""

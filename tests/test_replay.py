@@ -148,6 +148,7 @@ def test_bad_input():
         policy.add_task(state, 20 + np.arange(10), np.zeros(10, np.int32), 2, np.ones(1), num_clusters=1)
 
 
+@pytest.mark.slow  # 25 shapes, each compiled afresh on a fresh clone: the slow tier
 @settings(max_examples=25, deadline=None)
 @given(
     sizes=st.lists(st.lists(st.integers(0, 40), min_size=1, max_size=3), min_size=1, max_size=4),

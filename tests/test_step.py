@@ -135,6 +135,7 @@ def test_one_trace_across_chunks_and_tasks():
     chex.assert_shape(metrics["loss"], (S,))
 
 
+@pytest.mark.slow  # a fresh clone compiles its programs for half a minute: the slow tier
 def test_nonfinite_steps_are_skipped():
     model = _mae()
     policy, tx, state, memory = _setup(model, "uniform")
