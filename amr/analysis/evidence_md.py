@@ -140,6 +140,7 @@ def share_matched_lines(matched: dict[str, Any]) -> list[str]:
 
 
 HEADROOM_KINDS = ("n/a", "none", "short", "reaches")  # what the grid says; see headroom_kind
+_NO_GAIN_READINGS = {"n/a": "n/a", "none": "no allocation of the grid forgets significantly less than uniform"}
 
 
 def headroom_kind(h: dict[str, Any] | None, ratio_target: float) -> str:
@@ -157,8 +158,8 @@ def headroom_kind(h: dict[str, Any] | None, ratio_target: float) -> str:
 def headroom_reading(h: dict[str, Any] | None, ratio_target: float) -> str:
     """`headroom_kind` in words, with the ratio where the best allocation gains."""
     kind = headroom_kind(h, ratio_target)
-    if kind in ("n/a", "none"):
-        return "n/a" if kind == "n/a" else "no allocation of the grid forgets significantly less than uniform"
+    if kind in _NO_GAIN_READINGS:
+        return _NO_GAIN_READINGS[kind]
     ratio = _f(h["best_ratio"], "{:.2f}×")
     if kind == "reaches":
         return f"the best reaches the ratio target ({ratio} ≤ {ratio_target}×)"
