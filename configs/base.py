@@ -52,6 +52,9 @@ def get_base_config(model: str = "byte_lm", source: str = "python_text") -> ml_c
     c.replay.reward = "loss_increase"
     c.replay.benefit_alpha = 0.2  # benefit: EMA rate in (0, 1] of each arm's (replay intensity, drift) moments
     c.replay.benefit_prior = 2.0  # benefit: pseudo-pairs (>= 0) shrinking an arm's slope toward the pooled slope
+    # amr: inside the drawn arm, draw rows by weight exp(row_priority·z) of their last observed loss increase (z within
+    # the arm; free, amr.replay.row_priority); 0 = uniformly inside the arm
+    c.replay.row_priority = 0.0
     # loss_increase reference: sample (each row's own loss when last trained on as new data, free) |
     # task_end (that loss shifted to the row's task end: minus how much the task's training loss fell after it, free) |
     # visit (each row's loss at its last visit, new or replayed, free) |

@@ -51,6 +51,13 @@ BAD = [
     ("memory.dir", lambda c: setattr(c.memory, "dir", None)),
     ("replay.new_rows", lambda c: setattr(c.replay, "new_rows", 16)),  # no room left for the replay rows
     ("replay.new_rows", lambda c: setattr(c.replay, "new_rows", -1)),
+    ("replay.row_priority", lambda c: setattr(c.replay, "row_priority", -0.5)),
+    ("replay.row_priority", lambda c: setattr(c.replay, "row_priority", float("inf"))),
+    ("replay.row_priority", lambda c: setattr(c.replay, "row_priority", 1.0) or setattr(c.replay, "reward", "loss")),
+    (
+        "replay.row_priority",
+        lambda c: setattr(c.replay, "row_priority", 1.0) or setattr(c.replay, "reference", "probe"),
+    ),
 ]
 
 

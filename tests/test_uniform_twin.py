@@ -14,7 +14,8 @@ def test_the_twin_drops_only_the_bandit_only_names():
     assert named_variants.uniform_twin("amr+steady") == "uniform"
     assert named_variants.RECOMMENDED_TWIN == named_variants.uniform_twin(named_variants.RECOMMENDED_AMR)
     assert named_variants.uniform_twin("amr+tail+fresh+steady+sources+anchored") == "uniform+tail"
-    assert all(map(named_variants.configures_only_the_selection, ("fresh", "steady", "sources", "anchored")))
+    assert all(map(named_variants.configures_only_the_selection, ("fresh", "steady", "sources", "anchored", "rows")))
+    assert named_variants.uniform_twin("amr+tail+fresh+steady+sources+anchored+rows") == "uniform+tail"
     assert not named_variants.configures_only_the_selection("tail")  # negative control: the schedule is kept
     assert not named_variants.configures_only_the_selection("probes")  # nor paid probes (they trim new rows)
     with pytest.raises(ValueError, match="'amr' is not a named variant"):

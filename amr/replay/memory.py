@@ -8,6 +8,8 @@ so the stored samples always fill the prefix `sorted_ids[:num_samples]`.
   * `draw(index, key, arm_ids)` draws uniformly inside each given arm:
     `sorted_ids[offsets[a] + randint(0, sizes[a])]`, O(1) per draw whatever the
     memory size.
+  * `draw_weighted(index, key, arm_ids, weights_sorted)` draws inside each given arm
+    with probability proportional to a weight per stored position, O(log capacity).
   * `draw_uniform(index, key, shape)` draws uniformly over all stored samples:
     `sorted_ids[randint(0, num_samples)]`, O(1) per draw.
   * `add_task(index, ...)` appends a finished task on the host side. It never
@@ -320,6 +322,39 @@ def draw(index: MemoryIndex, key: jax.Array, arm_ids: jax.Array) -> jax.Array:
     offset = index.offsets[arm]
     j = jax.random.randint(key, arm_ids.shape, 0, jnp.maximum(size, 1), dtype=size.dtype)
     ids = index.sorted_ids[offset + j]
+    return jnp.where(valid & (size > 0), ids, jnp.asarray(-1, ids.dtype))
+
+
+def draw_weighted(index: MemoryIndex, key: jax.Array, arm_ids: jax.Array, weights_sorted: jax.Array) -> jax.Array:
+    """A sample id inside each given arm, drawn with probability proportional to its weight.
+
+    `weights_sorted` (f32[capacity], in `sorted_ids` order, >= 0; `amr.replay.row_priority`) weighs the
+    stored samples; inside arm `a` the id at position j is drawn with probability
+    w[j] / sum(w[offsets[a] : offsets[a] + sizes[a]]), by one uniform and a binary search in the
+    prefix sums, O(log capacity) per draw. An arm whose weights sum to 0 (or are not finite) is drawn
+    uniformly, as `draw` does; an empty or invalid arm yields -1. Jittable; same shape as `arm_ids`.
+    """
+    if _is_concrete(index):
+        check_nonempty(index)
+    arm_ids = jnp.asarray(arm_ids)
+    if not jnp.issubdtype(arm_ids.dtype, jnp.integer):
+        raise ValueError(f"arm_ids must be integers, got dtype {arm_ids.dtype}")
+    w = jnp.asarray(weights_sorted, jnp.float32)
+    if w.shape != index.sorted_ids.shape:
+        raise ValueError(
+            f"weights_sorted must have one weight per stored position {index.sorted_ids.shape}, got {w.shape}"
+        )
+    w = jnp.where(jnp.isfinite(w) & (w > 0), w, 0.0)
+    cdf = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(w)])  # cdf[j] = sum(w[:j])
+    valid = (arm_ids >= 0) & (arm_ids < index.max_arms)
+    arm = jnp.where(valid, arm_ids, 0)
+    size, offset = index.sizes[arm], index.offsets[arm]
+    lo, hi = cdf[offset], cdf[offset + size]
+    u_key, j_key = jax.random.split(key)
+    x = lo + jax.random.uniform(u_key, arm_ids.shape, jnp.float32) * (hi - lo)
+    weighted = offset + jnp.clip(jnp.searchsorted(cdf[1:], x, side="right").astype(size.dtype) - offset, 0, size - 1)
+    uniform = offset + jax.random.randint(j_key, arm_ids.shape, 0, jnp.maximum(size, 1), dtype=size.dtype)
+    ids = index.sorted_ids[jnp.where(hi > lo, weighted, uniform)]
     return jnp.where(valid & (size > 0), ids, jnp.asarray(-1, ids.dtype))
 
 

@@ -48,6 +48,7 @@ from amr.replay import bandit as bandit_lib
 from amr.replay import benefit as benefit_lib
 from amr.replay import memory as memory_lib  # noqa: F401  (reached as `policies.memory_lib`)
 from amr.replay import policy_base as base
+from amr.replay import row_priority as row_priority_lib
 from amr.replay import sampling
 from amr.replay._checks import check_choice, check_int, check_real
 from amr.replay.policy_base import Candidates, ReplayPolicy, ReplayState, keep_all  # noqa: F401  (the public types)
@@ -216,6 +217,7 @@ def amr(
     track_arms: bool = True,
     benefit_alpha: float = 0.2,
     benefit_prior: float = 2.0,
+    row_priority: float = 0.0,
 ) -> base.ReplayPolicy:
     """Adaptive memory replay: a non-stationary bandit (`bandit`: `make_bandit` kwargs) over arms.
 
@@ -233,8 +235,11 @@ def amr(
     intensity, estimated with EMA moments of rate `benefit_alpha` and shrunk toward the pooled
     slope by `benefit_prior` pseudo-pairs; `observe` then needs the global `step` and makes one
     bandit step per arm that gained a pair (whatever the bandit's `aggregate`).
+    `row_priority` β >= 0 (`amr.replay.row_priority`): inside the drawn arm, rows seen regaining more
+    loss over their own reference are drawn more (weight exp(β·z)); 0 draws uniformly inside the arm.
     """
     alpha, prior = _check_amr(reward, reference, benefit_alpha, benefit_prior)
+    beta = _check_row_priority(row_priority, reward, reference)
     bandit_fns = bandit_lib.make_bandit(max_arms, **(bandit or {}))
     reward_fn = reward_fn_of(reward, reference)  # chosen here: no string dispatch while tracing
 
@@ -250,6 +255,8 @@ def amr(
         base.check_ids_losses("observe", sample_ids, losses)
         flat = lambda x: None if x is None else jnp.reshape(x, -1)  # noqa: E731
         r = rewards(state, flat(arm_ids), flat(losses), flat(losses_after), flat(sample_ids))
+        if beta:
+            state = state.replace(row_gap=row_priority_lib.record(state.row_gap, flat(sample_ids), r))
         if reward == "benefit":
             return _observe_benefit(bandit_fns, alpha, prior, state, flat(arm_ids), r, flat(losses), step)
         return state.replace(bandit=bandit_fns.observe(state.bandit, flat(arm_ids), r))
@@ -262,7 +269,7 @@ def amr(
         max_arms=max_arms,
         capacity=capacity,
         track_arms=track_arms,
-        draws=base.arm_first_draws(arms),
+        draws=base.arm_first_draws(arms, _prioritised_ids(beta) if beta else None),
         arm_probs=lambda state: bandit_fns.probs(state.bandit),
         bandit_fns=bandit_fns,
         sample_refs=capacity if reference in PER_ROW_REFERENCES else 1,
@@ -276,7 +283,27 @@ def amr(
         needs_loss_after=reward == "marginal",
         needs_step=reward == "benefit",
         benefit_arms=max_arms if reward == "benefit" else 0,
+        row_gaps=capacity if beta else 0,
     )
+
+
+def _check_row_priority(row_priority: float, reward: str, reference: str) -> float:
+    """The checked β; ValueError naming `row_priority` unless it reads per-row rewards."""
+    beta = check_real("row_priority", row_priority, 0.0, float("inf"), lo_open=False)
+    if beta and (reward not in ("loss_increase", "benefit") or reference not in PER_ROW_REFERENCES):
+        raise ValueError(
+            f"row_priority: ranks rows by their loss increase over their own reference, so it needs reward "
+            f"'loss_increase' or 'benefit' with a per-row reference {PER_ROW_REFERENCES}; got reward {reward!r}, "
+            f"reference {reference!r}"
+        )
+    return beta
+
+
+def _prioritised_ids(beta: float):
+    def id_sampler(state, key, arm_ids):
+        return row_priority_lib.draw(state.memory, state.row_gap, beta, key, arm_ids)
+
+    return id_sampler
 
 
 # ---------------------------------------------------------------- config names -> factories
@@ -307,6 +334,7 @@ def make_replay(
     task_tilt: float = 0.0,
     benefit_alpha: float = 0.2,
     benefit_prior: float = 2.0,
+    row_priority: float = 0.0,
 ) -> base.ReplayPolicy:
     """The config-facing constructor: the factory `FACTORIES[name]` with the arguments it takes.
 
@@ -314,7 +342,7 @@ def make_replay(
     reference ('sample', which needs `record_new`), MIR with 4 candidates and lr 0.1, the
     bandit's defaults. `reward`, `reference` and `candidates` are validated whatever `name`
     (a typo is still a typo); `candidates` and `mir_lr` only reach mir, `reward`, `reference`,
-    `bandit`, `benefit_alpha` and `benefit_prior` only amr, `task_tilt` only tilted.
+    `bandit`, `benefit_alpha`, `benefit_prior` and `row_priority` only amr, `task_tilt` only tilted.
     """
     if name not in FACTORIES:
         raise ValueError(f"replay policy: unknown strategy {name!r}; expected one of {tuple(FACTORIES)}")
@@ -325,7 +353,12 @@ def make_replay(
     kw = dict(max_arms=max_arms, capacity=capacity, track_arms=track_arms)
     if name == "amr":
         kw.update(
-            reward=reward, reference=reference, bandit=bandit, benefit_alpha=benefit_alpha, benefit_prior=benefit_prior
+            reward=reward,
+            reference=reference,
+            bandit=bandit,
+            benefit_alpha=benefit_alpha,
+            benefit_prior=benefit_prior,
+            row_priority=row_priority,
         )
     elif name == "mir":
         kw.update(lr=mir_lr, **({} if candidates is None else {"candidates": candidates}))

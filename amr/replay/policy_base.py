@@ -16,6 +16,7 @@ import numpy as np
 from amr.replay import bandit as bandit_lib
 from amr.replay import benefit as benefit_lib
 from amr.replay import memory as memory_lib
+from amr.replay import row_priority as row_priority_lib
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,23 +26,27 @@ class ReplayState:
     ref_loss: jax.Array  # f32[K] held-in loss of each arm when its task ended (NaN: unknown)
     sample_ref: jax.Array  # f32[capacity] each sample's own loss when it was last trained on as new data
     benefit: benefit_lib.BenefitState | None = None  # the 'benefit' reward's per-arm moments (amr.replay.benefit)
+    row_gap: row_priority_lib.RowGaps | None = None  # each row's last observed reward (amr.replay.row_priority)
 
     def replace(self, **fields) -> ReplayState:
         return dataclasses.replace(self, **fields)
 
 
 _REPLAY_FIELDS = ("memory", "bandit", "ref_loss", "sample_ref")
+_OPTIONAL_FIELDS = ("benefit", "row_gap")
 
 
 def _flatten_replay(state: ReplayState):
-    """Children by attribute name; `benefit` only when present, so every other policy's state has
-    exactly the leaves, paths and checkpoints it had before the 'benefit' reward existed."""
-    names = _REPLAY_FIELDS + (("benefit",) if state.benefit is not None else ())
-    return [(jax.tree_util.GetAttrKey(n), getattr(state, n)) for n in names], state.benefit is not None
+    """Children by attribute name; an optional field only when present, so every policy's state without it has
+    exactly the leaves, paths and checkpoints it had before the field existed."""
+    present = tuple(n for n in _OPTIONAL_FIELDS if getattr(state, n) is not None)
+    return [(jax.tree_util.GetAttrKey(n), getattr(state, n)) for n in _REPLAY_FIELDS + present], present
 
 
-def _unflatten_replay(has_benefit: bool, children) -> ReplayState:
-    return ReplayState(*children) if has_benefit else ReplayState(*children, benefit=None)
+def _unflatten_replay(present: tuple[str, ...], children) -> ReplayState:
+    children = list(children)
+    required = children[: len(_REPLAY_FIELDS)]
+    return ReplayState(*required, **dict(zip(present, children[len(_REPLAY_FIELDS) :])))
 
 
 jax.tree_util.register_pytree_with_keys(ReplayState, _flatten_replay, _unflatten_replay)
@@ -125,10 +130,12 @@ def uniform_draws(candidates: int):
     return presample, presample_with_arms
 
 
-def arm_first_draws(arm_sampler: Callable):
+def arm_first_draws(arm_sampler: Callable, id_sampler: Callable | None = None):
     """(presample, presample_with_arms) drawing an arm, then a sample inside it (amr, task_balanced).
 
-    `arm_sampler(state, key, shape) -> int32[shape]` arm ids."""
+    `arm_sampler(state, key, shape) -> int32[shape]` arm ids; `id_sampler(state, key, arm_ids) -> ids`
+    takes a sample inside each (default: uniformly, `memory.draw`)."""
+    id_sampler = id_sampler or (lambda state, key, arms: memory_lib.draw(state.memory, key, arms))
 
     def draw(state, key, num_steps, batch):
         if _width(num_steps, batch, 1, state) == 0:
@@ -137,7 +144,7 @@ def arm_first_draws(arm_sampler: Callable):
         # The state is fixed for the whole presample, so all S x width draws are iid: one call each.
         arm_key, id_key = jax.random.split(key)
         arms = arm_sampler(state, arm_key, (num_steps, _width(num_steps, batch, 1)))
-        return arms, memory_lib.draw(state.memory, id_key, arms)
+        return arms, id_sampler(state, id_key, arms)
 
     def presample(state, key, num_steps: int, batch: int):
         """int32[num_steps, batch] replay ids; never the current task's (-1: empty memory)."""
@@ -215,6 +222,7 @@ def make_policy(
     bandit_fns = fields.pop("bandit_fns", None) or bandit_lib.make_bandit(max_arms)
     sample_refs = fields.pop("sample_refs", 1)
     benefit_arms = fields.pop("benefit_arms", 0)  # > 0: the state keeps benefit moments of that many arms
+    row_gaps = fields.pop("row_gaps", 0)  # > 0: the state keeps each row's last observed reward (row_priority)
     anchors_refs = fields.pop("anchors_refs", False)  # 'task_end' reference: add_task(anchor=) shifts a task's refs
     # Probes the empty-memory/int32 limits now, not inside a trace.
     template = memory_lib.empty_index(max_arms, capacity, track_arms=track_arms)
@@ -226,6 +234,7 @@ def make_policy(
             ref_loss=jnp.full((max_arms,), jnp.nan, jnp.float32),
             sample_ref=jnp.full((sample_refs,), jnp.nan, jnp.float32),
             benefit=benefit_lib.init(benefit_arms) if benefit_arms else None,
+            row_gap=row_priority_lib.init(row_gaps) if row_gaps else None,
         )
 
     def add_task(state, sample_ids, cluster_labels, task_id, ref_losses=None, num_clusters=None, anchor=None):

@@ -185,6 +185,7 @@ def _validate_replay(cfg, num_devices: int) -> None:
         f"expected auto, sample, visit, task_end, train or probe, got {g('replay.reference')!r}",
     )
     _validate_benefit(cfg)
+    _validate_row_priority(cfg)
     arm_labels = clustering.arm_labels(cfg)
     _require(
         arm_labels in registry.ARM_LABELS,
@@ -301,6 +302,26 @@ def _validate_benefit(cfg) -> None:
         cfg.replay.probe_samples == 0,
         "replay.probe_samples",
         f"{cfg.replay.probe_samples}: the 'benefit' reward observes an arm once per chunk from its replayed rows; set 0",
+    )
+
+
+def _validate_row_priority(cfg) -> None:
+    """replay.row_priority: a finite β >= 0; above 0 it ranks rows by their loss increase over their own reference."""
+    beta = cfg.replay.get("row_priority", 0.0)
+    number = isinstance(beta, (int, float)) and not isinstance(beta, bool)
+    _require(number and 0 <= beta < float("inf"), "replay.row_priority", f"must be a finite number >= 0, got {beta!r}")
+    if not beta:
+        return
+    _require(
+        cfg.replay.reward in ("loss_increase", "benefit"),
+        "replay.row_priority",
+        f"{beta!r} ranks rows by their loss increase; replay.reward {cfg.replay.reward!r} gives none (use loss_increase)",
+    )
+    _require(
+        cfg.replay.reference in ("auto", "sample", "visit", "task_end"),
+        "replay.row_priority",
+        f"{beta!r} ranks rows by their loss over their own reference; replay.reference {cfg.replay.reference!r} is "
+        "one per arm (use auto, sample, visit or task_end)",
     )
 
 

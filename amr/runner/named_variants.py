@@ -5,6 +5,7 @@
     amr+clusters   amr over 4 k-means arms per task, from the training passes' free embeddings
     amr+sources    amr over arms per source: a task's rows split by the group the data gives them (free)
     amr+anchored   amr whose loss-increase reference is each row's loss shifted to its task end (free)
+    amr+rows       amr that also selects inside the drawn arm, the rows seen forgetting most (free)
     amr+controller amr with an adaptive replay share (amr.replay.share), its realised share in the results
     amr+plateau    amr with the tail schedule, whose stretch starts early once the new task stops learning
     uniform+front  uniform with a front-loaded replay schedule at the same mean share (+back: end-loaded;
@@ -125,6 +126,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
         "task's rewards move it",
         {"bandit.new_arms": "reset"},
     ),
+    "rows": (
+        "selection inside the arm: rows seen regaining more loss over their own reference are drawn more (weight "
+        "exp(z) of their last observed loss increase, z within the arm; amr.replay.row_priority): free",
+        {"replay.row_priority": 1.0},
+    ),
     "s4": (
         "the mean replay share 4/32 (compared with uniform at its realised share on the frontier)",
         {"replay.fraction": 0.125},
@@ -194,7 +200,7 @@ RECOMMENDED_AMR = "amr+tail+fresh+steady+sources+anchored"
 
 # Named variants that change only how AMR chooses among past rows, at no cost (no new rows trimmed): the bandit's
 # settings, the reward's reference and arms per source. Uniform draws never read them.
-SELECTION_ONLY = ("steady", "fresh", "sources", "anchored")
+SELECTION_ONLY = ("steady", "fresh", "sources", "anchored", "rows")
 
 
 def configures_only_the_selection(name: str) -> bool:

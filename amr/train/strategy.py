@@ -302,6 +302,7 @@ def _policy(ctx: Context, name: str) -> replay_lib.ReplayPolicy:
         task_tilt=cfg.replay.get("task_tilt", 0.0),
         benefit_alpha=cfg.replay.get("benefit_alpha", 0.2),
         benefit_prior=cfg.replay.get("benefit_prior", 2.0),
+        row_priority=cfg.replay.get("row_priority", 0.0),
     )
 
 
