@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amr.compute.plan import plan_strategy
-from amr.io.checkpoint import RunCheckpoints, state_digest
+from amr.io.checkpoint import state_digest
 from amr.replay import benefit, clustering
 from amr.replay import policies as replay_lib
 from amr.runner import config_check
@@ -24,6 +24,7 @@ from amr.train.streams import next_chunk, task_stream
 from configs import tiny
 from configs.base import get_base_config
 from tests.support import traced_chunk
+from tests.support.checkpoint_round_trip import round_trip
 from tests.support.costs import LinearCosts
 
 K, CHUNK, ALPHA = 3, 4, 0.3
@@ -265,12 +266,7 @@ def test_benefit_state_is_checkpointed_and_restored(tmp_path):
     state = _policy_state(policy)
     for c in range(3):
         state = policy.observe(state, *_rows(c), step=CHUNK * c)
-    ckpt = RunCheckpoints(str(tmp_path / "ckpt"))
-    ckpt.save(3, state, {"task": 0})
-    ckpt.close()
-    ckpt = RunCheckpoints(str(tmp_path / "ckpt"))
-    restored, host = ckpt.restore_latest(policy.init())
-    ckpt.close()
+    restored, _ = round_trip(str(tmp_path / "ckpt"), state, policy.init())
     chex.assert_trees_all_equal(restored, state)
     assert int(restored.benefit.pairs[0]) == 2
     other = state.replace(benefit=state.benefit.replace(pairs=state.benefit.pairs + 1))

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
+from amr.io.checkpoint import state_digest
 from amr.replay import memory as memory_lib
 from amr.replay import policies
 from amr.replay import row_priority as rp
+from tests.support.checkpoint_round_trip import round_trip
 
 
 def _index(sizes_per_task=((3, 3), (4,)), capacity=20, max_arms=4):
@@ -133,16 +135,9 @@ def test_states_without_the_priority_keep_their_leaves():
 
 
 def test_row_gaps_are_checkpointed_and_restored(tmp_path):
-    from amr.io.checkpoint import RunCheckpoints, state_digest
-
     pol, state = _amr(row_priority=1.0)
     state = pol.observe(state, jnp.array([0, 4]), jnp.zeros(2, jnp.int32), jnp.array([4.0, 0.5]))
-    ckpt = RunCheckpoints(str(tmp_path / "ckpt"))
-    ckpt.save(1, state, {"task": 0})
-    ckpt.close()
-    ckpt = RunCheckpoints(str(tmp_path / "ckpt"))
-    restored, _ = ckpt.restore_latest(pol.init())
-    ckpt.close()
+    restored, _ = round_trip(str(tmp_path / "ckpt"), state, pol.init())
     chex.assert_trees_all_equal(restored, state)
     other = state.replace(row_gap=rp.record(state.row_gap, jnp.array([1]), jnp.array([2.0])))
     assert state_digest(other, {"task": 0}) != state_digest(state, {"task": 0})  # the digest covers the gaps
