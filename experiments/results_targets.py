@@ -298,8 +298,8 @@ def targets_section(benchmarks: dict[str, dict]) -> list[str]:
         "section has the same-split controls; [docs/results/ABLATIONS.md](results/ABLATIONS.md) adds each of issue "
         "#12's ideas alone to `amr` and removes each alone from the recommended AMR, every entry against uniform at "
         "its replay share; [docs/DEVELOPMENT.md](DEVELOPMENT.md) has the development probes that looked for "
-        "defaults that would meet them, with their rules and results (the last tried replaying more where replay is "
-        "cheap, and the selection at a larger constant share).",
+        "defaults that would meet them, with their rules and results (the last two tried replaying more where replay "
+        "is cheap, the selection at a larger constant share, and selecting inside the drawn arm).",
         "",
         f"### What the selection adds: `{RECOMMENDED}` against `{TWIN}`",
         "",
