@@ -87,6 +87,7 @@ def test_more_probes_and_more_mir_candidates_cost_more():
     assert four.selection > two.selection * 1.05
 
 
+@pytest.mark.slow
 def test_negative_control_plan_blind_to_the_bandit():
     """uniform and amr (free 'sample' references, no probes) have the same plan numbers; the measured
     chunks differ, because amr's chunk also updates the bandit from every replayed row."""

@@ -161,6 +161,7 @@ def _train(chunk, state, mem, memory, mesh, chunks):
     return jax.device_get(state)
 
 
+@pytest.mark.slow
 def test_methods_before_their_first_task_end_leave_training_bit_identical(model):
     """l2sp (inactive), ewc (zero Fisher) and ema (evaluation only) do not change a single bit of training
     before a task end; after one (anchor set, Fisher estimated) l2sp and ewc pull the weights."""

@@ -169,6 +169,7 @@ def test_one_forward_gives_the_loss_the_free_embedding_and_the_outputs(name, req
     assert not np.allclose(emb[0], emb[1], rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_free_embeddings_ride_with_every_kind_of_method_hook_in_the_chunk(model):
     """distill (outputs, loss term on replayed rows), migu (edit_grads), hft (post_update) and slow_learner
     (wrap_optimizer), all active, on 2 devices: free embeddings train bit-identically to paid ones and only

@@ -189,6 +189,7 @@ def test_migu_mask_is_the_top_fraction_of_l1_normalised_magnitudes():
     np.testing.assert_array_equal(masked["other"], np.ones(7))
 
 
+@pytest.mark.slow
 def test_migu_sgd_step_moves_only_the_kept_units(model):
     """With MIGU active a plain SGD step changes a linear layer's weights only for the units whose mean |output|
     (from the same forward pass) is in the top fraction; without MIGU every unit moves."""

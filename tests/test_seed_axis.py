@@ -17,7 +17,13 @@ def _seed_states(state, seeds):
 
 
 @pytest.mark.parametrize(
-    "policy_name,devices,seed_groups", [("uniform", 1, 0), ("amr", 1, 0), ("amr", 4, 0), ("amr", 2, 3)]
+    "policy_name,devices,seed_groups",
+    [
+        pytest.param("uniform", 1, 0, marks=pytest.mark.slow),
+        pytest.param("amr", 1, 0, marks=pytest.mark.slow),
+        pytest.param("amr", 4, 0, marks=pytest.mark.slow),
+        ("amr", 2, 3),  # the fast tier keeps the most general case: devices and seed groups both
+    ],
 )
 def test_vmapped_seeds_equal_their_own_chunks(policy_name, devices, seed_groups):
     """`seed_groups`: the vmapped program's seeds split over that many groups of `devices` devices

@@ -86,7 +86,12 @@ def _run(model, policy, tx, state, memory, mesh, new, spec):
 
 @pytest.mark.parametrize(
     "policy_name,extra",
-    [("amr", {}), ("amr", {"reference": "sample"}), ("mir", {"candidates": 2}), ("amr", {"reward": "marginal"})],
+    [
+        ("amr", {}),
+        pytest.param("amr", {"reference": "sample"}, marks=pytest.mark.slow),
+        ("mir", {"candidates": 2}),
+        pytest.param("amr", {"reward": "marginal"}, marks=pytest.mark.slow),
+    ],
 )
 def test_one_device_equals_eight(policy_name, extra):
     model = _lm()
