@@ -311,6 +311,13 @@ def draw(index: MemoryIndex, key: jax.Array, arm_ids: jax.Array) -> jax.Array:
     Jittable; with a concrete index it first checks (host side) that the memory is
     not empty, inside jit an empty memory gives -1 everywhere.
     """
+    arm_ids, valid, size, offset = _arm_slices(index, arm_ids)
+    j = jax.random.randint(key, arm_ids.shape, 0, jnp.maximum(size, 1), dtype=size.dtype)
+    return _ids_at(index, offset + j, valid, size)
+
+
+def _arm_slices(index: MemoryIndex, arm_ids):
+    """(arm_ids, valid, size, offset) of the arms drawn from, after the checks `draw` documents."""
     if _is_concrete(index):
         check_nonempty(index)
     arm_ids = jnp.asarray(arm_ids)
@@ -318,10 +325,12 @@ def draw(index: MemoryIndex, key: jax.Array, arm_ids: jax.Array) -> jax.Array:
         raise ValueError(f"arm_ids must be integers, got dtype {arm_ids.dtype}")
     valid = (arm_ids >= 0) & (arm_ids < index.max_arms)
     arm = jnp.where(valid, arm_ids, 0)
-    size = index.sizes[arm]
-    offset = index.offsets[arm]
-    j = jax.random.randint(key, arm_ids.shape, 0, jnp.maximum(size, 1), dtype=size.dtype)
-    ids = index.sorted_ids[offset + j]
+    return arm_ids, valid, index.sizes[arm], index.offsets[arm]
+
+
+def _ids_at(index: MemoryIndex, positions, valid, size):
+    """The ids at `positions` of `sorted_ids`, -1 where the arm was invalid or empty."""
+    ids = index.sorted_ids[positions]
     return jnp.where(valid & (size > 0), ids, jnp.asarray(-1, ids.dtype))
 
 
@@ -334,11 +343,7 @@ def draw_weighted(index: MemoryIndex, key: jax.Array, arm_ids: jax.Array, weight
     prefix sums, O(log capacity) per draw. An arm whose weights sum to 0 (or are not finite) is drawn
     uniformly, as `draw` does; an empty or invalid arm yields -1. Jittable; same shape as `arm_ids`.
     """
-    if _is_concrete(index):
-        check_nonempty(index)
-    arm_ids = jnp.asarray(arm_ids)
-    if not jnp.issubdtype(arm_ids.dtype, jnp.integer):
-        raise ValueError(f"arm_ids must be integers, got dtype {arm_ids.dtype}")
+    arm_ids, valid, size, offset = _arm_slices(index, arm_ids)
     w = jnp.asarray(weights_sorted, jnp.float32)
     if w.shape != index.sorted_ids.shape:
         raise ValueError(
@@ -346,16 +351,12 @@ def draw_weighted(index: MemoryIndex, key: jax.Array, arm_ids: jax.Array, weight
         )
     w = jnp.where(jnp.isfinite(w) & (w > 0), w, 0.0)
     cdf = jnp.concatenate([jnp.zeros((1,), jnp.float32), jnp.cumsum(w)])  # cdf[j] = sum(w[:j])
-    valid = (arm_ids >= 0) & (arm_ids < index.max_arms)
-    arm = jnp.where(valid, arm_ids, 0)
-    size, offset = index.sizes[arm], index.offsets[arm]
     lo, hi = cdf[offset], cdf[offset + size]
     u_key, j_key = jax.random.split(key)
     x = lo + jax.random.uniform(u_key, arm_ids.shape, jnp.float32) * (hi - lo)
     weighted = offset + jnp.clip(jnp.searchsorted(cdf[1:], x, side="right").astype(size.dtype) - offset, 0, size - 1)
     uniform = offset + jax.random.randint(j_key, arm_ids.shape, 0, jnp.maximum(size, 1), dtype=size.dtype)
-    ids = index.sorted_ids[jnp.where(hi > lo, weighted, uniform)]
-    return jnp.where(valid & (size > 0), ids, jnp.asarray(-1, ids.dtype))
+    return _ids_at(index, jnp.where(hi > lo, weighted, uniform), valid, size)
 
 
 def draw_uniform(index: MemoryIndex, key: jax.Array, shape) -> jax.Array:

@@ -52,7 +52,7 @@ from amr.replay import row_priority as row_priority_lib
 from amr.replay import sampling
 from amr.replay._checks import check_choice, check_int, check_real
 from amr.replay.policy_base import Candidates, ReplayPolicy, ReplayState, keep_all  # noqa: F401  (the public types)
-from amr.replay.rewards import PER_ROW_REFERENCES, REFERENCES, REWARDS  # noqa: F401  (REWARDS, REFERENCES: public)
+from amr.replay.rewards import PER_ROW_REFERENCES, PER_ROW_REWARDS, REFERENCES, REWARDS  # noqa: F401  (REWARDS, REFERENCES: public)
 from amr.replay.rewards import reward_fn as reward_fn_of
 
 # ---------------------------------------------------------------- the policies without feedback
@@ -290,10 +290,10 @@ def amr(
 def _check_row_priority(row_priority: float, reward: str, reference: str) -> float:
     """The checked β; ValueError naming `row_priority` unless it reads per-row rewards."""
     beta = check_real("row_priority", row_priority, 0.0, float("inf"), lo_open=False)
-    if beta and (reward not in ("loss_increase", "benefit") or reference not in PER_ROW_REFERENCES):
+    if beta and (reward not in PER_ROW_REWARDS or reference not in PER_ROW_REFERENCES):
         raise ValueError(
-            f"row_priority: ranks rows by their loss increase over their own reference, so it needs reward "
-            f"'loss_increase' or 'benefit' with a per-row reference {PER_ROW_REFERENCES}; got reward {reward!r}, "
+            f"row_priority: ranks rows by their loss increase over their own reference, so it needs a reward of "
+            f"{PER_ROW_REWARDS} with a per-row reference {PER_ROW_REFERENCES}; got reward {reward!r}, "
             f"reference {reference!r}"
         )
     return beta

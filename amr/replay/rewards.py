@@ -18,6 +18,7 @@ import jax.numpy as jnp
 REWARDS = ("loss", "loss_increase", "marginal", "benefit")
 REFERENCES = ("sample", "visit", "arm", "task_end")  # loss_increase's reference; the first is the default
 PER_ROW_REFERENCES = ("sample", "visit", "task_end")  # references kept per row (f32[capacity]) by `record_new`
+PER_ROW_REWARDS = ("loss_increase", "benefit")  # rewards that are a row's loss over such a reference (row_priority)
 
 
 def at_or_nan(x_N, ids):

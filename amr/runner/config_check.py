@@ -7,6 +7,7 @@ from amr.data.python_text import TEXT_SOURCES
 from amr.data.tasks import num_groups as task_groups
 from amr.methods import check_config as check_methods
 from amr.replay import clustering, registry
+from amr.replay.rewards import PER_ROW_REWARDS
 from amr.replay.share import PROFILES, SHARES
 from amr.train import free_embeddings
 from amr.train.state import OPTIMIZERS, SCHEDULES
@@ -313,7 +314,7 @@ def _validate_row_priority(cfg) -> None:
     if not beta:
         return
     _require(
-        cfg.replay.reward in ("loss_increase", "benefit"),
+        cfg.replay.reward in PER_ROW_REWARDS,
         "replay.row_priority",
         f"{beta!r} ranks rows by their loss increase; replay.reward {cfg.replay.reward!r} gives none (use loss_increase)",
     )

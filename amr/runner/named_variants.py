@@ -199,7 +199,7 @@ RECOMMENDED_AMR = "amr+tail+fresh+steady+sources+anchored"
 
 
 # Named variants that change only how AMR chooses among past rows, at no cost (no new rows trimmed): the bandit's
-# settings, the reward's reference and arms per source. Uniform draws never read them.
+# settings, the reward's reference, arms per source and the row priority inside an arm. Uniform draws never read them.
 SELECTION_ONLY = ("steady", "fresh", "sources", "anchored", "rows")
 
 
